@@ -1,0 +1,1 @@
+//! The `volley` command line.

@@ -1,0 +1,655 @@
+//! Actors: state plus methods, run by the actor's own thread group.
+//!
+//! # Model
+//! - An actor is built by a factory closure (its constructor) on its first thread, after
+//!   the actor's resources are granted. Calls go into one FIFO mailbox, so calls from one
+//!   caller run in submission order. With `max_concurrency = 1` (the default) one thread
+//!   runs them one at a time; with `n > 1`, `n` threads take calls in order and run them
+//!   concurrently: [`ActorHandle::call_shared`] methods (`&A`) overlap, [`ActorHandle::call`]
+//!   methods (`&mut A`) are exclusive.
+//! - A method that panics kills the instance. With restarts left (`max_restarts`, `-1` for
+//!   unlimited) the constructor runs again and later calls go to the new instance; the call
+//!   that panicked is retried up to `max_task_retries` times, else it fails. Without restarts
+//!   the actor is dead: queued and later calls fail with `ActorDied`.
+//! - `kill` stops it at once (queued calls fail). When the last handle is dropped, a
+//!   non-detached actor finishes its queued calls and stops. Named actors are found with
+//!   [`get_actor`].
+//!
+//! # States
+//! `Starting → Alive ⇄ Restarting → Dead(reason)`; only the actor's threads move it out of
+//! `Starting`/`Restarting`; anyone may move it to `Dead`.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::core::api::{ObjectRef, RawRef};
+use crate::core::ids::{ActorId, ObjectId, WorkerId};
+use crate::core::node::{CurrentTask, NodeInner, current, panic_message, with_current};
+use crate::core::object::{Value, collect_nested_refs};
+use crate::core::scheduler::Grant;
+use crate::core::task::{SchedulingStrategy, TaskOptions, option_setters};
+use crate::error::{Error, FailureCause, Result, TaskResult};
+
+/// Actor options (Ray's `.options(...)` on a class).
+#[derive(Clone, Debug)]
+pub struct ActorOptions {
+    /// A name to find it by with [`get_actor`].
+    pub name: Option<String>,
+    /// Threads running calls concurrently (default 1: strictly one at a time, in order).
+    pub max_concurrency: usize,
+    /// Constructor re-runs after a panic; `-1` for unlimited (default 0).
+    pub max_restarts: i32,
+    /// Retries of a call interrupted by a panic, when the actor restarts (default 0).
+    pub max_task_retries: i32,
+    /// Resources held for the actor's lifetime (default: none, like Ray's actors).
+    pub task: TaskOptions,
+    /// Keep the actor after its last handle is dropped (until `kill` or shutdown).
+    pub detached: bool,
+}
+
+impl Default for ActorOptions {
+    fn default() -> Self {
+        ActorOptions {
+            name: None,
+            max_concurrency: 1,
+            max_restarts: 0,
+            max_task_retries: 0,
+            task: TaskOptions {
+                num_cpus: 0.0,
+                ..TaskOptions::default()
+            },
+            detached: false,
+        }
+    }
+}
+
+/// Builds an actor: `volley::actor(Counter::default).name("c").spawn()`.
+pub struct ActorBuilder<A> {
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    opts: ActorOptions,
+}
+
+/// Starts building an actor whose constructor is `factory`.
+///
+/// ```
+/// #[derive(Default)]
+/// struct Counter(i64);
+/// # volley::init(volley::Config::default()).unwrap();
+/// let c = volley::actor(Counter::default).spawn().unwrap();
+/// c.call(|c: &mut Counter| { c.0 += 1; Ok(c.0) }).unwrap();
+/// let r = c.call(|c: &mut Counter| { c.0 += 1; Ok(c.0) }).unwrap();
+/// assert_eq!(volley::get(&r).unwrap(), 2);
+/// # volley::shutdown();
+/// ```
+pub fn actor<A, F>(factory: F) -> ActorBuilder<A>
+where
+    A: Send + Sync + 'static,
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    ActorBuilder {
+        factory: Arc::new(factory),
+        opts: ActorOptions::default(),
+    }
+}
+
+impl<A> std::fmt::Debug for ActorBuilder<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorBuilder")
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+impl<A: Send + Sync + 'static> ActorBuilder<A> {
+    /// Replaces all options.
+    pub fn options(mut self, opts: ActorOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    option_setters! {
+        /// Name for [`get_actor`].
+        name: &str => name = Some;
+        /// Concurrent calls.
+        max_concurrency: usize => max_concurrency;
+        /// Constructor re-runs after a panic (-1: unlimited).
+        max_restarts: i32 => max_restarts;
+        /// Retries of a call interrupted by a panic.
+        max_task_retries: i32 => max_task_retries;
+        /// Keep alive without handles.
+        detached: bool => detached;
+    }
+
+    /// CPUs held for the actor's lifetime.
+    pub fn num_cpus(mut self, n: f64) -> Self {
+        self.opts.task.num_cpus = n;
+        self
+    }
+
+    /// GPUs held for the actor's lifetime.
+    pub fn num_gpus(mut self, n: f64) -> Self {
+        self.opts.task.num_gpus = n;
+        self
+    }
+
+    /// A custom resource held for the actor's lifetime.
+    pub fn resource(mut self, name: &str, amount: f64) -> Self {
+        self.opts.task.resources.push((name.to_string(), amount));
+        self
+    }
+
+    /// Where the actor runs (e.g. a placement group bundle).
+    pub fn scheduling_strategy(mut self, s: SchedulingStrategy) -> Self {
+        self.opts.task.scheduling_strategy = s;
+        self
+    }
+
+    /// Creates the actor. Its constructor runs on the actor's thread; calls made before it
+    /// finishes wait in the mailbox.
+    pub fn spawn(self) -> Result<ActorHandle<A>> {
+        let node = current()?;
+        if self.opts.max_concurrency == 0 {
+            return Err(Error::InvalidArgument(
+                "max_concurrency must be >= 1".into(),
+            ));
+        }
+        let demand = Arc::new(self.opts.task.resource_set()?);
+        node.sched
+            .check_feasible(&demand, &self.opts.task.scheduling_strategy)?;
+        let id = ActorId(node.next_task_id());
+        let display = match &self.opts.name {
+            Some(n) => format!("{n} ({id})"),
+            None => format!("{} ({id})", short_name::<A>()),
+        };
+        let core = Arc::new(ActorCore {
+            id,
+            display,
+            factory: self.factory,
+            state: RwLock::new(None),
+            mb: Mutex::new(Mailbox {
+                queue: VecDeque::new(),
+                status: Status::Starting,
+                restarts: 0,
+                in_flight: Vec::new(),
+                threads_alive: self.opts.max_concurrency,
+                grant: None,
+                stopping: false,
+            }),
+            cv: Condvar::new(),
+            handles: AtomicUsize::new(1),
+            node: Arc::downgrade(&node),
+            opts: self.opts,
+        });
+        {
+            let mut names = node.named_actors.lock();
+            if let Some(name) = &core.opts.name {
+                if names.contains_key(name) {
+                    return Err(Error::InvalidArgument(format!(
+                        "an actor named {name:?} already exists"
+                    )));
+                }
+                names.insert(name.clone(), id);
+            }
+            node.actors.lock().insert(id, core.clone());
+        }
+        for i in 0..core.opts.max_concurrency {
+            let c = core.clone();
+            let n = node.clone();
+            let index = node.next_worker_index();
+            let demand = (i == 0).then(|| demand.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("volley-actor-{index}"))
+                .spawn(move || c.thread_main(n, index, demand));
+            match spawned {
+                Ok(h) => node.adopt_thread(h),
+                Err(e) => {
+                    core.die(&node, format!("could not start a thread: {e}"));
+                    return Err(Error::io("starting an actor thread", e));
+                }
+            }
+        }
+        Ok(ActorHandle { core })
+    }
+}
+
+fn short_name<A>() -> &'static str {
+    std::any::type_name::<A>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("Actor")
+}
+
+enum Status {
+    Starting,
+    Alive,
+    Restarting,
+    Dead(String),
+}
+
+type MutFn<A> = dyn Fn(&mut A) -> TaskResult<Box<dyn FnOnce() -> CallOutput + Send>> + Send + Sync;
+type SharedFn<A> = dyn Fn(&A) -> TaskResult<Box<dyn FnOnce() -> CallOutput + Send>> + Send + Sync;
+type CallOutput = Result<(crate::core::object::ObjectData, Vec<ObjectId>)>;
+
+enum Method<A> {
+    Mut(Box<MutFn<A>>),
+    Shared(Box<SharedFn<A>>),
+}
+
+struct Call<A> {
+    method: Method<A>,
+    output: ObjectId,
+    retries_left: i32,
+}
+
+struct Mailbox<A> {
+    queue: VecDeque<Call<A>>,
+    status: Status,
+    restarts: i32,
+    in_flight: Vec<ObjectId>,
+    threads_alive: usize,
+    grant: Option<Grant>,
+    stopping: bool,
+}
+
+pub(crate) struct ActorCore<A> {
+    id: ActorId,
+    display: String,
+    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    state: RwLock<Option<A>>,
+    mb: Mutex<Mailbox<A>>,
+    cv: Condvar,
+    handles: AtomicUsize,
+    node: std::sync::Weak<NodeInner>,
+    opts: ActorOptions,
+}
+
+/// What the node needs to control any actor.
+pub(crate) trait ActorControl: Send + Sync {
+    /// Kills it (no restart).
+    fn stop(&self, reason: &str);
+    /// For typed lookup.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<A: Send + Sync + 'static> ActorControl for ActorCore<A> {
+    fn stop(&self, reason: &str) {
+        if let Some(node) = self.node.upgrade() {
+            self.die(&node, reason.to_string());
+        } else {
+            let mut mb = self.mb.lock();
+            mb.status = Status::Dead(reason.to_string());
+            mb.queue.clear();
+            self.cv.notify_all();
+        }
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl<A: Send + Sync + 'static> ActorCore<A> {
+    fn died_error(&self, reason: &str) -> Error {
+        Error::ActorDied {
+            actor: self.display.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Marks the actor dead; fails queued and in-flight calls; unregisters it.
+    fn die(&self, node: &NodeInner, reason: String) {
+        let (queued, in_flight) = {
+            let mut mb = self.mb.lock();
+            if matches!(mb.status, Status::Dead(_)) {
+                return;
+            }
+            mb.status = Status::Dead(reason.clone());
+            self.cv.notify_all();
+            (std::mem::take(&mut mb.queue), mb.in_flight.clone())
+        };
+        let err = self.died_error(&reason);
+        for c in queued {
+            node.store.fail(c.output, err.clone());
+        }
+        for o in in_flight {
+            node.store.fail(o, err.clone());
+        }
+        self.unregister(node);
+    }
+
+    fn unregister(&self, node: &NodeInner) {
+        node.actors.lock().remove(&self.id);
+        if let Some(name) = &self.opts.name {
+            let mut names = node.named_actors.lock();
+            if names.get(name) == Some(&self.id) {
+                names.remove(name);
+            }
+        }
+    }
+
+    fn construct(&self) -> std::result::Result<A, String> {
+        let cur = CurrentTask::new(self.id.0, None, None, Some(self.id));
+        with_current(cur, || catch_unwind(AssertUnwindSafe(|| (self.factory)())))
+            .map_err(panic_message)
+    }
+
+    fn thread_main(
+        self: Arc<Self>,
+        node: Arc<NodeInner>,
+        index: u32,
+        demand: Option<Arc<crate::ResourceSet>>,
+    ) {
+        crate::core::node::set_worker(WorkerId {
+            node: node.id,
+            index,
+        });
+        // The first thread takes the resources and runs the constructor.
+        if let Some(demand) = demand {
+            let dead = || matches!(self.mb.lock().status, Status::Dead(_));
+            match node
+                .sched
+                .acquire_blocking(&demand, &self.opts.task.scheduling_strategy, &dead)
+            {
+                Ok(g) => self.mb.lock().grant = Some(g),
+                Err(e) => self.die(&node, format!("its resources were never granted: {e}")),
+            }
+            let alive = !matches!(self.mb.lock().status, Status::Dead(_));
+            if alive {
+                match self.construct() {
+                    Ok(a) => {
+                        *self.state.write() = Some(a);
+                        let mut mb = self.mb.lock();
+                        if matches!(mb.status, Status::Starting) {
+                            mb.status = Status::Alive;
+                        }
+                        self.cv.notify_all();
+                    }
+                    Err(msg) => self.die(&node, format!("its constructor panicked: {msg}")),
+                }
+            }
+        }
+        self.run_calls(&node);
+        // The last thread out gives the resources back.
+        let grant = {
+            let mut mb = self.mb.lock();
+            mb.threads_alive -= 1;
+            if mb.threads_alive == 0 {
+                mb.grant.take()
+            } else {
+                None
+            }
+        };
+        if let Some(g) = grant {
+            let released = node.sched.release(&g);
+            node.after_release(released);
+        }
+        *self.state.write() = None;
+    }
+
+    fn run_calls(&self, node: &Arc<NodeInner>) {
+        loop {
+            let call = {
+                let mut mb = self.mb.lock();
+                loop {
+                    match mb.status {
+                        Status::Dead(_) => return,
+                        Status::Alive => {
+                            if let Some(c) = mb.queue.pop_front() {
+                                mb.in_flight.push(c.output);
+                                break c;
+                            }
+                            if mb.stopping {
+                                drop(mb);
+                                self.die(node, "all handles were dropped".into());
+                                return;
+                            }
+                        }
+                        Status::Starting | Status::Restarting => {}
+                    }
+                    self.cv.wait(&mut mb);
+                }
+            };
+            self.run_call(node, call);
+        }
+    }
+
+    fn run_call(&self, node: &Arc<NodeInner>, call: Call<A>) {
+        let cur = CurrentTask::new(call.output.task, None, None, Some(self.id));
+        let outcome = with_current(cur, || {
+            catch_unwind(AssertUnwindSafe(|| match &call.method {
+                Method::Mut(f) => match self.state.write().as_mut() {
+                    Some(a) => f(a).map(Some),
+                    None => Ok(None),
+                },
+                Method::Shared(f) => match self.state.read().as_ref() {
+                    Some(a) => f(a).map(Some),
+                    None => Ok(None),
+                },
+            }))
+        });
+        self.mb.lock().in_flight.retain(|o| *o != call.output);
+        let task = format!("{}.call ({})", self.display, call.output.task);
+        match outcome {
+            Ok(Ok(Some(make))) => match make() {
+                Ok((data, nested)) => {
+                    let _ = node.store.seal(call.output, data, nested);
+                }
+                Err(e) => node.store.fail(call.output, e),
+            },
+            Ok(Ok(None)) => node
+                .store
+                .fail(call.output, self.died_error("no live instance")),
+            Ok(Err(e)) => node.store.fail(
+                call.output,
+                Error::TaskFailed {
+                    task,
+                    cause: FailureCause::UserError,
+                    message: e.message().to_string(),
+                    attempts: 1,
+                },
+            ),
+            Err(payload) => {
+                let msg = panic_message(payload);
+                self.after_panic(node, call, task, msg);
+            }
+        }
+    }
+
+    fn after_panic(&self, node: &Arc<NodeInner>, mut call: Call<A>, task: String, msg: String) {
+        let can_restart = {
+            let mut mb = self.mb.lock();
+            let ok = matches!(mb.status, Status::Alive)
+                && (self.opts.max_restarts < 0 || mb.restarts < self.opts.max_restarts);
+            if ok {
+                mb.restarts += 1;
+                mb.status = Status::Restarting;
+            }
+            ok
+        };
+        let failed = Error::TaskFailed {
+            task,
+            cause: FailureCause::Panic,
+            message: msg.clone(),
+            attempts: 1,
+        };
+        if !can_restart {
+            node.store.fail(call.output, failed);
+            self.die(
+                node,
+                format!("a method panicked and no restarts are left: {msg}"),
+            );
+            return;
+        }
+        // Rebuild the instance (waits for concurrent calls to leave the state).
+        let rebuilt = {
+            let mut st = self.state.write();
+            *st = None;
+            match self.construct() {
+                Ok(a) => {
+                    *st = Some(a);
+                    Ok(())
+                }
+                Err(m) => Err(m),
+            }
+        };
+        match rebuilt {
+            Ok(()) => {
+                let mut mb = self.mb.lock();
+                if matches!(mb.status, Status::Restarting) {
+                    mb.status = Status::Alive;
+                }
+                if call.retries_left != 0 && matches!(mb.status, Status::Alive) {
+                    call.retries_left -= 1;
+                    mb.queue.push_front(call);
+                } else {
+                    drop(mb);
+                    node.store.fail(call.output, failed);
+                }
+                self.cv.notify_all();
+            }
+            Err(m) => {
+                node.store.fail(call.output, failed);
+                self.die(node, format!("its constructor panicked on restart: {m}"));
+            }
+        }
+    }
+
+    fn submit(&self, method: Method<A>) -> Result<RawRef> {
+        let node = self.node.upgrade().ok_or(Error::NotInitialized)?;
+        let output = ObjectId {
+            task: node.next_task_id(),
+            index: 0,
+        };
+        node.store.create_pending(output, 1);
+        let raw = RawRef::adopt(&node, output);
+        let mut mb = self.mb.lock();
+        if let Status::Dead(reason) = &mb.status {
+            let err = self.died_error(reason);
+            drop(mb);
+            node.store.fail(output, err);
+            return Ok(raw);
+        }
+        mb.queue.push_back(Call {
+            method,
+            output,
+            retries_left: self.opts.max_task_retries,
+        });
+        self.cv.notify_one();
+        Ok(raw)
+    }
+}
+
+/// A handle on an actor. Clones share the actor; when the last one is dropped a
+/// non-detached actor finishes its queued calls and stops.
+pub struct ActorHandle<A: Send + Sync + 'static> {
+    core: Arc<ActorCore<A>>,
+}
+
+impl<A: Send + Sync + 'static> ActorHandle<A> {
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.core.id
+    }
+
+    /// Calls a method that may change the state (`&mut A`); returns a ref to its result.
+    pub fn call<R, F>(&self, f: F) -> Result<ObjectRef<R>>
+    where
+        R: Value,
+        F: Fn(&mut A) -> TaskResult<R> + Send + Sync + 'static,
+    {
+        let m = Method::Mut(Box::new(move |a: &mut A| f(a).map(seal_later)));
+        self.core.submit(m).map(ObjectRef::from_raw)
+    }
+
+    /// Calls a read-only method (`&A`); with `max_concurrency > 1` such calls overlap.
+    pub fn call_shared<R, F>(&self, f: F) -> Result<ObjectRef<R>>
+    where
+        R: Value,
+        F: Fn(&A) -> TaskResult<R> + Send + Sync + 'static,
+    {
+        let m = Method::Shared(Box::new(move |a: &A| f(a).map(seal_later)));
+        self.core.submit(m).map(ObjectRef::from_raw)
+    }
+
+    /// Kills the actor: queued and running calls fail with `ActorDied`, no restart.
+    pub fn kill(&self) {
+        self.core.stop("killed by kill()");
+    }
+
+    /// True until the actor dies.
+    pub fn is_alive(&self) -> bool {
+        !matches!(self.core.mb.lock().status, Status::Dead(_))
+    }
+
+    /// Times the constructor was re-run.
+    pub fn num_restarts(&self) -> i32 {
+        self.core.mb.lock().restarts
+    }
+}
+
+fn seal_later<R: Value>(r: R) -> Box<dyn FnOnce() -> CallOutput + Send> {
+    Box::new(move || {
+        let (data, nested) = collect_nested_refs(|| r.into_data());
+        Ok((data?, nested))
+    })
+}
+
+impl<A: Send + Sync + 'static> Clone for ActorHandle<A> {
+    fn clone(&self) -> Self {
+        self.core.handles.fetch_add(1, Ordering::Relaxed);
+        ActorHandle {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<A: Send + Sync + 'static> Drop for ActorHandle<A> {
+    fn drop(&mut self) {
+        if self.core.handles.fetch_sub(1, Ordering::AcqRel) == 1 && !self.core.opts.detached {
+            let mut mb = self.core.mb.lock();
+            mb.stopping = true;
+            self.core.cv.notify_all();
+        }
+    }
+}
+
+impl<A: Send + Sync + 'static> std::fmt::Debug for ActorHandle<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ActorHandle({})", self.core.display)
+    }
+}
+
+/// A handle on the live actor named `name`, which must be an actor of type `A`.
+pub fn get_actor<A: Send + Sync + 'static>(name: &str) -> Result<ActorHandle<A>> {
+    let node = current()?;
+    let id = node
+        .named_actors
+        .lock()
+        .get(name)
+        .copied()
+        .ok_or_else(|| Error::NotFound(format!("no live actor named {name:?}")))?;
+    let ctl = node
+        .actors
+        .lock()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| Error::NotFound(format!("no live actor named {name:?}")))?;
+    let core = ctl.into_any().downcast::<ActorCore<A>>().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "actor {name:?} is not an actor of type {}",
+            std::any::type_name::<A>()
+        ))
+    })?;
+    core.handles.fetch_add(1, Ordering::Relaxed);
+    Ok(ActorHandle { core })
+}
+
+/// Kills an actor (Ray's `ray.kill`).
+pub fn kill<A: Send + Sync + 'static>(handle: &ActorHandle<A>) {
+    handle.kill();
+}

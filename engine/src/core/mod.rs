@@ -1,0 +1,25 @@
+//! Volley Core: tasks, actors and objects on one node (local mode), built so the cluster can
+//! put Arrow Flight under the same store and scheduler.
+//!
+//! ```text
+//!  driver thread ──submit──► node ── pending-args ──► scheduler queues ──► worker threads
+//!        ▲                    │                                              │
+//!        └──── get/wait ◄── store (budget · pins · refcounts · shm · spill) ◄─ seal
+//! ```
+//! Modules: [`ids`], [`resources`], [`object`] (values and their IPC encoding), [`shm`]
+//! (segments), [`store`] internals, [`scheduler`] (policies), [`placement`], tasks and
+//! actors.
+
+pub mod actor;
+pub mod api;
+pub mod generator;
+pub mod ids;
+pub(crate) mod node;
+pub mod object;
+pub mod placement;
+pub mod resources;
+pub mod scheduler;
+pub mod shm;
+pub(crate) mod spill;
+pub mod store;
+pub mod task;

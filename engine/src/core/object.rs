@@ -1,0 +1,421 @@
+//! Objects: immutable values in the store.
+//!
+//! An object is either an Arrow [`Block`] (one or more `RecordBatch`es sharing one schema,
+//! kept as `Arc`ed buffers — zero-copy for Rust consumers) or opaque serialized bytes
+//! ([`ObjectData::Bytes`]: bincode for Rust values, pickle for Python ones).
+//!
+//! Both kinds have one wire/segment/spill encoding: the Arrow IPC stream format
+//! ([`encode_ipc`] / [`decode_ipc`]). Bytes objects travel as a one-row `LargeBinary` column
+//! whose schema metadata names the format. Decoding from a [`Buffer`] is zero-copy.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, LargeBinaryArray, RecordBatch};
+use arrow::buffer::Buffer;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::reader::StreamDecoder;
+use arrow::ipc::writer::StreamEncoder;
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::core::ids::ObjectId;
+use crate::error::{Error, Result};
+
+/// Encoding of an opaque bytes object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BytesFormat {
+    /// A Rust value serialized with bincode.
+    Bincode,
+    /// Raw bytes chosen by the caller.
+    Raw,
+    /// A pickled Python value (protocol 5).
+    Pickle,
+}
+
+impl BytesFormat {
+    fn name(self) -> &'static str {
+        match self {
+            BytesFormat::Bincode => "bincode",
+            BytesFormat::Raw => "raw",
+            BytesFormat::Pickle => "pickle",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "bincode" => BytesFormat::Bincode,
+            "raw" => BytesFormat::Raw,
+            "pickle" => BytesFormat::Pickle,
+            _ => return None,
+        })
+    }
+}
+
+/// Schema metadata key that marks a bytes object in its IPC encoding.
+const FORMAT_KEY: &str = "volley.bytes_format";
+
+/// The data of one object.
+#[derive(Clone, Debug)]
+pub enum ObjectData {
+    /// Arrow record batches.
+    Arrow(Block),
+    /// Serialized bytes.
+    Bytes {
+        /// How `data` is encoded.
+        format: BytesFormat,
+        /// The bytes.
+        data: Bytes,
+    },
+}
+
+impl ObjectData {
+    /// Bytes this object occupies in memory (what the store's budget counts).
+    pub fn size(&self) -> u64 {
+        match self {
+            ObjectData::Arrow(b) => b.size_bytes(),
+            ObjectData::Bytes { data, .. } => data.len() as u64,
+        }
+    }
+}
+
+/// One or more `RecordBatch`es with one schema: an Arrow object.
+///
+/// Cloning is cheap (buffers are shared). A `Block` read from the store keeps the object
+/// pinned (never spilled or evicted) until the last clone is dropped.
+///
+/// ```
+/// use std::sync::Arc;
+/// use volley::arrow::array::{Int64Array, RecordBatch};
+/// let batch = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(vec![1, 2, 3])) as _)])
+///     .unwrap();
+/// let block = volley::Block::from(batch);
+/// assert_eq!(block.num_rows(), 3);
+/// ```
+#[derive(Clone)]
+pub struct Block {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    keepalive: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Block {
+    /// A block of `batches`, which must all have `schema`.
+    pub fn try_new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<Self> {
+        if let Some((i, b)) = batches
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.schema() != schema)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "batch {i} of a block has schema {:?}, expected {:?}",
+                b.schema(),
+                schema
+            )));
+        }
+        Ok(Block {
+            schema,
+            batches,
+            keepalive: None,
+        })
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The batches.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// Rows over all batches.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    /// In-memory bytes of the batches' buffers.
+    pub fn size_bytes(&self) -> u64 {
+        self.batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum()
+    }
+
+    /// The batches concatenated into one.
+    pub fn concat(&self) -> Result<RecordBatch> {
+        Ok(arrow::compute::concat_batches(&self.schema, &self.batches)?)
+    }
+}
+
+impl From<RecordBatch> for Block {
+    fn from(batch: RecordBatch) -> Self {
+        Block {
+            schema: batch.schema(),
+            batches: vec![batch],
+            keepalive: None,
+        }
+    }
+}
+
+impl PartialEq for Block {
+    fn eq(&self, other: &Self) -> bool {
+        self.schema == other.schema
+            && self.num_rows() == other.num_rows()
+            && match (self.concat(), other.concat()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            }
+    }
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Block")
+            .field("schema", &self.schema)
+            .field("batches", &self.batches.len())
+            .field("rows", &self.num_rows())
+            .field("bytes", &self.size_bytes())
+            .finish()
+    }
+}
+
+/// A type that can be stored as an object.
+///
+/// Implemented for [`Block`] (stored as Arrow) and for every `serde` type (stored as
+/// bincode). `ObjectRef`s nested inside a value stay refs.
+pub trait Value: Send + 'static + Sized {
+    /// How the value is stored.
+    const KIND: crate::core::api::ValueKind = crate::core::api::ValueKind::Bytes;
+    /// Keeps the object pinned while this value lives (Arrow values share the store's
+    /// buffers).
+    fn attach_pin(&mut self, _pin: Arc<dyn Any + Send + Sync>) {}
+    /// Converts into object data.
+    fn into_data(self) -> Result<ObjectData>;
+    /// Reads back from object data.
+    fn from_data(data: &ObjectData) -> Result<Self>;
+}
+
+impl Value for Block {
+    const KIND: crate::core::api::ValueKind = crate::core::api::ValueKind::Arrow;
+
+    fn attach_pin(&mut self, pin: Arc<dyn Any + Send + Sync>) {
+        self.keepalive = Some(pin);
+    }
+
+    fn into_data(self) -> Result<ObjectData> {
+        Ok(ObjectData::Arrow(self))
+    }
+
+    fn from_data(data: &ObjectData) -> Result<Self> {
+        match data {
+            ObjectData::Arrow(b) => Ok(b.clone()),
+            ObjectData::Bytes { format, .. } => Err(Error::InvalidArgument(format!(
+                "expected an Arrow object, found a {} bytes object",
+                format.name()
+            ))),
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Value for T {
+    fn into_data(self) -> Result<ObjectData> {
+        let data = bincode::serialize(&self).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "cannot serialize {}: {e}",
+                std::any::type_name::<T>()
+            ))
+        })?;
+        Ok(ObjectData::Bytes {
+            format: BytesFormat::Bincode,
+            data: Bytes::from(data),
+        })
+    }
+
+    fn from_data(data: &ObjectData) -> Result<Self> {
+        match data {
+            ObjectData::Bytes {
+                format: BytesFormat::Bincode,
+                data,
+            } => bincode::deserialize(data).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "object does not deserialize as {}: {e}",
+                    std::any::type_name::<T>()
+                ))
+            }),
+            ObjectData::Bytes { format, .. } => Err(Error::InvalidArgument(format!(
+                "expected a bincode object of {}, found a {} object",
+                std::any::type_name::<T>(),
+                format.name()
+            ))),
+            ObjectData::Arrow(_) => Err(Error::InvalidArgument(format!(
+                "expected {}, found an Arrow object (get it as volley::Block)",
+                std::any::type_name::<T>()
+            ))),
+        }
+    }
+}
+
+thread_local! {
+    static NESTED_REFS: RefCell<Option<Vec<ObjectId>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a serialization) and returns the ids of the `ObjectRef`s it serialized.
+pub(crate) fn collect_nested_refs<R>(f: impl FnOnce() -> R) -> (R, Vec<ObjectId>) {
+    let prev = NESTED_REFS.with(|c| c.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let ids = NESTED_REFS.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+    (r, ids.unwrap_or_default())
+}
+
+/// Called by `ObjectRef`'s `Serialize`: records a nested ref.
+pub(crate) fn note_nested_ref(id: ObjectId) {
+    NESTED_REFS.with(|c| {
+        if let Some(v) = c.borrow_mut().as_mut() {
+            v.push(id);
+        }
+    });
+}
+
+/// Encodes an object in the Arrow IPC stream format as a list of buffers that reference the
+/// object's own memory (no copy); their concatenation is the encoding.
+pub fn encode_ipc(data: &ObjectData) -> Result<Vec<Buffer>> {
+    let (schema, batches) = match data {
+        ObjectData::Arrow(b) => (b.schema.clone(), b.batches.clone()),
+        ObjectData::Bytes { format, data } => {
+            let meta = HashMap::from([(FORMAT_KEY.to_string(), format.name().to_string())]);
+            let schema = Arc::new(Schema::new_with_metadata(
+                vec![Field::new("value", DataType::LargeBinary, false)],
+                meta,
+            ));
+            let array = LargeBinaryArray::from_vec(vec![data.as_ref()]);
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(array)])?;
+            (schema, vec![batch])
+        }
+    };
+    let mut enc = StreamEncoder::try_new(&schema)?;
+    let mut out = Vec::new();
+    for b in &batches {
+        out.extend(enc.encode(b)?);
+    }
+    out.extend(enc.finish()?);
+    Ok(out)
+}
+
+/// Total length of an encoding from [`encode_ipc`].
+pub fn encoded_len(buffers: &[Buffer]) -> usize {
+    buffers.iter().map(|b| b.len()).sum()
+}
+
+/// Decodes an Arrow IPC stream held in `buf`; record batches reference `buf`'s memory
+/// (zero-copy) wherever alignment allows.
+pub fn decode_ipc(mut buf: Buffer) -> Result<ObjectData> {
+    let mut dec = StreamDecoder::new();
+    let mut batches = Vec::new();
+    while !buf.is_empty() {
+        if let Some(b) = dec.decode(&mut buf)? {
+            batches.push(b);
+        }
+    }
+    dec.finish()?;
+    let schema = dec
+        .schema()
+        .ok_or_else(|| Error::Internal("IPC stream without a schema".to_string()))?;
+    if let Some(fmt) = schema.metadata().get(FORMAT_KEY) {
+        let format = BytesFormat::parse(fmt)
+            .ok_or_else(|| Error::Internal(format!("unknown bytes format {fmt:?}")))?;
+        let col = batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<LargeBinaryArray>()
+                    .cloned()
+            })
+            .ok_or_else(|| Error::Internal("bytes object without its value column".into()))?;
+        if col.len() != 1 {
+            return Err(Error::Internal(
+                "bytes object with more than one row".into(),
+            ));
+        }
+        return Ok(ObjectData::Bytes {
+            format,
+            data: Bytes::copy_from_slice(col.value(0)),
+        });
+    }
+    Ok(ObjectData::Arrow(Block {
+        schema,
+        batches,
+        keepalive: None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+
+    fn block() -> Block {
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from_iter_values(0..1000)) as _),
+            (
+                "s",
+                Arc::new(StringArray::from_iter_values(
+                    (0..1000).map(|i| format!("k{i}")),
+                )) as _,
+            ),
+        ])
+        .unwrap();
+        Block::try_new(
+            batch.schema(),
+            vec![batch.slice(0, 500), batch.slice(500, 500)],
+        )
+        .unwrap()
+    }
+
+    fn concat(bufs: &[Buffer]) -> Buffer {
+        let mut v = Vec::new();
+        for b in bufs {
+            v.extend_from_slice(b.as_slice());
+        }
+        Buffer::from_vec(v)
+    }
+
+    #[test]
+    fn arrow_round_trips_through_ipc() {
+        let b = block();
+        let enc = encode_ipc(&ObjectData::Arrow(b.clone())).unwrap();
+        match decode_ipc(concat(&enc)).unwrap() {
+            ObjectData::Arrow(back) => assert_eq!(back, b),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bytes_round_trip_through_ipc() {
+        let data = (1u64, "two".to_string()).into_data().unwrap();
+        let enc = encode_ipc(&data).unwrap();
+        let back = decode_ipc(concat(&enc)).unwrap();
+        assert_eq!(
+            <(u64, String)>::from_data(&back).unwrap(),
+            (1, "two".to_string())
+        );
+    }
+
+    #[test]
+    fn type_mismatch_names_the_types() {
+        let data = 5u32.into_data().unwrap();
+        let err = Block::from_data(&data).unwrap_err();
+        assert!(
+            err.to_string().contains("expected an Arrow object"),
+            "{err}"
+        );
+        let err = String::from_data(&ObjectData::Arrow(block())).unwrap_err();
+        assert!(err.to_string().contains("alloc::string::String"), "{err}");
+    }
+}

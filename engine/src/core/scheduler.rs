@@ -1,0 +1,669 @@
+//! The node's scheduler: ready queues matched against available resources, placement-group
+//! bundles, and the bookkeeping of worker threads.
+//!
+//! Ready tasks wait in one FIFO queue per *shape* (resource demand + placement-group
+//! binding); a worker takes the first queue (round robin) whose head fits. A task that blocks
+//! in `get`/`wait` hands its resources back while it waits ([`Scheduler::block`]) and takes
+//! them back afterwards ([`Scheduler::unblock`]), possibly going briefly into debt — so
+//! nested tasks can never deadlock a node. Policies that pick a node are a trait
+//! ([`SchedulingPolicy`]); in local mode the cluster view holds one node.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::core::ids::{NodeId, ObjectId, PlacementGroupId};
+use crate::core::placement::{NodeView, PlacementGroupState, PlacementStrategy, place};
+use crate::core::resources::ResourceSet;
+use crate::core::task::{SchedulingStrategy, TaskSpec};
+use crate::error::{Error, Result};
+
+/// Picks a node for a demand from the cluster view.
+pub trait SchedulingPolicy: Send + Sync {
+    /// The node to run on, or an error when no node can ever run it.
+    fn select(&self, demand: &ResourceSet, nodes: &[NodeTotals]) -> Result<NodeId>;
+}
+
+/// A node's totals and current availability, as the policy sees them.
+#[derive(Clone, Debug)]
+pub struct NodeTotals {
+    /// The node.
+    pub id: NodeId,
+    /// Its total resources.
+    pub total: ResourceSet,
+    /// Available now.
+    pub available: ResourceSet,
+}
+
+fn infeasible(demand: &ResourceSet, nodes: &[NodeTotals]) -> Error {
+    let totals: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{}: {}", n.id, n.total))
+        .collect();
+    Error::Infeasible(format!(
+        "demand {demand} exceeds every node's total resources ({})",
+        totals.join("; ")
+    ))
+}
+
+/// Hybrid (Ray's default): the first node (local) while it is under half busy, else the
+/// least busy node that can ever run the demand.
+#[derive(Debug)]
+pub struct HybridPolicy;
+
+impl SchedulingPolicy for HybridPolicy {
+    fn select(&self, demand: &ResourceSet, nodes: &[NodeTotals]) -> Result<NodeId> {
+        let feasible: Vec<&NodeTotals> =
+            nodes.iter().filter(|n| demand.fits_in(&n.total)).collect();
+        let first = feasible.first().ok_or_else(|| infeasible(demand, nodes))?;
+        let busy = |n: &NodeTotals| {
+            let t = n.total.get(&crate::core::resources::ResourceName::Cpu);
+            let a = n.available.get(&crate::core::resources::ResourceName::Cpu);
+            if t == 0.0 { 1.0 } else { 1.0 - a / t }
+        };
+        if busy(first) < 0.5 {
+            return Ok(first.id);
+        }
+        let best = feasible
+            .iter()
+            .min_by(|a, b| busy(a).total_cmp(&busy(b)))
+            .map(|n| n.id)
+            .unwrap_or(first.id);
+        Ok(best)
+    }
+}
+
+/// Spread: the least busy feasible node.
+#[derive(Debug)]
+pub struct SpreadPolicy;
+
+impl SchedulingPolicy for SpreadPolicy {
+    fn select(&self, demand: &ResourceSet, nodes: &[NodeTotals]) -> Result<NodeId> {
+        nodes
+            .iter()
+            .filter(|n| demand.fits_in(&n.total))
+            .max_by(|a, b| {
+                let cpu = crate::core::resources::ResourceName::Cpu;
+                a.available.get(&cpu).total_cmp(&b.available.get(&cpu))
+            })
+            .map(|n| n.id)
+            .ok_or_else(|| infeasible(demand, nodes))
+    }
+}
+
+/// Node affinity: the named node; with `soft`, any feasible node when it cannot.
+#[derive(Debug)]
+pub struct NodeAffinityPolicy {
+    /// The node.
+    pub node: NodeId,
+    /// Fall back to others.
+    pub soft: bool,
+}
+
+impl SchedulingPolicy for NodeAffinityPolicy {
+    fn select(&self, demand: &ResourceSet, nodes: &[NodeTotals]) -> Result<NodeId> {
+        match nodes.iter().find(|n| n.id == self.node) {
+            Some(n) if demand.fits_in(&n.total) => Ok(n.id),
+            _ if self.soft => HybridPolicy.select(demand, nodes),
+            Some(_) => Err(infeasible(demand, nodes)),
+            None => Err(Error::Infeasible(format!(
+                "node affinity to node {} which is not in the cluster",
+                self.node
+            ))),
+        }
+    }
+}
+
+/// Where a running task's resources came from.
+#[derive(Clone, Debug)]
+pub(crate) struct Grant {
+    pub(crate) resources: Arc<ResourceSet>,
+    pub(crate) bundle: Option<(PlacementGroupId, usize)>,
+}
+
+struct ShapeQueue {
+    demand: Arc<ResourceSet>,
+    group: Option<(PlacementGroupId, Option<usize>)>,
+    tasks: VecDeque<Box<TaskSpec>>,
+}
+
+struct Group {
+    bundles: Vec<ResourceSet>,
+    strategy: PlacementStrategy,
+    state: PlacementGroupState,
+    /// Per bundle: what is still free inside the reservation.
+    free: Vec<ResourceSet>,
+    ready: ObjectId,
+}
+
+struct SchedState {
+    queues: Vec<ShapeQueue>,
+    rr: usize,
+    queued: usize,
+    total: ResourceSet,
+    available: ResourceSet,
+    debt: ResourceSet,
+    groups: HashMap<PlacementGroupId, Group>,
+    pending_groups: Vec<PlacementGroupId>,
+    idle: usize,
+    threads: usize,
+    max_threads: usize,
+    closed: bool,
+}
+
+/// The scheduler of one node.
+pub(crate) struct Scheduler {
+    st: Mutex<SchedState>,
+    work: Condvar,
+    resources_freed: Condvar,
+    node: NodeId,
+}
+
+/// What the caller must do after releasing resources.
+#[must_use]
+pub(crate) struct Released {
+    /// Placement groups now created: seal their ready objects.
+    pub(crate) groups_ready: Vec<ObjectId>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(node: NodeId, total: ResourceSet, max_threads: usize) -> Self {
+        Scheduler {
+            st: Mutex::new(SchedState {
+                queues: Vec::new(),
+                rr: 0,
+                queued: 0,
+                available: total.clone(),
+                total,
+                debt: ResourceSet::new(),
+                groups: HashMap::new(),
+                pending_groups: Vec::new(),
+                idle: 0,
+                threads: 0,
+                max_threads,
+                closed: false,
+            }),
+            work: Condvar::new(),
+            resources_freed: Condvar::new(),
+            node,
+        }
+    }
+
+    /// The cluster view (one node in local mode).
+    pub(crate) fn view(&self) -> Vec<NodeTotals> {
+        let g = self.st.lock();
+        vec![NodeTotals {
+            id: self.node,
+            total: g.total.clone(),
+            available: g.available.clone(),
+        }]
+    }
+
+    /// Checks that `demand` under `strategy` can ever run here.
+    pub(crate) fn check_feasible(
+        &self,
+        demand: &ResourceSet,
+        strategy: &SchedulingStrategy,
+    ) -> Result<()> {
+        let nodes = self.view();
+        let chosen = match strategy {
+            SchedulingStrategy::Default => HybridPolicy.select(demand, &nodes)?,
+            SchedulingStrategy::Spread => SpreadPolicy.select(demand, &nodes)?,
+            SchedulingStrategy::NodeAffinity { node, soft } => NodeAffinityPolicy {
+                node: *node,
+                soft: *soft,
+            }
+            .select(demand, &nodes)?,
+            SchedulingStrategy::PlacementGroup {
+                group,
+                bundle_index,
+            } => {
+                let g = self.st.lock();
+                let grp = g
+                    .groups
+                    .get(group)
+                    .ok_or_else(|| Error::NotFound(format!("placement group {group}")))?;
+                if grp.state == PlacementGroupState::Removed {
+                    return Err(Error::Infeasible(format!(
+                        "placement group {group} was removed"
+                    )));
+                }
+                let fits = match bundle_index {
+                    Some(i) => grp
+                        .bundles
+                        .get(*i)
+                        .ok_or_else(|| {
+                            Error::InvalidArgument(format!(
+                                "placement group {group} has {} bundles, no bundle {i}",
+                                grp.bundles.len()
+                            ))
+                        })?
+                        .clone(),
+                    None => {
+                        let mut any = ResourceSet::new();
+                        for b in &grp.bundles {
+                            if demand.fits_in(b) {
+                                any = b.clone();
+                            }
+                        }
+                        any
+                    }
+                };
+                if !demand.fits_in(&fits) {
+                    return Err(Error::Infeasible(format!(
+                        "demand {demand} does not fit in the bundles of placement group {group}"
+                    )));
+                }
+                self.node
+            }
+        };
+        if chosen != self.node {
+            return Err(Error::Infeasible(format!(
+                "node {chosen} chosen for {demand} is not this node (local mode has one node)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Queues a ready task. Returns true when the caller should start a worker thread.
+    pub(crate) fn enqueue(&self, task: Box<TaskSpec>) -> bool {
+        let mut g = self.st.lock();
+        if g.closed {
+            drop(g);
+            // Nobody will run it: the node is going away. The node fails its outputs.
+            crate::core::node::fail_task_on_shutdown(task);
+            return false;
+        }
+        let group = match &task.strategy {
+            SchedulingStrategy::PlacementGroup {
+                group,
+                bundle_index,
+            } => Some((*group, *bundle_index)),
+            _ => None,
+        };
+        let demand = task.resources.clone();
+        let fits_now = fits(&g, &demand, group);
+        let qi = match g.queues.iter().position(|q| {
+            q.group == group && (Arc::ptr_eq(&q.demand, &demand) || *q.demand == *demand)
+        }) {
+            Some(i) => i,
+            None => {
+                g.queues.push(ShapeQueue {
+                    demand,
+                    group,
+                    tasks: VecDeque::new(),
+                });
+                g.queues.len() - 1
+            }
+        };
+        g.queues[qi].tasks.push_back(task);
+        g.queued += 1;
+        if !fits_now {
+            return false;
+        }
+        if g.idle > 0 {
+            g.idle -= 1;
+            self.work.notify_one();
+            false
+        } else if g.threads < g.max_threads {
+            g.threads += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A worker thread's wait for its next task; `None` when the node shuts down.
+    pub(crate) fn next_task(&self) -> Option<(Box<TaskSpec>, Grant)> {
+        let mut g = self.st.lock();
+        loop {
+            if g.closed {
+                g.threads -= 1;
+                return None;
+            }
+            if let Some(t) = pop_runnable(&mut g) {
+                return Some(t);
+            }
+            g.idle += 1;
+            self.work.wait(&mut g);
+        }
+    }
+
+    /// Gives a finished task's resources back.
+    pub(crate) fn release(&self, grant: &Grant) -> Released {
+        let mut g = self.st.lock();
+        give_back(&mut g, grant);
+        let groups_ready = self.after_release(&mut g);
+        Released { groups_ready }
+    }
+
+    fn after_release(&self, g: &mut MutexGuard<'_, SchedState>) -> Vec<ObjectId> {
+        let ready = try_place_groups(g, self.node);
+        self.resources_freed.notify_all();
+        // Wake parked workers for whatever became runnable.
+        if g.queued > 0 && g.idle > 0 {
+            g.idle -= 1;
+            self.work.notify_one();
+        }
+        ready
+    }
+
+    /// A running task blocks (in `get`, `wait`, a generator): its resources go back to the
+    /// pool. Returns true when the caller should start another worker thread.
+    pub(crate) fn block(&self, grant: &Grant) -> (bool, Released) {
+        let mut g = self.st.lock();
+        give_back(&mut g, grant);
+        let groups_ready = self.after_release(&mut g);
+        let spawn = g.queued > 0 && g.idle == 0 && g.threads < g.max_threads && {
+            let runnable = g
+                .queues
+                .iter()
+                .any(|q| q.tasks.front().is_some() && fits(&g, &q.demand, q.group));
+            runnable
+        };
+        if spawn {
+            g.threads += 1;
+        }
+        (spawn, Released { groups_ready })
+    }
+
+    /// The blocked task resumes: it takes its resources back, going into debt if they are
+    /// in use (paid back by the next releases).
+    pub(crate) fn unblock(&self, grant: &Grant) {
+        let mut g = self.st.lock();
+        match grant.bundle {
+            None => {
+                let short = g.available.sub_with_shortfall(&grant.resources);
+                g.debt.add(&short);
+            }
+            Some((id, i)) => {
+                if let Some(b) = g.groups.get_mut(&id).and_then(|grp| grp.free.get_mut(i)) {
+                    let short = b.sub_with_shortfall(&grant.resources);
+                    g.debt.add(&short);
+                }
+            }
+        }
+    }
+
+    /// Takes `demand` for a long-lived holder (an actor), waiting until it is available.
+    pub(crate) fn acquire_blocking(
+        &self,
+        demand: &Arc<ResourceSet>,
+        strategy: &SchedulingStrategy,
+        give_up: &dyn Fn() -> bool,
+    ) -> Result<Grant> {
+        self.check_feasible(demand, strategy)?;
+        let group = match strategy {
+            SchedulingStrategy::PlacementGroup {
+                group,
+                bundle_index,
+            } => Some((*group, *bundle_index)),
+            _ => None,
+        };
+        let mut g = self.st.lock();
+        loop {
+            if g.closed {
+                return Err(Error::Shutdown);
+            }
+            if give_up() {
+                return Err(Error::Infeasible("gave up waiting for resources".into()));
+            }
+            if let Some(grant) = take(&mut g, demand, group) {
+                return Ok(grant);
+            }
+            self.resources_freed
+                .wait_for(&mut g, Duration::from_millis(200));
+        }
+    }
+
+    /// Creates a placement group (pending until its bundles fit). Returns the ready objects to
+    /// seal if it was placed at once.
+    pub(crate) fn create_group(
+        &self,
+        id: PlacementGroupId,
+        bundles: Vec<ResourceSet>,
+        strategy: PlacementStrategy,
+        ready: ObjectId,
+    ) -> Vec<ObjectId> {
+        let mut g = self.st.lock();
+        let free = bundles.clone();
+        g.groups.insert(
+            id,
+            Group {
+                bundles,
+                strategy,
+                state: PlacementGroupState::Pending { infeasible: false },
+                free,
+                ready,
+            },
+        );
+        g.pending_groups.push(id);
+        try_place_groups(&mut g, self.node)
+    }
+
+    /// The group's state.
+    pub(crate) fn group_state(&self, id: PlacementGroupId) -> Result<PlacementGroupState> {
+        let g = self.st.lock();
+        g.groups
+            .get(&id)
+            .map(|grp| grp.state.clone())
+            .ok_or_else(|| Error::NotFound(format!("placement group {id}")))
+    }
+
+    /// Removes a group: its reserved resources (what tasks in it do not use) go back.
+    pub(crate) fn remove_group(&self, id: PlacementGroupId) -> Result<Released> {
+        let mut g = self.st.lock();
+        let grp = g
+            .groups
+            .get_mut(&id)
+            .ok_or_else(|| Error::NotFound(format!("placement group {id}")))?;
+        let was = std::mem::replace(&mut grp.state, PlacementGroupState::Removed);
+        let free: Vec<ResourceSet> = std::mem::take(&mut grp.free);
+        g.pending_groups.retain(|p| *p != id);
+        if was == PlacementGroupState::Created {
+            for f in &free {
+                let rest = g.debt.settle(f);
+                g.available.add(&rest);
+            }
+        }
+        let groups_ready = self.after_release(&mut g);
+        // Tasks queued for this group can never run now.
+        let mut dead = Vec::new();
+        for q in &mut g.queues {
+            if q.group.map(|(gid, _)| gid) == Some(id) {
+                dead.extend(q.tasks.drain(..));
+            }
+        }
+        g.queued -= dead.len();
+        drop(g);
+        for t in dead {
+            crate::core::node::fail_task(
+                t,
+                Error::Infeasible(format!("placement group {id} was removed")),
+            );
+        }
+        Ok(Released { groups_ready })
+    }
+
+    /// Resources available now.
+    pub(crate) fn available(&self) -> ResourceSet {
+        self.st.lock().available.clone()
+    }
+
+    /// Total resources.
+    pub(crate) fn total(&self) -> ResourceSet {
+        self.st.lock().total.clone()
+    }
+
+    /// Stops the scheduler: parked workers exit; queued tasks are returned to be failed.
+    pub(crate) fn shutdown(&self) -> Vec<Box<TaskSpec>> {
+        let mut g = self.st.lock();
+        g.closed = true;
+        let mut out = Vec::new();
+        for q in &mut g.queues {
+            out.extend(q.tasks.drain(..));
+        }
+        g.queued = 0;
+        self.work.notify_all();
+        self.resources_freed.notify_all();
+        out
+    }
+
+    /// A worker thread that ends outside `next_task` (a panic in the engine) is counted out.
+    pub(crate) fn thread_exited(&self) {
+        let mut g = self.st.lock();
+        g.threads = g.threads.saturating_sub(1);
+        self.resources_freed.notify_all();
+    }
+
+    pub(crate) fn notify_thread_exit(&self) {
+        let _g = self.st.lock();
+        self.resources_freed.notify_all();
+    }
+}
+
+fn fits(
+    g: &SchedState,
+    demand: &ResourceSet,
+    group: Option<(PlacementGroupId, Option<usize>)>,
+) -> bool {
+    match group {
+        None => demand.fits_in(&g.available),
+        Some((id, idx)) => match g.groups.get(&id) {
+            Some(grp) if grp.state == PlacementGroupState::Created => match idx {
+                Some(i) => grp.free.get(i).is_some_and(|b| demand.fits_in(b)),
+                None => grp.free.iter().any(|b| demand.fits_in(b)),
+            },
+            _ => false,
+        },
+    }
+}
+
+fn take(
+    g: &mut SchedState,
+    demand: &Arc<ResourceSet>,
+    group: Option<(PlacementGroupId, Option<usize>)>,
+) -> Option<Grant> {
+    match group {
+        None => {
+            if demand.fits_in(&g.available) {
+                g.available.sub(demand);
+                Some(Grant {
+                    resources: demand.clone(),
+                    bundle: None,
+                })
+            } else {
+                None
+            }
+        }
+        Some((id, idx)) => {
+            let grp = g.groups.get_mut(&id)?;
+            if grp.state != PlacementGroupState::Created {
+                return None;
+            }
+            let i = match idx {
+                Some(i) => {
+                    Some(i).filter(|&i| grp.free.get(i).is_some_and(|b| demand.fits_in(b)))?
+                }
+                None => grp.free.iter().position(|b| demand.fits_in(b))?,
+            };
+            grp.free[i].sub(demand);
+            Some(Grant {
+                resources: demand.clone(),
+                bundle: Some((id, i)),
+            })
+        }
+    }
+}
+
+fn give_back(g: &mut SchedState, grant: &Grant) {
+    let rest = g.debt.settle(&grant.resources);
+    match grant.bundle {
+        None => g.available.add(&rest),
+        Some((id, i)) => match g.groups.get_mut(&id) {
+            Some(grp) if grp.state == PlacementGroupState::Created => {
+                if let Some(b) = grp.free.get_mut(i) {
+                    b.add(&rest);
+                }
+            }
+            // The group was removed while the task ran: the resources return to the node.
+            _ => g.available.add(&rest),
+        },
+    }
+}
+
+fn pop_runnable(g: &mut SchedState) -> Option<(Box<TaskSpec>, Grant)> {
+    if g.queued == 0 {
+        return None;
+    }
+    let n = g.queues.len();
+    for k in 0..n {
+        let qi = (g.rr + k) % n;
+        if g.queues[qi].tasks.is_empty() {
+            continue;
+        }
+        let demand = g.queues[qi].demand.clone();
+        let group = g.queues[qi].group;
+        if let Some(grant) = take(g, &demand, group) {
+            let task = g.queues[qi].tasks.pop_front()?;
+            g.queued -= 1;
+            g.rr = (qi + 1) % n;
+            // Drop shapes that emptied, keeping the vector short.
+            if g.queues[qi].tasks.is_empty() && n > 8 {
+                g.queues.swap_remove(qi);
+                g.rr = 0;
+            }
+            return Some((task, grant));
+        }
+    }
+    None
+}
+
+fn try_place_groups(g: &mut SchedState, node: NodeId) -> Vec<ObjectId> {
+    let mut ready = Vec::new();
+    if g.pending_groups.is_empty() {
+        return ready;
+    }
+    let pending = std::mem::take(&mut g.pending_groups);
+    for id in pending {
+        let Some(grp) = g.groups.get(&id) else {
+            continue;
+        };
+        let view = [NodeView {
+            id: node,
+            available: g.available.clone(),
+        }];
+        match place(&grp.bundles, grp.strategy, &view) {
+            Some(_) => {
+                let mut sum = ResourceSet::new();
+                grp.bundles.iter().for_each(|b| sum.add(b));
+                g.available.sub(&sum);
+                let grp = g.groups.get_mut(&id).expect("group present");
+                grp.state = PlacementGroupState::Created;
+                ready.push(grp.ready);
+            }
+            None => {
+                let total_view = [NodeView {
+                    id: node,
+                    available: g.total.clone(),
+                }];
+                let infeasible = place(&grp.bundles, grp.strategy, &total_view).is_none();
+                if let Some(grp) = g.groups.get_mut(&id) {
+                    grp.state = PlacementGroupState::Pending { infeasible };
+                }
+                g.pending_groups.push(id);
+            }
+        }
+    }
+    ready
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("node", &self.node)
+            .finish()
+    }
+}

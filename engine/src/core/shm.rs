@@ -1,0 +1,168 @@
+//! Shared-memory segments: an object's Arrow IPC stream encoding in a file under the shm
+//! directory (`/dev/shm`), written once and then sealed (mapped read-only, file mode 0400).
+//!
+//! Another process maps the file and decodes it without copying ([`map_segment`]): Python
+//! workers through pyarrow, Flight straight from the mapping. A [`Segment`] unlinks its file
+//! when dropped, so the store frees a segment by dropping it.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use arrow::buffer::Buffer;
+use memmap2::{Mmap, MmapOptions};
+
+use crate::core::object::{ObjectData, decode_ipc, encoded_len};
+use crate::error::{Error, Result};
+
+/// A sealed shared-memory segment owned by the store.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    len: usize,
+    map: Arc<Mmap>,
+}
+
+impl Segment {
+    /// Creates `path` and writes the concatenation of `buffers` into it (one copy), then seals
+    /// it.
+    pub fn create(path: PathBuf, buffers: &[Buffer]) -> Result<Segment> {
+        let len = encoded_len(buffers);
+        let ctx = || format!("creating shared-memory segment {}", path.display());
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(ctx(), e))?;
+        // From here on the file exists: remove it again on any failure.
+        let result = (|| {
+            file.set_len(len as u64).map_err(|e| Error::io(ctx(), e))?;
+            if len == 0 {
+                return Err(Error::Internal("empty IPC encoding".into()));
+            }
+            // SAFETY: the file was just created by us with O_EXCL and nobody else writes it.
+            let mut map = unsafe { MmapOptions::new().len(len).populate().map_mut(&file) }
+                .map_err(|e| Error::io(ctx(), e))?;
+            let mut at = 0;
+            for b in buffers {
+                map[at..at + b.len()].copy_from_slice(b.as_slice());
+                at += b.len();
+            }
+            let map = map.make_read_only().map_err(|e| Error::io(ctx(), e))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o400))
+                .map_err(|e| Error::io(ctx(), e))?;
+            Ok(map)
+        })();
+        match result {
+            Ok(map) => Ok(Segment {
+                path,
+                len,
+                map: Arc::new(map),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// The segment's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty segment (never: encodings are non-empty).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Decodes the object from the mapping without copying.
+    pub fn read(&self) -> Result<ObjectData> {
+        decode_ipc(mapping_buffer(&self.map))
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn mapping_buffer(map: &Arc<Mmap>) -> Buffer {
+    let ptr = NonNull::new(map.as_ptr() as *mut u8).unwrap_or(NonNull::dangling());
+    // SAFETY: `ptr` is valid for `map.len()` bytes for as long as the `Arc<Mmap>` passed as
+    // owner lives, and the mapping is read-only.
+    unsafe { Buffer::from_custom_allocation(ptr, map.len(), map.clone()) }
+}
+
+/// A segment mapped by a reader (any process).
+#[derive(Debug)]
+pub struct MappedSegment {
+    map: Arc<Mmap>,
+    data: ObjectData,
+}
+
+impl MappedSegment {
+    /// The decoded object; its Arrow buffers point into the mapping.
+    pub fn data(&self) -> &ObjectData {
+        &self.data
+    }
+
+    /// The mapped address range, to check that buffers were not copied.
+    pub fn address_range(&self) -> std::ops::Range<usize> {
+        let start = self.map.as_ptr() as usize;
+        start..start + self.map.len()
+    }
+}
+
+/// Maps the segment at `path` read-only and decodes it zero-copy.
+pub fn map_segment(path: &Path) -> Result<MappedSegment> {
+    let ctx = || format!("mapping shared-memory segment {}", path.display());
+    let file = fs::File::open(path).map_err(|e| Error::io(ctx(), e))?;
+    // SAFETY: segments are sealed (read-only, never written after creation).
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(ctx(), e))?;
+    let map = Arc::new(map);
+    let data = decode_ipc(mapping_buffer(&map))?;
+    Ok(MappedSegment { map, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::object::{Block, encode_ipc};
+    use arrow::array::{Array, Float64Array, RecordBatch};
+
+    #[test]
+    fn segment_maps_zero_copy_and_unlinks_on_drop() {
+        let dir = std::env::temp_dir().join(format!("volley-shm-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let values = Float64Array::from_iter_values((0..100_000).map(|i| i as f64));
+        let batch = RecordBatch::try_from_iter([("v", Arc::new(values) as _)]).unwrap();
+        let data = ObjectData::Arrow(Block::from(batch.clone()));
+        let seg = Segment::create(dir.join("seg"), &encode_ipc(&data).unwrap()).unwrap();
+        let mapped = map_segment(seg.path()).unwrap();
+        let ObjectData::Arrow(block) = mapped.data() else {
+            panic!("not arrow")
+        };
+        assert_eq!(block.concat().unwrap(), batch);
+        let col = block.batches()[0].column(0).to_data();
+        let addr = col.buffers()[0].as_ptr() as usize;
+        assert!(
+            mapped.address_range().contains(&addr),
+            "values buffer was copied"
+        );
+        let path = seg.path().to_path_buf();
+        drop(seg);
+        assert!(!path.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,815 @@
+//! The node's object store: a byte budget, pinning, reference counting, lazy shared-memory
+//! segments and spilling.
+//!
+//! # Entry states
+//!
+//! ```text
+//!   create_pending ──► Pending ──seal──► Ready ──free──► (gone)
+//!                         │                ▲ │
+//!                         └──fail──► Failed │ └─ forms: in-process data? · segment? · spill file?
+//! ```
+//! A `Ready` object has at least one form. The budget counts *resident* bytes: the
+//! in-process data plus the segment. Spilling writes the object to its spill file and drops
+//! both resident forms; a later `get` restores the in-process form (the spill file is kept
+//! until the object is freed, so spilling it again costs nothing).
+//!
+//! # Invariants
+//! - `resident <= budget` at all times: room is made (by spilling) *before* bytes are admitted.
+//! - Pinned objects (`pins > 0`) and busy ones (being spilled or restored) are never spilled.
+//! - An entry is removed when its reference count (handles + task args + containing objects)
+//!   reaches zero; its segment file and spill file are deleted then.
+//! - Waiters and callbacks run outside the lock.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::core::ids::ObjectId;
+use crate::core::object::{ObjectData, encode_ipc};
+use crate::core::shm::Segment;
+use crate::core::spill::{SpillFile, Spiller};
+use crate::error::{Error, Result};
+
+/// Something waiting for an object to be sealed or failed.
+pub(crate) enum Waiter {
+    /// Count one notification on a signal.
+    Signal(Arc<Signal>),
+    /// Run a callback with the outcome.
+    Callback(Box<dyn FnOnce(Result<(), Error>) + Send>),
+}
+
+/// A counter threads block on.
+#[derive(Default)]
+pub(crate) struct Signal {
+    count: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Signal {
+    pub(crate) fn notify(&self) {
+        *self.count.lock() += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits until at least `n` notifications arrived or `deadline` passes; returns the count.
+    pub(crate) fn wait_for(&self, n: usize, deadline: Option<Instant>) -> usize {
+        let mut c = self.count.lock();
+        while *c < n {
+            match deadline {
+                Some(d) => {
+                    if self.cv.wait_until(&mut c, d).timed_out() {
+                        break;
+                    }
+                }
+                None => self.cv.wait(&mut c),
+            }
+        }
+        *c
+    }
+}
+
+enum State {
+    Pending,
+    Ready(Ready),
+    Failed(Error),
+}
+
+struct Ready {
+    data: Option<ObjectData>,
+    segment: Option<Arc<Segment>>,
+    spill: Option<SpillFile>,
+    size: u64,
+    busy: bool,
+}
+
+impl Ready {
+    fn resident(&self) -> u64 {
+        self.data.as_ref().map_or(0, |_| self.size)
+            + self.segment.as_ref().map_or(0, |s| s.len() as u64)
+    }
+}
+
+struct Entry {
+    state: State,
+    refs: u32,
+    pins: u32,
+    last_access: u64,
+    waiters: Vec<Waiter>,
+    contains: Vec<ObjectId>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<ObjectId, Entry>,
+    resident: u64,
+    peak_resident: u64,
+    tick: u64,
+    spills_in_flight: usize,
+    counters: Counters,
+    closed: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counters {
+    spilled_objects: u64,
+    spilled_bytes: u64,
+    restored_objects: u64,
+    restored_bytes: u64,
+    segments_created: u64,
+}
+
+/// A snapshot of the store's own accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// The byte budget.
+    pub budget: u64,
+    /// Bytes resident now (in-process data + segments).
+    pub resident_bytes: u64,
+    /// The highest `resident_bytes` ever seen.
+    pub peak_resident_bytes: u64,
+    /// Objects in the store (any state).
+    pub num_objects: u64,
+    /// Objects whose only form is their spill file.
+    pub num_spilled_now: u64,
+    /// Bytes of objects currently pinned.
+    pub pinned_bytes: u64,
+    /// Shared-memory segments alive.
+    pub num_segments: u64,
+    /// Objects spilled since start.
+    pub spilled_objects_total: u64,
+    /// Bytes written to spill files since start.
+    pub spilled_bytes_total: u64,
+    /// Objects restored since start.
+    pub restored_objects_total: u64,
+    /// Bytes read back from spill files since start.
+    pub restored_bytes_total: u64,
+    /// Segments created since start.
+    pub segments_created_total: u64,
+}
+
+/// Keeps an object pinned while alive.
+pub(crate) struct PinGuard {
+    store: Weak<Store>,
+    id: ObjectId,
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.store.upgrade() {
+            s.unpin(self.id);
+        }
+    }
+}
+
+/// The object store of one node.
+pub(crate) struct Store {
+    inner: Mutex<Inner>,
+    space: Condvar,
+    budget: u64,
+    high_water: u64,
+    full_timeout: Duration,
+    shm_dir: PathBuf,
+    shm_prefix: String,
+    spiller: Spiller,
+    me: Weak<Store>,
+}
+
+/// Settings of a store.
+pub(crate) struct StoreConfig {
+    pub(crate) budget: u64,
+    pub(crate) spilling_threshold: f64,
+    pub(crate) full_timeout: Duration,
+    pub(crate) shm_dir: PathBuf,
+    pub(crate) shm_prefix: String,
+}
+
+impl Store {
+    pub(crate) fn new(cfg: StoreConfig, spiller: Spiller) -> Arc<Store> {
+        let high_water = ((cfg.budget as f64) * cfg.spilling_threshold) as u64;
+        Arc::new_cyclic(|me| Store {
+            inner: Mutex::new(Inner::default()),
+            space: Condvar::new(),
+            budget: cfg.budget,
+            high_water: high_water.max(1),
+            full_timeout: cfg.full_timeout,
+            shm_dir: cfg.shm_dir,
+            shm_prefix: cfg.shm_prefix,
+            spiller,
+            me: me.clone(),
+        })
+    }
+
+    /// Registers an object that a task will produce, with `refs` initial references.
+    pub(crate) fn create_pending(&self, id: ObjectId, refs: u32) {
+        let mut g = self.inner.lock();
+        g.entries.entry(id).or_insert(Entry {
+            state: State::Pending,
+            refs,
+            pins: 0,
+            last_access: 0,
+            waiters: Vec::new(),
+            contains: Vec::new(),
+        });
+    }
+
+    /// Stores a new, ready object with `refs` references (a `put`).
+    pub(crate) fn put(
+        &self,
+        id: ObjectId,
+        data: ObjectData,
+        nested: Vec<ObjectId>,
+        refs: u32,
+    ) -> Result<()> {
+        self.create_pending(id, refs);
+        self.seal(id, data, nested)
+    }
+
+    /// Seals a pending object with its data. Sealing an object that is already sealed or
+    /// failed (a cancelled task finishing anyway) or that was freed keeps the first outcome.
+    pub(crate) fn seal(&self, id: ObjectId, data: ObjectData, nested: Vec<ObjectId>) -> Result<()> {
+        let size = data.size();
+        let mut g = self.inner.lock();
+        match g.entries.get(&id) {
+            Some(Entry {
+                state: State::Pending,
+                ..
+            }) => {}
+            _ => return Ok(()),
+        }
+        if let Err(e) = self.reserve(&mut g, size) {
+            drop(g);
+            self.fail(id, e.clone());
+            return Err(e);
+        }
+        let tick = next_tick(&mut g);
+        for n in &nested {
+            if let Some(e) = g.entries.get_mut(n) {
+                e.refs += 1;
+            }
+        }
+        let Some(entry) = g.entries.get_mut(&id) else {
+            // Freed while we made room: give the bytes back.
+            g.resident -= size;
+            drop(g);
+            self.release_many(nested);
+            return Ok(());
+        };
+        if !matches!(entry.state, State::Pending) {
+            g.resident -= size;
+            drop(g);
+            self.release_many(nested);
+            return Ok(());
+        }
+        entry.state = State::Ready(Ready {
+            data: Some(data),
+            segment: None,
+            spill: None,
+            size,
+            busy: false,
+        });
+        entry.last_access = tick;
+        entry.contains = nested;
+        let waiters = std::mem::take(&mut entry.waiters);
+        drop(g);
+        fire(waiters, Ok(()));
+        Ok(())
+    }
+
+    /// Marks a pending object failed (first outcome wins).
+    pub(crate) fn fail(&self, id: ObjectId, err: Error) {
+        let mut g = self.inner.lock();
+        let Some(entry) = g.entries.get_mut(&id) else {
+            return;
+        };
+        if !matches!(entry.state, State::Pending) {
+            return;
+        }
+        entry.state = State::Failed(err.clone());
+        let waiters = std::mem::take(&mut entry.waiters);
+        drop(g);
+        fire(waiters, Err(err));
+    }
+
+    /// `Some(Ok)` when ready, `Some(Err)` when failed, `None` while pending. An unknown id is
+    /// an `ObjectLost` error.
+    pub(crate) fn status(&self, id: ObjectId) -> Option<Result<()>> {
+        let g = self.inner.lock();
+        status_of(&g, id)
+    }
+
+    /// Calls `waiter` when the object is sealed or failed — now, if it already is.
+    pub(crate) fn on_ready(&self, id: ObjectId, waiter: Waiter) {
+        let mut g = self.inner.lock();
+        let outcome = match g.entries.get_mut(&id) {
+            Some(Entry {
+                state: State::Pending,
+                waiters,
+                ..
+            }) => {
+                waiters.push(waiter);
+                return;
+            }
+            _ => status_of(&g, id).unwrap_or(Ok(())),
+        };
+        drop(g);
+        fire(vec![waiter], outcome);
+    }
+
+    /// The object's data (restoring it from its spill file if needed). With `pin`, the object
+    /// stays pinned until the returned guard is dropped.
+    pub(crate) fn get_data(
+        &self,
+        id: ObjectId,
+        pin: bool,
+    ) -> Result<(ObjectData, Option<Arc<PinGuard>>)> {
+        let mut g = self.inner.lock();
+        loop {
+            let tick = next_tick(&mut g);
+            let entry = g
+                .entries
+                .get_mut(&id)
+                .ok_or_else(|| lost(id, "it was freed"))?;
+            entry.last_access = tick;
+            let ready = match &mut entry.state {
+                State::Ready(r) => r,
+                State::Failed(e) => return Err(e.clone()),
+                State::Pending => {
+                    return Err(Error::Internal(format!("object {id} read before ready")));
+                }
+            };
+            if let Some(data) = &ready.data {
+                let data = data.clone();
+                return Ok((data, self.pin_locked(entry, id, pin)));
+            }
+            if let Some(seg) = &ready.segment {
+                let seg = seg.clone();
+                entry.pins += 1; // keep the segment while we decode it
+                drop(g);
+                let data = seg.read();
+                g = self.inner.lock();
+                let guard = PinGuard {
+                    store: self.me.clone(),
+                    id,
+                };
+                drop(g);
+                let data = data?;
+                return Ok((data, pin.then(|| Arc::new(guard))));
+            }
+            if ready.busy {
+                // Someone else is restoring or spilling it: wait for them.
+                self.space.wait_for(&mut g, Duration::from_millis(50));
+                continue;
+            }
+            let Some(file) = ready.spill.clone() else {
+                return Err(Error::Internal(format!("object {id} has no form")));
+            };
+            let size = ready.size;
+            ready.busy = true;
+            if let Err(e) = self.reserve(&mut g, size) {
+                set_busy(&mut g, id, false);
+                return Err(e);
+            }
+            let restored = MutexGuard::unlocked(&mut g, || self.spiller.read(id, &file));
+            let entry = match g.entries.get_mut(&id) {
+                Some(e) => e,
+                None => {
+                    g.resident -= size;
+                    return Err(lost(id, "it was freed while being restored"));
+                }
+            };
+            let State::Ready(ready) = &mut entry.state else {
+                return Err(Error::Internal(format!(
+                    "object {id} changed state while restoring"
+                )));
+            };
+            ready.busy = false;
+            match restored {
+                Ok(data) => {
+                    ready.data = Some(data.clone());
+                    g.counters.restored_objects += 1;
+                    g.counters.restored_bytes += file.len;
+                    let entry = g.entries.get_mut(&id).ok_or_else(|| lost(id, "freed"))?;
+                    let guard = self.pin_locked(entry, id, pin);
+                    self.space.notify_all();
+                    return Ok((data, guard));
+                }
+                Err(e) => {
+                    g.resident -= size;
+                    self.space.notify_all();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn pin_locked(&self, entry: &mut Entry, id: ObjectId, pin: bool) -> Option<Arc<PinGuard>> {
+        pin.then(|| {
+            entry.pins += 1;
+            Arc::new(PinGuard {
+                store: self.me.clone(),
+                id,
+            })
+        })
+    }
+
+    fn unpin(&self, id: ObjectId) {
+        let mut g = self.inner.lock();
+        if let Some(e) = g.entries.get_mut(&id) {
+            e.pins = e.pins.saturating_sub(1);
+            if e.pins == 0 {
+                self.space.notify_all();
+            }
+        }
+    }
+
+    /// The object's shared-memory segment, created on first use.
+    pub(crate) fn segment(&self, id: ObjectId) -> Result<Arc<Segment>> {
+        // Hold a pin so the object is not spilled between reading and sealing the segment.
+        let (data, pin) = self.get_data(id, true)?;
+        {
+            let g = self.inner.lock();
+            if let Some(Entry {
+                state:
+                    State::Ready(Ready {
+                        segment: Some(s), ..
+                    }),
+                ..
+            }) = g.entries.get(&id)
+            {
+                return Ok(s.clone());
+            }
+        }
+        let buffers = encode_ipc(&data)?;
+        let len = buffers.iter().map(|b| b.len() as u64).sum::<u64>();
+        let mut g = self.inner.lock();
+        self.reserve(&mut g, len)?;
+        let path = self.shm_dir.join(format!("{}{id}", self.shm_prefix));
+        let created = MutexGuard::unlocked(&mut g, || Segment::create(path, &buffers));
+        let seg = match created {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                g.resident -= len;
+                return Err(e);
+            }
+        };
+        match g.entries.get_mut(&id).map(|e| &mut e.state) {
+            Some(State::Ready(r)) if r.segment.is_none() => {
+                r.segment = Some(seg.clone());
+                g.counters.segments_created += 1;
+            }
+            Some(State::Ready(Ready {
+                segment: Some(existing),
+                ..
+            })) => {
+                // Raced with another creator: keep theirs (ours unlinks on drop).
+                let existing = existing.clone();
+                g.resident -= len;
+                drop(g);
+                drop(pin);
+                return Ok(existing);
+            }
+            _ => {
+                g.resident -= len;
+                return Err(lost(id, "it was freed while its segment was written"));
+            }
+        }
+        drop(g);
+        drop(pin);
+        Ok(seg)
+    }
+
+    /// Adds a reference.
+    pub(crate) fn add_ref(&self, id: ObjectId) -> bool {
+        let mut g = self.inner.lock();
+        match g.entries.get_mut(&id) {
+            Some(e) => {
+                e.refs += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops a reference; at zero the object and its segment and spill file are freed.
+    pub(crate) fn release(&self, id: ObjectId) {
+        self.release_many(vec![id]);
+    }
+
+    pub(crate) fn release_many(&self, mut ids: Vec<ObjectId>) {
+        while !ids.is_empty() {
+            let mut files = Vec::new();
+            let mut segments = Vec::new();
+            let mut next = Vec::new();
+            {
+                let mut g = self.inner.lock();
+                for id in ids.drain(..) {
+                    let Some(e) = g.entries.get_mut(&id) else {
+                        continue;
+                    };
+                    e.refs = e.refs.saturating_sub(1);
+                    if e.refs > 0 {
+                        continue;
+                    }
+                    let Some(e) = g.entries.remove(&id) else {
+                        continue;
+                    };
+                    if let State::Ready(r) = e.state {
+                        g.resident -= r.resident();
+                        files.extend(r.spill);
+                        segments.extend(r.segment);
+                    }
+                    next.extend(e.contains);
+                }
+                if !files.is_empty() || !segments.is_empty() || next.is_empty() {
+                    self.space.notify_all();
+                }
+            }
+            drop(segments);
+            for f in files {
+                self.spiller.delete(f);
+            }
+            ids = next;
+        }
+    }
+
+    /// Makes room for `size` more resident bytes and counts them, spilling unpinned objects
+    /// (least recently used first, larger first among equals) past the high-water mark. Waits
+    /// up to the full time-out for pins to be released before failing with `ObjectStoreFull`.
+    fn reserve(&self, g: &mut MutexGuard<'_, Inner>, size: u64) -> Result<()> {
+        if size > self.budget {
+            return Err(self.full_error(g, size));
+        }
+        let deadline = Instant::now() + self.full_timeout;
+        loop {
+            if g.closed {
+                return Err(Error::Shutdown);
+            }
+            if g.resident + size <= self.high_water {
+                return Ok(self.admit(g, size));
+            }
+            let need = g.resident + size - self.high_water;
+            let victims = pick_victims(g, need);
+            if !victims.is_empty() {
+                self.spill(g, victims)?;
+                continue;
+            }
+            if g.resident + size <= self.budget {
+                return Ok(self.admit(g, size));
+            }
+            if self.space.wait_until(g, deadline).timed_out() && g.spills_in_flight == 0 {
+                if g.resident + size <= self.budget {
+                    return Ok(self.admit(g, size));
+                }
+                return Err(self.full_error(g, size));
+            }
+        }
+    }
+
+    fn admit(&self, g: &mut Inner, size: u64) {
+        g.resident += size;
+        g.peak_resident = g.peak_resident.max(g.resident);
+    }
+
+    fn full_error(&self, g: &Inner, size: u64) -> Error {
+        Error::ObjectStoreFull {
+            needed: size,
+            resident: g.resident,
+            budget: self.budget,
+            pinned: pinned_bytes(g),
+        }
+    }
+
+    /// Spills `victims` (already marked busy) with the lock released, then drops their
+    /// resident forms.
+    fn spill(&self, g: &mut MutexGuard<'_, Inner>, victims: Vec<Victim>) -> Result<()> {
+        g.spills_in_flight += 1;
+        let results: Vec<(ObjectId, Result<Option<SpillFile>>)> = MutexGuard::unlocked(g, || {
+            victims
+                .into_iter()
+                .map(|v| {
+                    let r = match v.source {
+                        // Already has a spill file: nothing to write.
+                        None => Ok(None),
+                        Some(src) => {
+                            let data = match src {
+                                Source::Data(d) => Ok(d),
+                                Source::Segment(s) => s.read(),
+                            };
+                            data.and_then(|d| self.spiller.write(v.id, &d)).map(Some)
+                        }
+                    };
+                    (v.id, r)
+                })
+                .collect()
+        });
+        g.spills_in_flight -= 1;
+        let mut first_err = None;
+        for (id, r) in results {
+            let Some(Entry {
+                state: State::Ready(ready),
+                ..
+            }) = g.entries.get_mut(&id)
+            else {
+                // Freed meanwhile: its file (if written) must go too.
+                if let Ok(Some(f)) = r {
+                    self.spiller.delete(f);
+                }
+                continue;
+            };
+            ready.busy = false;
+            match r {
+                Ok(file) => {
+                    let written = file.as_ref().map_or(0, |f| f.len);
+                    if let Some(f) = file {
+                        ready.spill = Some(f);
+                    }
+                    let freed = ready.resident();
+                    ready.data = None;
+                    ready.segment = None;
+                    g.resident -= freed;
+                    if written > 0 {
+                        g.counters.spilled_objects += 1;
+                        g.counters.spilled_bytes += written;
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.space.notify_all();
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The store's accounting.
+    pub(crate) fn stats(&self) -> StoreStats {
+        let g = self.inner.lock();
+        let mut s = StoreStats {
+            budget: self.budget,
+            resident_bytes: g.resident,
+            peak_resident_bytes: g.peak_resident,
+            num_objects: g.entries.len() as u64,
+            num_spilled_now: 0,
+            pinned_bytes: pinned_bytes(&g),
+            num_segments: 0,
+            spilled_objects_total: g.counters.spilled_objects,
+            spilled_bytes_total: g.counters.spilled_bytes,
+            restored_objects_total: g.counters.restored_objects,
+            restored_bytes_total: g.counters.restored_bytes,
+            segments_created_total: g.counters.segments_created,
+        };
+        for e in g.entries.values() {
+            if let State::Ready(r) = &e.state {
+                if r.data.is_none() && r.segment.is_none() {
+                    s.num_spilled_now += 1;
+                }
+                if r.segment.is_some() {
+                    s.num_segments += 1;
+                }
+            }
+        }
+        s
+    }
+
+    /// The spill URL.
+    pub(crate) fn spill_url(&self) -> &str {
+        self.spiller.url()
+    }
+
+    /// Fails every pending object with `Shutdown`, frees everything, stops the spiller.
+    pub(crate) fn shutdown(&self) {
+        let entries = {
+            let mut g = self.inner.lock();
+            g.closed = true;
+            g.resident = 0;
+            std::mem::take(&mut g.entries)
+        };
+        self.space.notify_all();
+        let mut waiters = Vec::new();
+        for (_, e) in entries {
+            waiters.extend(e.waiters);
+            if let State::Ready(r) = e.state {
+                drop(r.segment);
+                if let Some(f) = r.spill {
+                    self.spiller.delete(f);
+                }
+            }
+        }
+        fire(waiters, Err(Error::Shutdown));
+        self.spiller.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("budget", &self.budget)
+            .finish()
+    }
+}
+
+enum Source {
+    Data(ObjectData),
+    Segment(Arc<Segment>),
+}
+
+struct Victim {
+    id: ObjectId,
+    /// What to write; `None` when a spill file already exists.
+    source: Option<Source>,
+}
+
+fn pick_victims(g: &mut Inner, need: u64) -> Vec<Victim> {
+    let mut candidates: Vec<(u64, u64, ObjectId)> = g
+        .entries
+        .iter()
+        .filter_map(|(id, e)| match &e.state {
+            State::Ready(r) if e.pins == 0 && !r.busy && r.resident() > 0 => {
+                Some((e.last_access, r.resident(), *id))
+            }
+            _ => None,
+        })
+        .collect();
+    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut freed = 0;
+    let mut out = Vec::new();
+    for (_, bytes, id) in candidates {
+        if freed >= need {
+            break;
+        }
+        let Some(Entry {
+            state: State::Ready(r),
+            ..
+        }) = g.entries.get_mut(&id)
+        else {
+            continue;
+        };
+        r.busy = true;
+        let source = if r.spill.is_some() {
+            None
+        } else if let Some(d) = &r.data {
+            Some(Source::Data(d.clone()))
+        } else {
+            r.segment.clone().map(Source::Segment)
+        };
+        out.push(Victim { id, source });
+        freed += bytes;
+    }
+    out
+}
+
+fn pinned_bytes(g: &Inner) -> u64 {
+    g.entries
+        .values()
+        .filter(|e| e.pins > 0)
+        .map(|e| match &e.state {
+            State::Ready(r) => r.resident(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn set_busy(g: &mut Inner, id: ObjectId, busy: bool) {
+    if let Some(Entry {
+        state: State::Ready(r),
+        ..
+    }) = g.entries.get_mut(&id)
+    {
+        r.busy = busy;
+    }
+}
+
+fn next_tick(g: &mut Inner) -> u64 {
+    g.tick += 1;
+    g.tick
+}
+
+fn status_of(g: &Inner, id: ObjectId) -> Option<Result<()>> {
+    match g.entries.get(&id) {
+        None => Some(Err(lost(id, "no such object (freed, or never created)"))),
+        Some(e) => match &e.state {
+            State::Pending => None,
+            State::Ready(_) => Some(Ok(())),
+            State::Failed(err) => Some(Err(err.clone())),
+        },
+    }
+}
+
+fn lost(id: ObjectId, reason: &str) -> Error {
+    Error::ObjectLost {
+        object: id.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn fire(waiters: Vec<Waiter>, outcome: Result<()>) {
+    for w in waiters {
+        match w {
+            Waiter::Signal(s) => s.notify(),
+            Waiter::Callback(f) => f(outcome.clone()),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use volley::{Error, FailureCause};
+
+use crate::start;
+
+#[derive(Default)]
+struct Log(Vec<(usize, usize)>);
+
+#[test]
+fn calls_from_each_caller_run_in_submission_order() {
+    let _rt = start();
+    let log = volley::actor(Log::default).spawn().unwrap();
+    let callers: Vec<_> = (0..4)
+        .map(|c| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut last = None;
+                for i in 0..500 {
+                    last = Some(
+                        log.call(move |l: &mut Log| {
+                            l.0.push((c, i));
+                            Ok(())
+                        })
+                        .unwrap(),
+                    );
+                }
+                volley::get(&last.unwrap()).unwrap();
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().unwrap();
+    }
+    let entries = volley::get(&log.call(|l: &mut Log| Ok(l.0.clone())).unwrap()).unwrap();
+    assert_eq!(entries.len(), 2000);
+    for c in 0..4 {
+        let seq: Vec<usize> = entries.iter().filter(|e| e.0 == c).map(|e| e.1).collect();
+        assert_eq!(
+            seq,
+            (0..500).collect::<Vec<_>>(),
+            "caller {c} saw its calls reordered"
+        );
+    }
+}
+
+#[test]
+fn max_concurrency_runs_calls_at_the_same_time() {
+    let _rt = start();
+    struct Meeting(AtomicUsize);
+    let a = volley::actor(|| Meeting(AtomicUsize::new(0)))
+        .max_concurrency(4)
+        .spawn()
+        .unwrap();
+    // Each call waits until all four are inside: only possible if they overlap.
+    let refs: Vec<_> = (0..4)
+        .map(|_| {
+            a.call_shared(|m: &Meeting| {
+                m.0.fetch_add(1, Ordering::SeqCst);
+                let t = Instant::now();
+                while m.0.load(Ordering::SeqCst) < 4 {
+                    if t.elapsed() > Duration::from_secs(10) {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(true)
+            })
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(volley::get_all(&refs, None).unwrap(), vec![true; 4]);
+}
+
+struct Counter {
+    value: i64,
+    checkpoint: Arc<AtomicI64>,
+}
+
+impl Counter {
+    fn incr(&mut self) -> i64 {
+        self.value += 1;
+        self.checkpoint.store(self.value, Ordering::SeqCst);
+        self.value
+    }
+}
+
+#[test]
+fn restart_after_panic_rebuilds_state_from_the_constructor() {
+    let _rt = start();
+    let checkpoint = Arc::new(AtomicI64::new(0));
+    let built = Arc::new(AtomicUsize::new(0));
+    let (cp, b) = (checkpoint.clone(), built.clone());
+    let c = volley::actor(move || {
+        b.fetch_add(1, Ordering::SeqCst);
+        Counter {
+            value: cp.load(Ordering::SeqCst),
+            checkpoint: cp.clone(),
+        }
+    })
+    .max_restarts(1)
+    .spawn()
+    .unwrap();
+    for _ in 0..3 {
+        c.call(|c: &mut Counter| Ok(c.incr())).unwrap();
+    }
+    let boom = c
+        .call(|_: &mut Counter| -> volley::TaskResult<()> { panic!("boom") })
+        .unwrap();
+    match volley::get(&boom) {
+        Err(Error::TaskFailed {
+            cause: FailureCause::Panic,
+            message,
+            task,
+            ..
+        }) => {
+            assert!(message.contains("boom"), "{message}");
+            assert!(task.contains("Counter"), "{task}");
+        }
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    let r = c.call(|c: &mut Counter| Ok(c.incr())).unwrap();
+    assert_eq!(
+        volley::get(&r).unwrap(),
+        4,
+        "state rebuilt from the checkpoint"
+    );
+    assert_eq!(built.load(Ordering::SeqCst), 2);
+    assert_eq!(c.num_restarts(), 1);
+    // No restarts left: the next panic kills it, and later calls fail with ActorDied.
+    let boom = c
+        .call(|_: &mut Counter| -> volley::TaskResult<()> { panic!("again") })
+        .unwrap();
+    assert!(volley::get(&boom).is_err());
+    let after = c.call(|c: &mut Counter| Ok(c.incr())).unwrap();
+    match volley::get(&after) {
+        Err(Error::ActorDied { reason, .. }) => assert!(reason.contains("again"), "{reason}"),
+        other => panic!("expected ActorDied, got {other:?}"),
+    }
+    assert!(!c.is_alive());
+}
+
+#[test]
+fn a_call_interrupted_by_a_panic_is_retried_on_the_new_instance() {
+    let _rt = start();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let c = volley::actor(|| 0u64)
+        .max_restarts(-1)
+        .max_task_retries(2)
+        .spawn()
+        .unwrap();
+    let a = attempts.clone();
+    let r = c
+        .call(move |_: &mut u64| {
+            if a.fetch_add(1, Ordering::SeqCst) < 2 {
+                panic!("flaky");
+            }
+            Ok("done".to_string())
+        })
+        .unwrap();
+    assert_eq!(volley::get(&r).unwrap(), "done");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(c.num_restarts(), 2);
+}
+
+#[test]
+fn named_actors_are_found_by_name_and_type() {
+    let _rt = start();
+    let a = volley::actor(|| 41i64).name("answer").spawn().unwrap();
+    let b = volley::get_actor::<i64>("answer").unwrap();
+    assert_eq!(b.id(), a.id());
+    let r = b.call(|v: &mut i64| {
+        *v += 1;
+        Ok(*v)
+    });
+    assert_eq!(volley::get(&r.unwrap()).unwrap(), 42);
+    assert!(matches!(
+        volley::get_actor::<String>("answer"),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        volley::get_actor::<i64>("question"),
+        Err(Error::NotFound(_))
+    ));
+    assert!(
+        volley::actor(|| 0i64).name("answer").spawn().is_err(),
+        "names are unique"
+    );
+}
+
+#[test]
+fn kill_fails_queued_calls_and_frees_the_name() {
+    let _rt = start();
+    let a = volley::actor(|| 0u32).name("victim").spawn().unwrap();
+    let slow = a
+        .call(|_: &mut u32| {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(1u32)
+        })
+        .unwrap();
+    let queued = a.call(|_: &mut u32| Ok(2u32)).unwrap();
+    volley::kill(&a);
+    for r in [&slow, &queued] {
+        assert!(matches!(volley::get(r), Err(Error::ActorDied { .. })));
+    }
+    assert!(matches!(
+        volley::get_actor::<u32>("victim"),
+        Err(Error::NotFound(_))
+    ));
+    let later = a.call(|_: &mut u32| Ok(3u32)).unwrap();
+    assert!(matches!(volley::get(&later), Err(Error::ActorDied { .. })));
+    // The name can be used again.
+    volley::actor(|| 0u32).name("victim").spawn().unwrap();
+}
+
+#[test]
+fn actors_hold_their_resources_and_give_them_back() {
+    let _rt = start();
+    let cpu = volley::ResourceName::Cpu;
+    let a = volley::actor(|| ()).num_cpus(1.5).spawn().unwrap();
+    volley::get(&a.call(|_: &mut ()| Ok(())).unwrap()).unwrap();
+    assert_eq!(volley::available_resources().unwrap().get(&cpu), 0.5);
+    drop(a);
+    let t = Instant::now();
+    while volley::available_resources().unwrap().get(&cpu) != 2.0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "actor kept its CPUs after its handles went"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
