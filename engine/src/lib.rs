@@ -64,3 +64,8 @@ pub use crate::core::task::{
     Emitter, Multi, RemoteFunction, SchedulingStrategy, TaskOptions, function, register, task,
 };
 pub use crate::error::{Blame, Error, FailureCause, Result, TaskResult, UserError};
+
+/// The README's Rust quick start, run as a doc-test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeQuickStart;

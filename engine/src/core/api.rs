@@ -257,9 +257,8 @@ pub enum ValueKind {
 
 /// Blocks until `id` is sealed or failed; errors with `GetTimeout`.
 fn wait_ready(node: &Arc<NodeInner>, id: ObjectId, timeout: Option<Duration>) -> Result<()> {
-    match node.store.status(id) {
-        Some(r) => return r,
-        None => {}
+    if let Some(r) = node.store.status(id) {
+        return r;
     }
     let deadline = timeout.map(|t| Instant::now() + t);
     let signal = Arc::new(Signal::default());

@@ -79,7 +79,7 @@ impl ObjectId {
     }
 
     /// Fixed-width binary form (Flight tickets, file names).
-    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
         b[0..8].copy_from_slice(&self.task.owner.node.0.to_be_bytes());
         b[8..12].copy_from_slice(&self.task.owner.index.to_be_bytes());

@@ -700,7 +700,7 @@ pub(crate) fn fail_task(task: Box<TaskSpec>, err: Error) {
 }
 
 /// A task enqueued after shutdown began.
-pub(crate) fn fail_task_on_shutdown(task: Box<TaskSpec>) {
+pub(crate) fn fail_task_on_shutdown(task: &TaskSpec) {
     match &task.returns {
         Returns::Streaming(g) => g.finish(Err(Error::Shutdown)),
         Returns::Fixed(_) => {}

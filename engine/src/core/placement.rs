@@ -177,6 +177,62 @@ impl std::fmt::Debug for PlacementGroup {
     }
 }
 
+/// Reserves `bundles` with `strategy`. The group may stay pending (see
+/// [`PlacementGroup::wait`] and [`PlacementGroup::state`]).
+///
+/// ```
+/// use volley::{PlacementStrategy, ResourceName, ResourceSet};
+/// # let mut c = volley::Config::default(); c.num_cpus = Some(2.0);
+/// # volley::init(c).unwrap();
+/// let one_cpu = ResourceSet::new().with(ResourceName::Cpu, 1.0);
+/// let pg = volley::placement_group(vec![one_cpu.clone(), one_cpu], PlacementStrategy::StrictPack).unwrap();
+/// assert!(pg.wait(std::time::Duration::from_secs(5)).unwrap());
+/// volley::remove_placement_group(&pg).unwrap();
+/// # volley::shutdown();
+/// ```
+pub fn placement_group(
+    bundles: Vec<ResourceSet>,
+    strategy: PlacementStrategy,
+) -> Result<PlacementGroup> {
+    let node = crate::core::node::current()?;
+    if bundles.is_empty() || bundles.iter().any(|b| b.is_empty()) {
+        return Err(crate::Error::InvalidArgument(
+            "a placement group needs at least one bundle, and no bundle may be empty".into(),
+        ));
+    }
+    let id = PlacementGroupId(node.next_task_id());
+    let ready_id = crate::ObjectId {
+        task: id.0,
+        index: 0,
+    };
+    node.store.create_pending(ready_id, 1);
+    let ready = ObjectRef::from_raw(crate::RawRef::adopt(&node, ready_id));
+    let placed = node
+        .sched
+        .create_group(id, bundles.clone(), strategy, ready_id);
+    node.after_release(crate::core::scheduler::Released {
+        groups_ready: placed,
+    });
+    Ok(PlacementGroup {
+        id,
+        bundles: Arc::new(bundles),
+        strategy,
+        ready,
+    })
+}
+
+/// Removes a group; its bundles are free again and tasks queued for it fail.
+pub fn remove_placement_group(pg: &PlacementGroup) -> Result<()> {
+    let node = crate::core::node::current()?;
+    let released = node.sched.remove_group(pg.id)?;
+    node.after_release(released);
+    node.store.fail(
+        pg.ready.id(),
+        crate::Error::Infeasible(format!("placement group {} was removed", pg.id)),
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,60 +289,4 @@ mod tests {
             None
         );
     }
-}
-
-/// Reserves `bundles` with `strategy`. The group may stay pending (see
-/// [`PlacementGroup::wait`] and [`PlacementGroup::state`]).
-///
-/// ```
-/// use volley::{PlacementStrategy, ResourceName, ResourceSet};
-/// # let mut c = volley::Config::default(); c.num_cpus = Some(2.0);
-/// # volley::init(c).unwrap();
-/// let one_cpu = ResourceSet::new().with(ResourceName::Cpu, 1.0);
-/// let pg = volley::placement_group(vec![one_cpu.clone(), one_cpu], PlacementStrategy::StrictPack).unwrap();
-/// assert!(pg.wait(std::time::Duration::from_secs(5)).unwrap());
-/// volley::remove_placement_group(&pg).unwrap();
-/// # volley::shutdown();
-/// ```
-pub fn placement_group(
-    bundles: Vec<ResourceSet>,
-    strategy: PlacementStrategy,
-) -> Result<PlacementGroup> {
-    let node = crate::core::node::current()?;
-    if bundles.is_empty() || bundles.iter().any(|b| b.is_empty()) {
-        return Err(crate::Error::InvalidArgument(
-            "a placement group needs at least one bundle, and no bundle may be empty".into(),
-        ));
-    }
-    let id = PlacementGroupId(node.next_task_id());
-    let ready_id = crate::ObjectId {
-        task: id.0,
-        index: 0,
-    };
-    node.store.create_pending(ready_id, 1);
-    let ready = ObjectRef::from_raw(crate::RawRef::adopt(&node, ready_id));
-    let placed = node
-        .sched
-        .create_group(id, bundles.clone(), strategy, ready_id);
-    node.after_release(crate::core::scheduler::Released {
-        groups_ready: placed,
-    });
-    Ok(PlacementGroup {
-        id,
-        bundles: Arc::new(bundles),
-        strategy,
-        ready,
-    })
-}
-
-/// Removes a group; its bundles are free again and tasks queued for it fail.
-pub fn remove_placement_group(pg: &PlacementGroup) -> Result<()> {
-    let node = crate::core::node::current()?;
-    let released = node.sched.remove_group(pg.id)?;
-    node.after_release(released);
-    node.store.fail(
-        pg.ready.id(),
-        crate::Error::Infeasible(format!("placement group {} was removed", pg.id)),
-    );
-    Ok(())
 }

@@ -273,7 +273,7 @@ impl Scheduler {
         if g.closed {
             drop(g);
             // Nobody will run it: the node is going away. The node fails its outputs.
-            crate::core::node::fail_task_on_shutdown(task);
+            crate::core::node::fail_task_on_shutdown(&task);
             return false;
         }
         let group = match &task.strategy {
@@ -356,13 +356,12 @@ impl Scheduler {
         let mut g = self.st.lock();
         give_back(&mut g, grant);
         let groups_ready = self.after_release(&mut g);
-        let spawn = g.queued > 0 && g.idle == 0 && g.threads < g.max_threads && {
-            let runnable = g
-                .queues
+        let spawn = g.queued > 0
+            && g.idle == 0
+            && g.threads < g.max_threads
+            && g.queues
                 .iter()
                 .any(|q| q.tasks.front().is_some() && fits(&g, &q.demand, q.group));
-            runnable
-        };
         if spawn {
             g.threads += 1;
         }
@@ -498,6 +497,7 @@ impl Scheduler {
     }
 
     /// Stops the scheduler: parked workers exit; queued tasks are returned to be failed.
+    #[allow(clippy::vec_box)] // tasks live boxed in the queues
     pub(crate) fn shutdown(&self) -> Vec<Box<TaskSpec>> {
         let mut g = self.st.lock();
         g.closed = true;

@@ -15,6 +15,8 @@
 //!
 //! # Invariants
 //! - `resident <= budget` at all times: room is made (by spilling) *before* bytes are admitted.
+//! - Victims: objects of 1 MiB or more before smaller ones, each group least recently used
+//!   first.
 //! - Pinned objects (`pins > 0`) and busy ones (being spilled or restored) are never spilled.
 //! - An entry is removed when its reference count (handles + task args + containing objects)
 //!   reaches zero; its segment file and spill file are deleted then.
@@ -548,7 +550,10 @@ impl Store {
                 return Err(Error::Shutdown);
             }
             if g.resident + size <= self.high_water {
-                return Ok(self.admit(g, size));
+                {
+                    self.admit(g, size);
+                    return Ok(());
+                }
             }
             let need = g.resident + size - self.high_water;
             let victims = pick_victims(g, need);
@@ -557,11 +562,17 @@ impl Store {
                 continue;
             }
             if g.resident + size <= self.budget {
-                return Ok(self.admit(g, size));
+                {
+                    self.admit(g, size);
+                    return Ok(());
+                }
             }
             if self.space.wait_until(g, deadline).timed_out() && g.spills_in_flight == 0 {
                 if g.resident + size <= self.budget {
-                    return Ok(self.admit(g, size));
+                    {
+                        self.admit(g, size);
+                        return Ok(());
+                    }
                 }
                 return Err(self.full_error(g, size));
             }
@@ -722,6 +733,9 @@ struct Victim {
     source: Option<Source>,
 }
 
+/// Objects below this size are spilled only when large ones do not free enough.
+const SMALL_OBJECT: u64 = 1 << 20;
+
 fn pick_victims(g: &mut Inner, need: u64) -> Vec<Victim> {
     let mut candidates: Vec<(u64, u64, ObjectId)> = g
         .entries
@@ -733,7 +747,14 @@ fn pick_victims(g: &mut Inner, need: u64) -> Vec<Victim> {
             _ => None,
         })
         .collect();
-    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    // Large objects first (spilling a small one frees little and costs a file), each group
+    // least recently used first, larger first among equals.
+    candidates.sort_by(|a, b| {
+        (b.1 >= SMALL_OBJECT)
+            .cmp(&(a.1 >= SMALL_OBJECT))
+            .then(a.0.cmp(&b.0))
+            .then(b.1.cmp(&a.1))
+    });
     let mut freed = 0;
     let mut out = Vec::new();
     for (_, bytes, id) in candidates {
