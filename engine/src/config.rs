@@ -47,9 +47,9 @@ pub struct Config {
     /// Directory of shared-memory segments (`VOLLEY_SHM_DIR`). Default `/dev/shm` when it
     /// exists, else the session directory.
     pub shm_dir: Option<PathBuf>,
-    /// Objects up to this size (bytes) are "small": kept inline and never put in shared memory
-    /// unless asked (`VOLLEY_MAX_INLINE_OBJECT_SIZE`; Ray `max_direct_call_object_size`).
-    /// Default 100 KiB.
+    /// Objects up to this size (bytes) are "small": they stay in process memory and spill only
+    /// when spilling larger objects cannot make room (`VOLLEY_MAX_INLINE_OBJECT_SIZE`; Ray
+    /// `max_direct_call_object_size`). Default 100 KiB.
     pub max_inline_object_size: u64,
     /// How long a `put` waits for pinned objects to be released before failing with
     /// `ObjectStoreFull` (`VOLLEY_OBJECT_STORE_FULL_TIMEOUT_MS`). Default 10 s.

@@ -316,11 +316,7 @@ fn shm_and_spill(r: &mut Runner<'_>) -> Result<()> {
 
     let node = crate::core::node::current()?;
     let dir = node.session_dir.join("bench-spill");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting a runtime", e))?;
-    let spiller = Spiller::new(&dir.to_string_lossy(), rt.handle().clone())?;
+    let spiller = Spiller::new(&dir.to_string_lossy(), node.io_runtime()?)?;
     let data = ObjectData::Arrow(block.clone());
     let mut seq = 0u64;
     let mut next_id = || {

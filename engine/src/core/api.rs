@@ -221,21 +221,38 @@ pub fn get_timeout<T: Value>(r: &ObjectRef<T>, timeout: Duration) -> Result<T> {
     get_timeout_opt(r, Some(timeout))
 }
 
-/// Gets every object, in order (one deadline for all).
+/// Gets every object, in order, waiting at most `timeout` for all of them.
 pub fn get_all<T: Value>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Result<Vec<T>> {
+    let node = current()?;
     let deadline = timeout.map(|t| Instant::now() + t);
-    refs.iter()
-        .map(|r| {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            get_timeout_opt(r, left)
-        })
-        .collect()
+    let signal = Arc::new(Signal::default());
+    let mut pending = 0;
+    for r in refs {
+        if node.store.status(r.id()).is_none() {
+            node.store.on_ready(r.id(), Waiter::Signal(signal.clone()));
+            pending += 1;
+        }
+    }
+    if pending > 0 && blocking_section(|| signal.wait_for(pending, deadline)) < pending {
+        return Err(Error::GetTimeout(
+            timeout.unwrap_or_default(),
+            format!("{pending} of {} objects", refs.len()),
+        ));
+    }
+    refs.iter().map(|r| read(&node, r.id())).collect()
 }
 
 fn get_timeout_opt<T: Value>(r: &ObjectRef<T>, timeout: Option<Duration>) -> Result<T> {
     let node = current()?;
-    let id = r.id();
-    wait_ready(&node, id, timeout)?;
+    wait_ready(&node, r.id(), timeout)?;
+    read(&node, r.id())
+}
+
+/// Reads a sealed (or failed) object.
+fn read<T: Value>(node: &NodeInner, id: ObjectId) -> Result<T> {
+    if let Some(Err(e)) = node.store.status(id) {
+        return Err(e);
+    }
     let (data, pin) = node
         .store
         .get_data(id, matches!(T::KIND, ValueKind::Arrow))?;

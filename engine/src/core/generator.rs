@@ -68,7 +68,7 @@ pub(crate) struct GenSink<'a> {
     pub(crate) producer: &'a GenShared,
     pub(crate) node: &'a Arc<NodeInner>,
     pub(crate) state: &'a TaskState,
-    pub(crate) task_name: &'a str,
+    pub(crate) task_name: &'a dyn Fn() -> String,
     /// Outputs emitted by this attempt.
     pub(crate) index: Cell<u64>,
 }
@@ -77,7 +77,7 @@ impl EmitSink for GenSink<'_> {
     fn emit(&self, data: ObjectData, nested: Vec<ObjectId>) -> Result<()> {
         let index = self.index.get();
         self.index.set(index + 1);
-        let cancelled = || Error::TaskCancelled(self.task_name.to_string());
+        let cancelled = || Error::TaskCancelled((self.task_name)());
         let mut g = self.producer.st.lock();
         if index < g.emitted {
             return Ok(()); // emitted by an earlier attempt
@@ -97,7 +97,7 @@ impl EmitSink for GenSink<'_> {
         if !g.consumer_alive {
             return Err(Error::TaskCancelled(format!(
                 "{} (its output generator was dropped)",
-                self.task_name
+                (self.task_name)()
             )));
         }
         let id = ObjectId {

@@ -23,3 +23,4 @@ pub mod shm;
 pub(crate) mod spill;
 pub mod store;
 pub mod task;
+pub mod transfer;

@@ -114,11 +114,8 @@ pub(crate) fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
     let Some(grant) = grant else { return f() };
     let node = current().ok();
     if let Some(node) = &node {
-        let (spawn, released) = node.sched.block(&grant);
+        let released = node.sched.block(&grant);
         node.after_release(released);
-        if spawn {
-            node.spawn_worker();
-        }
     }
     let r = f();
     if let Some(node) = &node {
@@ -249,6 +246,7 @@ pub(crate) fn init(config: Config) -> Result<()> {
             budget: config.resolved_object_store_memory(),
             spilling_threshold: config.object_spilling_threshold,
             full_timeout: config.object_store_full_timeout,
+            small_object: config.max_inline_object_size,
             shm_dir: shm_dir.clone(),
             shm_prefix: shm_prefix.clone(),
         },
@@ -358,6 +356,15 @@ impl NodeInner {
         }
     }
 
+    /// A handle on the node's I/O runtime.
+    pub(crate) fn io_runtime(&self) -> Result<tokio::runtime::Handle> {
+        self.runtime
+            .lock()
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or(Error::Shutdown)
+    }
+
     /// Submits a task.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Result<Submitted> {
         let resources = Arc::new(req.opts.resource_set()?);
@@ -407,9 +414,9 @@ impl NodeInner {
         for o in &outputs {
             self.store.create_pending(*o, 1);
         }
-        let state = TaskState::new(format!("{} ({id})", req.name), outputs, generator);
+        let state = TaskState::new(req.name.clone(), id, outputs, generator);
         self.tasks.lock().insert(id, state.clone());
-        if let Some(parent) = current_task().and_then(|c| c.state) {
+        if let Some(parent) = CURRENT.with(|c| c.borrow().as_ref().and_then(|c| c.state.clone())) {
             let mut ch = parent.children.lock();
             if ch.len() >= 1024 {
                 let live = self.tasks.lock();
@@ -524,13 +531,20 @@ impl NodeInner {
                 index,
             }))
         });
-        while let Some((task, grant)) = self.sched.next_task() {
+        let mut fresh = true;
+        while let Some((task, grant, spawn)) = self.sched.next_task(fresh) {
+            fresh = false;
+            if spawn {
+                self.spawn_worker();
+            }
             self.execute(task, grant);
         }
-        self.sched.notify_thread_exit();
     }
 
-    pub(crate) fn after_release(&self, released: Released) {
+    pub(crate) fn after_release(self: &Arc<Self>, released: Released) {
+        if released.spawn_worker {
+            self.spawn_worker();
+        }
         for id in released.groups_ready {
             if let Ok(data) = crate::core::object::Value::into_data(true) {
                 let _ = self.store.seal(id, data, Vec::new());
@@ -576,7 +590,7 @@ impl NodeInner {
             Func::Closure(f) => f.clone(),
             Func::Registered(name) => lookup_registered(name).map_err(|e| (e, false))?,
         };
-        let name = task.display_name();
+        let name = || task.display_name();
         let gen_sink = match &task.returns {
             Returns::Streaming(g) => Some(GenSink {
                 producer: g,
@@ -591,14 +605,15 @@ impl NodeInner {
         let outcome = with_current(cur, || {
             let mut ctx = CallCtx {
                 args,
-                task_name: &name,
+                name: &task.name,
+                id: task.id,
                 emitter: gen_sink.as_ref().map(|s| s as &dyn EmitSink),
             };
             catch_unwind(AssertUnwindSafe(|| func(&mut ctx)))
         });
         drop(pins);
         let failed = |cause: FailureCause, message: String, attempts: u32| Error::TaskFailed {
-            task: name.clone(),
+            task: name(),
             cause,
             message,
             attempts,
@@ -609,7 +624,8 @@ impl NodeInner {
                     if outputs.len() != ids.len() {
                         return Err((
                             Error::InvalidArgument(format!(
-                                "task {name} returned {} values but num_returns={}",
+                                "task {} returned {} values but num_returns={}",
+                                name(),
                                 outputs.len(),
                                 ids.len()
                             )),
@@ -665,7 +681,7 @@ impl NodeInner {
                 continue;
             };
             state.cancelled.store(true, Ordering::Relaxed);
-            let err = Error::TaskCancelled(state.name.clone());
+            let err = Error::TaskCancelled(state.display_name());
             for o in &state.outputs {
                 self.store.fail(*o, err.clone());
             }

@@ -282,10 +282,10 @@ pub(crate) fn note_nested_ref(id: ObjectId) {
     });
 }
 
-/// Encodes an object in the Arrow IPC stream format as a list of buffers that reference the
-/// object's own memory (no copy); their concatenation is the encoding.
-pub fn encode_ipc(data: &ObjectData) -> Result<Vec<Buffer>> {
-    let (schema, batches) = match data {
+/// The object as Arrow record batches: an Arrow object as it is; a bytes object as a one-row
+/// `LargeBinary` column whose schema metadata names its format.
+pub fn to_batches(data: &ObjectData) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    Ok(match data {
         ObjectData::Arrow(b) => (b.schema.clone(), b.batches.clone()),
         ObjectData::Bytes { format, data } => {
             let meta = HashMap::from([(FORMAT_KEY.to_string(), format.name().to_string())]);
@@ -297,7 +297,38 @@ pub fn encode_ipc(data: &ObjectData) -> Result<Vec<Buffer>> {
             let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(array)])?;
             (schema, vec![batch])
         }
-    };
+    })
+}
+
+/// The inverse of [`to_batches`].
+pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<ObjectData> {
+    if let Some(fmt) = schema.metadata().get(FORMAT_KEY) {
+        let format = BytesFormat::parse(fmt)
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown bytes format {fmt:?}")))?;
+        let col = batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<LargeBinaryArray>()
+                    .cloned()
+            })
+            .filter(|c| c.len() == 1 && batches.len() == 1)
+            .ok_or_else(|| {
+                Error::InvalidArgument("a bytes object must be one row of one LargeBinary".into())
+            })?;
+        return Ok(ObjectData::Bytes {
+            format,
+            data: Bytes::copy_from_slice(col.value(0)),
+        });
+    }
+    Ok(ObjectData::Arrow(Block::try_new(schema, batches)?))
+}
+
+/// Encodes an object in the Arrow IPC stream format as a list of buffers that reference the
+/// object's own memory (no copy); their concatenation is the encoding.
+pub fn encode_ipc(data: &ObjectData) -> Result<Vec<Buffer>> {
+    let (schema, batches) = to_batches(data)?;
     let mut enc = StreamEncoder::try_new(&schema)?;
     let mut out = Vec::new();
     for b in &batches {
@@ -326,33 +357,7 @@ pub fn decode_ipc(mut buf: Buffer) -> Result<ObjectData> {
     let schema = dec
         .schema()
         .ok_or_else(|| Error::Internal("IPC stream without a schema".to_string()))?;
-    if let Some(fmt) = schema.metadata().get(FORMAT_KEY) {
-        let format = BytesFormat::parse(fmt)
-            .ok_or_else(|| Error::Internal(format!("unknown bytes format {fmt:?}")))?;
-        let col = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<LargeBinaryArray>()
-                    .cloned()
-            })
-            .ok_or_else(|| Error::Internal("bytes object without its value column".into()))?;
-        if col.len() != 1 {
-            return Err(Error::Internal(
-                "bytes object with more than one row".into(),
-            ));
-        }
-        return Ok(ObjectData::Bytes {
-            format,
-            data: Bytes::copy_from_slice(col.value(0)),
-        });
-    }
-    Ok(ObjectData::Arrow(Block {
-        schema,
-        batches,
-        keepalive: None,
-    }))
+    from_batches(schema, batches)
 }
 
 #[cfg(test)]

@@ -212,6 +212,7 @@ pub fn placement_group(
         .create_group(id, bundles.clone(), strategy, ready_id);
     node.after_release(crate::core::scheduler::Released {
         groups_ready: placed,
+        spawn_worker: false,
     });
     Ok(PlacementGroup {
         id,

@@ -147,7 +147,10 @@ struct SchedState {
     debt: ResourceSet,
     groups: HashMap<PlacementGroupId, Group>,
     pending_groups: Vec<PlacementGroupId>,
+    /// Parked workers nobody has signalled.
     idle: usize,
+    /// Workers signalled or just started that have not yet taken a task.
+    waking: usize,
     threads: usize,
     max_threads: usize,
     closed: bool,
@@ -166,6 +169,8 @@ pub(crate) struct Scheduler {
 pub(crate) struct Released {
     /// Placement groups now created: seal their ready objects.
     pub(crate) groups_ready: Vec<ObjectId>,
+    /// Start a worker thread (already counted).
+    pub(crate) spawn_worker: bool,
 }
 
 impl Scheduler {
@@ -181,6 +186,7 @@ impl Scheduler {
                 groups: HashMap::new(),
                 pending_groups: Vec::new(),
                 idle: 0,
+                waking: 0,
                 threads: 0,
                 max_threads,
                 closed: false,
@@ -207,6 +213,15 @@ impl Scheduler {
         demand: &ResourceSet,
         strategy: &SchedulingStrategy,
     ) -> Result<()> {
+        // Fast path: in local mode the default and spread policies choose this node whenever
+        // the demand fits its totals.
+        if matches!(
+            strategy,
+            SchedulingStrategy::Default | SchedulingStrategy::Spread
+        ) && demand.fits_in(&self.st.lock().total)
+        {
+            return Ok(());
+        }
         let nodes = self.view();
         let chosen = match strategy {
             SchedulingStrategy::Default => HybridPolicy.select(demand, &nodes)?,
@@ -300,34 +315,56 @@ impl Scheduler {
         };
         g.queues[qi].tasks.push_back(task);
         g.queued += 1;
-        if !fits_now {
+        fits_now && self.wake_one(&mut g)
+    }
+
+    /// Gets one more worker on its way to the queues, unless one already is: signals a
+    /// parked worker, or returns true when the caller must start a thread (already counted).
+    fn wake_one(&self, g: &mut SchedState) -> bool {
+        if g.waking > 0 {
             return false;
         }
         if g.idle > 0 {
             g.idle -= 1;
+            g.waking += 1;
             self.work.notify_one();
             false
         } else if g.threads < g.max_threads {
             g.threads += 1;
+            g.waking += 1;
             true
         } else {
             false
         }
     }
 
-    /// A worker thread's wait for its next task; `None` when the node shuts down.
-    pub(crate) fn next_task(&self) -> Option<(Box<TaskSpec>, Grant)> {
+    /// A worker thread's wait for its next task (`fresh`: the thread just started); `None`
+    /// when the node shuts down. With the task comes whether to start one more worker
+    /// (more runnable work is queued).
+    pub(crate) fn next_task(&self, fresh: bool) -> Option<(Box<TaskSpec>, Grant, bool)> {
         let mut g = self.st.lock();
+        let mut waking = fresh;
         loop {
             if g.closed {
                 g.threads -= 1;
+                self.resources_freed.notify_all();
                 return None;
             }
-            if let Some(t) = pop_runnable(&mut g) {
-                return Some(t);
+            if let Some((t, grant)) = pop_runnable(&mut g) {
+                if waking {
+                    g.waking -= 1;
+                }
+                // Chain: if more work can run, get another worker going.
+                let spawn = runnable_exists(&g) && self.wake_one(&mut g);
+                return Some((t, grant, spawn));
+            }
+            if waking {
+                g.waking -= 1;
             }
             g.idle += 1;
             self.work.wait(&mut g);
+            // Only `wake_one` (which moved us from idle to waking) and shutdown signal here.
+            waking = !g.closed;
         }
     }
 
@@ -335,37 +372,25 @@ impl Scheduler {
     pub(crate) fn release(&self, grant: &Grant) -> Released {
         let mut g = self.st.lock();
         give_back(&mut g, grant);
-        let groups_ready = self.after_release(&mut g);
-        Released { groups_ready }
+        self.after_release(&mut g)
     }
 
-    fn after_release(&self, g: &mut MutexGuard<'_, SchedState>) -> Vec<ObjectId> {
-        let ready = try_place_groups(g, self.node);
+    fn after_release(&self, g: &mut MutexGuard<'_, SchedState>) -> Released {
+        let groups_ready = try_place_groups(g, self.node);
         self.resources_freed.notify_all();
-        // Wake parked workers for whatever became runnable.
-        if g.queued > 0 && g.idle > 0 {
-            g.idle -= 1;
-            self.work.notify_one();
+        let spawn_worker = runnable_exists(g) && self.wake_one(g);
+        Released {
+            groups_ready,
+            spawn_worker,
         }
-        ready
     }
 
     /// A running task blocks (in `get`, `wait`, a generator): its resources go back to the
-    /// pool. Returns true when the caller should start another worker thread.
-    pub(crate) fn block(&self, grant: &Grant) -> (bool, Released) {
+    /// pool so another worker can use them.
+    pub(crate) fn block(&self, grant: &Grant) -> Released {
         let mut g = self.st.lock();
         give_back(&mut g, grant);
-        let groups_ready = self.after_release(&mut g);
-        let spawn = g.queued > 0
-            && g.idle == 0
-            && g.threads < g.max_threads
-            && g.queues
-                .iter()
-                .any(|q| q.tasks.front().is_some() && fits(&g, &q.demand, q.group));
-        if spawn {
-            g.threads += 1;
-        }
-        (spawn, Released { groups_ready })
+        self.after_release(&mut g)
     }
 
     /// The blocked task resumes: it takes its resources back, going into debt if they are
@@ -467,7 +492,7 @@ impl Scheduler {
                 g.available.add(&rest);
             }
         }
-        let groups_ready = self.after_release(&mut g);
+        let released = self.after_release(&mut g);
         // Tasks queued for this group can never run now.
         let mut dead = Vec::new();
         for q in &mut g.queues {
@@ -483,7 +508,7 @@ impl Scheduler {
                 Error::Infeasible(format!("placement group {id} was removed")),
             );
         }
-        Ok(Released { groups_ready })
+        Ok(released)
     }
 
     /// Resources available now.
@@ -515,11 +540,7 @@ impl Scheduler {
     pub(crate) fn thread_exited(&self) {
         let mut g = self.st.lock();
         g.threads = g.threads.saturating_sub(1);
-        self.resources_freed.notify_all();
-    }
-
-    pub(crate) fn notify_thread_exit(&self) {
-        let _g = self.st.lock();
+        g.waking = g.waking.saturating_sub(1);
         self.resources_freed.notify_all();
     }
 }
@@ -539,6 +560,13 @@ fn fits(
             _ => false,
         },
     }
+}
+
+fn runnable_exists(g: &SchedState) -> bool {
+    g.queued > 0
+        && g.queues
+            .iter()
+            .any(|q| !q.tasks.is_empty() && fits(g, &q.demand, q.group))
 }
 
 fn take(

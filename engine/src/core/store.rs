@@ -15,8 +15,8 @@
 //!
 //! # Invariants
 //! - `resident <= budget` at all times: room is made (by spilling) *before* bytes are admitted.
-//! - Victims: objects of 1 MiB or more before smaller ones, each group least recently used
-//!   first.
+//! - Victims: objects larger than `max_inline_object_size` before small ones (spilling a
+//!   small object frees little and costs a file), each group least recently used first.
 //! - Pinned objects (`pins > 0`) and busy ones (being spilled or restored) are never spilled.
 //! - An entry is removed when its reference count (handles + task args + containing objects)
 //!   reaches zero; its segment file and spill file are deleted then.
@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -43,33 +44,53 @@ pub(crate) enum Waiter {
     Callback(Box<dyn FnOnce(Result<(), Error>) + Send>),
 }
 
-/// A counter threads block on.
+/// A counter one thread blocks on until it reaches a target.
+///
+/// The waiter spins briefly (a few microseconds, yielding) before parking: most waits for a
+/// trivial task end within that time, and a futex wake-up costs more than the whole task.
 #[derive(Default)]
 pub(crate) struct Signal {
-    count: Mutex<usize>,
+    count: AtomicUsize,
+    target: AtomicUsize,
+    lock: Mutex<()>,
     cv: Condvar,
 }
 
+/// How long a waiter spins before parking.
+const SPIN: Duration = Duration::from_micros(20);
+
 impl Signal {
     pub(crate) fn notify(&self) {
-        *self.count.lock() += 1;
-        self.cv.notify_all();
+        let c = self.count.fetch_add(1, Ordering::AcqRel) + 1;
+        if c >= self.target.load(Ordering::Acquire) {
+            let _g = self.lock.lock();
+            self.cv.notify_all();
+        }
     }
 
     /// Waits until at least `n` notifications arrived or `deadline` passes; returns the count.
     pub(crate) fn wait_for(&self, n: usize, deadline: Option<Instant>) -> usize {
-        let mut c = self.count.lock();
-        while *c < n {
+        let spin_until = Instant::now() + SPIN;
+        while self.count.load(Ordering::Acquire) < n && Instant::now() < spin_until {
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+        let mut g = self.lock.lock();
+        self.target.store(n, Ordering::Release);
+        loop {
+            let c = self.count.load(Ordering::Acquire);
+            if c >= n {
+                return c;
+            }
             match deadline {
                 Some(d) => {
-                    if self.cv.wait_until(&mut c, d).timed_out() {
-                        break;
+                    if self.cv.wait_until(&mut g, d).timed_out() {
+                        return self.count.load(Ordering::Acquire);
                     }
                 }
-                None => self.cv.wait(&mut c),
+                None => self.cv.wait(&mut g),
             }
         }
-        *c
     }
 }
 
@@ -173,6 +194,7 @@ pub(crate) struct Store {
     budget: u64,
     high_water: u64,
     full_timeout: Duration,
+    small_object: u64,
     shm_dir: PathBuf,
     shm_prefix: String,
     spiller: Spiller,
@@ -184,6 +206,7 @@ pub(crate) struct StoreConfig {
     pub(crate) budget: u64,
     pub(crate) spilling_threshold: f64,
     pub(crate) full_timeout: Duration,
+    pub(crate) small_object: u64,
     pub(crate) shm_dir: PathBuf,
     pub(crate) shm_prefix: String,
 }
@@ -197,6 +220,7 @@ impl Store {
             budget: cfg.budget,
             high_water: high_water.max(1),
             full_timeout: cfg.full_timeout,
+            small_object: cfg.small_object,
             shm_dir: cfg.shm_dir,
             shm_prefix: cfg.shm_prefix,
             spiller,
@@ -556,7 +580,7 @@ impl Store {
                 }
             }
             let need = g.resident + size - self.high_water;
-            let victims = pick_victims(g, need);
+            let victims = pick_victims(g, need, self.small_object);
             if !victims.is_empty() {
                 self.spill(g, victims)?;
                 continue;
@@ -733,10 +757,7 @@ struct Victim {
     source: Option<Source>,
 }
 
-/// Objects below this size are spilled only when large ones do not free enough.
-const SMALL_OBJECT: u64 = 1 << 20;
-
-fn pick_victims(g: &mut Inner, need: u64) -> Vec<Victim> {
+fn pick_victims(g: &mut Inner, need: u64, small: u64) -> Vec<Victim> {
     let mut candidates: Vec<(u64, u64, ObjectId)> = g
         .entries
         .iter()
@@ -747,11 +768,10 @@ fn pick_victims(g: &mut Inner, need: u64) -> Vec<Victim> {
             _ => None,
         })
         .collect();
-    // Large objects first (spilling a small one frees little and costs a file), each group
-    // least recently used first, larger first among equals.
+    // Large objects first, each group least recently used first, larger first among equals.
     candidates.sort_by(|a, b| {
-        (b.1 >= SMALL_OBJECT)
-            .cmp(&(a.1 >= SMALL_OBJECT))
+        (b.1 > small)
+            .cmp(&(a.1 > small))
             .then(a.0.cmp(&b.0))
             .then(b.1.cmp(&a.1))
     });

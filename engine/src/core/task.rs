@@ -98,15 +98,23 @@ pub enum CallError {
 #[doc(hidden)]
 pub struct CallCtx<'a> {
     pub(crate) args: Vec<ObjectData>,
-    pub(crate) task_name: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) id: TaskId,
     pub(crate) emitter: Option<&'a dyn EmitSink>,
 }
 
 impl std::fmt::Debug for CallCtx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallCtx")
-            .field("task", &self.task_name)
+            .field("task", &self.task_name())
             .finish()
+    }
+}
+
+impl CallCtx<'_> {
+    /// `name (id)`, for errors (formatted only when needed).
+    pub(crate) fn task_name(&self) -> String {
+        format!("{} ({})", self.name, self.id)
     }
 }
 
@@ -124,7 +132,8 @@ pub(crate) enum Returns {
 
 /// Per-task state shared with `cancel` (kept in the node's task table while the task lives).
 pub(crate) struct TaskState {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
+    pub(crate) id: TaskId,
     pub(crate) cancelled: AtomicBool,
     pub(crate) children: Mutex<Vec<TaskId>>,
     pub(crate) outputs: Vec<ObjectId>,
@@ -133,17 +142,24 @@ pub(crate) struct TaskState {
 
 impl TaskState {
     pub(crate) fn new(
-        name: String,
+        name: Arc<str>,
+        id: TaskId,
         outputs: Vec<ObjectId>,
         generator: Option<Arc<crate::core::generator::GenShared>>,
     ) -> Arc<Self> {
         Arc::new(TaskState {
             name,
+            id,
             cancelled: AtomicBool::new(false),
             children: Mutex::new(Vec::new()),
             outputs,
             generator,
         })
+    }
+
+    /// `name (id)`, as errors show it.
+    pub(crate) fn display_name(&self) -> String {
+        format!("{} ({})", self.name, self.id)
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -614,14 +630,11 @@ fn arg_count_error(task: &str, want: usize, got: usize) -> CallError {
     )))
 }
 
-fn convert_arg<T: Value>(
-    task: &str,
-    i: usize,
-    d: &ObjectData,
-) -> std::result::Result<T, CallError> {
-    T::from_data(d).map_err(|e| {
+fn convert_arg<T: Value>(ctx: &CallCtx<'_>, i: usize) -> std::result::Result<T, CallError> {
+    T::from_data(&ctx.args[i]).map_err(|e| {
         CallError::Setup(Error::InvalidArgument(format!(
-            "argument {i} of task {task}: {e}"
+            "argument {i} of task {}: {e}",
+            ctx.task_name()
         )))
     })
 }
@@ -646,9 +659,9 @@ macro_rules! arity {
             fn erase(self) -> Arc<ErasedFn> {
                 Arc::new(move |ctx: &mut CallCtx<'_>| {
                     if ctx.args.len() != $n {
-                        return Err(arg_count_error(ctx.task_name, $n, ctx.args.len()));
+                        return Err(arg_count_error(&ctx.task_name(), $n, ctx.args.len()));
                     }
-                    $( let $A: $A = convert_arg(ctx.task_name, $i, &ctx.args[$i])?; )*
+                    $( let $A: $A = convert_arg(ctx, $i)?; )*
                     let out = (self)($($A),*).map_err(CallError::User)?;
                     out.into_outputs().map_err(CallError::Setup)
                 })
@@ -664,12 +677,12 @@ macro_rules! arity {
             fn erase(self) -> Arc<ErasedFn> {
                 Arc::new(move |ctx: &mut CallCtx<'_>| {
                     if ctx.args.len() != $n {
-                        return Err(arg_count_error(ctx.task_name, $n, ctx.args.len()));
+                        return Err(arg_count_error(&ctx.task_name(), $n, ctx.args.len()));
                     }
                     let sink = ctx.emitter.ok_or_else(|| {
                         CallError::Setup(Error::Internal("streaming task without a sink".into()))
                     })?;
-                    $( let $A: $A = convert_arg(ctx.task_name, $i, &ctx.args[$i])?; )*
+                    $( let $A: $A = convert_arg(ctx, $i)?; )*
                     let emitter = Emitter { sink, _t: PhantomData };
                     (self)(&emitter, $($A),*).map_err(CallError::User)?;
                     Ok(Vec::new())

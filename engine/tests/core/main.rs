@@ -10,6 +10,7 @@ mod placement;
 mod retries;
 mod spill;
 mod tasks;
+mod transfer;
 
 use std::sync::Mutex;
 
