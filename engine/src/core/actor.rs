@@ -433,7 +433,8 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
             }))
         });
         self.mb.lock().in_flight.retain(|o| *o != call.output);
-        let task = format!("{}.call ({})", self.display, call.output.task);
+        let output = call.output;
+        let task = || format!("{}.call ({})", self.display, output.task);
         match outcome {
             Ok(Ok(Some(make))) => match make() {
                 Ok((data, nested)) => {
@@ -447,7 +448,7 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
             Ok(Err(e)) => node.store.fail(
                 call.output,
                 Error::TaskFailed {
-                    task,
+                    task: task(),
                     cause: FailureCause::UserError,
                     message: e.message().to_string(),
                     attempts: 1,
@@ -455,7 +456,7 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
             ),
             Err(payload) => {
                 let msg = panic_message(payload);
-                self.after_panic(node, call, task, msg);
+                self.after_panic(node, call, task(), msg);
             }
         }
     }

@@ -97,7 +97,7 @@ impl Drop for Segment {
     }
 }
 
-fn mapping_buffer(map: &Arc<Mmap>) -> Buffer {
+pub(crate) fn mapping_buffer(map: &Arc<Mmap>) -> Buffer {
     let ptr = NonNull::new(map.as_ptr() as *mut u8).unwrap_or(NonNull::dangling());
     // SAFETY: `ptr` is valid for `map.len()` bytes for as long as the `Arc<Mmap>` passed as
     // owner lives, and the mapping is read-only.
@@ -127,12 +127,18 @@ impl MappedSegment {
 /// Maps the segment at `path` read-only and decodes it zero-copy.
 pub fn map_segment(path: &Path) -> Result<MappedSegment> {
     let ctx = || format!("mapping shared-memory segment {}", path.display());
-    let file = fs::File::open(path).map_err(|e| Error::io(ctx(), e))?;
-    // SAFETY: segments are sealed (read-only, never written after creation).
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(ctx(), e))?;
-    let map = Arc::new(map);
+    let map = map_file(path).map_err(|e| Error::io(ctx(), e))?;
     let data = decode_ipc(mapping_buffer(&map))?;
     Ok(MappedSegment { map, data })
+}
+
+/// Maps a file that nobody writes any more (a sealed segment, a spill file) read-only.
+pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<Mmap>> {
+    let file = fs::File::open(path)?;
+    // SAFETY: the file is immutable once written: segments are sealed, spill files are
+    // written once under a unique name and only deleted (which keeps the mapping valid).
+    let map = unsafe { Mmap::map(&file) }?;
+    Ok(Arc::new(map))
 }
 
 #[cfg(test)]

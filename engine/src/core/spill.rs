@@ -33,6 +33,8 @@ pub(crate) struct Spiller {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
+    /// For `file://` URLs: the directory, so restores map the file instead of copying it.
+    local_dir: Option<std::path::PathBuf>,
     rt: Handle,
     janitor_tx: Mutex<Option<mpsc::UnboundedSender<Path>>>,
     janitor: Mutex<Option<JoinHandle<()>>>,
@@ -57,12 +59,14 @@ impl Spiller {
                 ))
             })?,
         };
+        let mut local_dir = None;
         if parsed.scheme() == "file" {
             let dir = parsed.to_file_path().map_err(|_| {
                 Error::InvalidArgument(format!("spill_url {url:?} is not a local path"))
             })?;
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(format!("creating spill directory {}", dir.display()), e))?;
+            local_dir = Some(dir);
         }
         let (store, prefix) = object_store::parse_url(&parsed)
             .map_err(|e| Error::InvalidArgument(format!("spill_url {url:?}: {e}")))?;
@@ -78,6 +82,7 @@ impl Spiller {
             store,
             prefix,
             url: url.to_string(),
+            local_dir,
             rt,
             janitor_tx: Mutex::new(Some(tx)),
             janitor: Mutex::new(Some(janitor)),
@@ -107,9 +112,16 @@ impl Spiller {
         Ok(SpillFile { path, len })
     }
 
-    /// Reads a spilled object back.
+    /// Reads a spilled object back. A local spill file is mapped, not copied: the restored
+    /// buffers are the file's pages.
     pub(crate) fn read(&self, id: ObjectId, file: &SpillFile) -> Result<ObjectData> {
         let ctx = || format!("restoring object {id} from {}/{}", self.url, file.path);
+        if let Some(dir) = &self.local_dir {
+            let name = file.path.filename().unwrap_or_default();
+            let map =
+                crate::core::shm::map_file(&dir.join(name)).map_err(|e| Error::io(ctx(), e))?;
+            return decode_ipc(crate::core::shm::mapping_buffer(&map));
+        }
         let bytes = self
             .block_on(async { self.store.get(&file.path).await?.bytes().await })
             .map_err(|e| Error::io(ctx(), e))?;
