@@ -19,7 +19,7 @@ tools: ## Install the Rust components and cargo tools the targets use
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
 
 demo: tools ## Run the main job: fan-out/fan-in over generated Arrow blocks (optimized build)
-	$(CARGO) run --profile opt -p volley --example demo
+	$(CARGO) run --profile bench -p volley --example demo
 
 test: lint unit-tests doc-tests ## fmt check, clippy, layer check, every test and doc-test
 
@@ -47,5 +47,5 @@ doc-tests: ## Doc examples, including the README quick start
 	$(CARGO) test --workspace --doc
 
 bench: tools ## Core micro-benchmarks (optimized) and criterion benches of the hot paths
-	$(CARGO) run --profile opt -p volley --bin volley -- microbenchmark
+	$(CARGO) run --profile bench -p volley --bin volley -- microbenchmark
 	$(CARGO) bench -p volley-benches

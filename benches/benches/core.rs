@@ -1,4 +1,5 @@
 //! Criterion benches of Volley Core's hot paths.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use volley::ObjectData;
@@ -79,5 +80,9 @@ fn store(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, tasks, actors, store);
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = tasks, actors, store
+}
 criterion_main!(benches);

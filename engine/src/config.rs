@@ -59,8 +59,6 @@ pub struct Config {
     pub max_worker_threads: usize,
     /// Default `max_retries` of tasks (`VOLLEY_TASK_MAX_RETRIES`; Ray default 3).
     pub task_max_retries: i32,
-    /// Namespace of named actors (`VOLLEY_NAMESPACE`; Ray `namespace`). Default `"default"`.
-    pub namespace: String,
 }
 
 impl Default for Config {
@@ -90,7 +88,6 @@ impl Config {
             object_store_full_timeout: Duration::from_secs(10),
             max_worker_threads: 1024,
             task_max_retries: 3,
-            namespace: "default".to_string(),
         }
     }
 
@@ -150,9 +147,6 @@ impl Config {
         }
         if let Some(v) = var("VOLLEY_TASK_MAX_RETRIES") {
             self.task_max_retries = parse("VOLLEY_TASK_MAX_RETRIES", &v)?;
-        }
-        if let Some(v) = var("VOLLEY_NAMESPACE") {
-            self.namespace = v;
         }
         Ok(())
     }

@@ -208,20 +208,11 @@ fn run_all(settings: &Settings, print: &mut dyn FnMut(&Measurement)) -> Result<V
         crate::get_all(&refs, None).map(|_| ())
     })?;
     r.rate("multi_client_tasks_async", 4 * 5000, || {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let nop = nop.clone();
-                std::thread::spawn(move || -> Result<()> {
-                    let refs: Vec<_> = (0..5000).map(|_| nop.remote(())).collect::<Result<_>>()?;
-                    crate::get_all(&refs, None).map(|_| ())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| Error::Internal("client thread panicked".into()))??;
-        }
-        Ok(())
+        let nop = nop.clone();
+        on_clients(4, move |_| {
+            let refs: Vec<_> = (0..5000).map(|_| nop.remote(())).collect::<Result<_>>()?;
+            crate::get_all(&refs, None).map(|_| ())
+        })
     })?;
     let refs: Vec<_> = (0..1000)
         .map(|i| crate::put(i as u64))
@@ -258,23 +249,13 @@ fn run_all(settings: &Settings, print: &mut dyn FnMut(&Measurement)) -> Result<V
         crate::get_all(&refs, None).map(|_| ())
     })?;
     r.rate("n_n_actor_calls_async", 4 * 2500, || {
-        let handles: Vec<_> = actors
-            .iter()
-            .map(|a| {
-                let a = a.clone();
-                std::thread::spawn(move || -> Result<()> {
-                    let refs: Vec<_> = (0..2500)
-                        .map(|_| a.call(|_: &mut u64| Ok(())))
-                        .collect::<Result<_>>()?;
-                    crate::get_all(&refs, None).map(|_| ())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| Error::Internal("client thread panicked".into()))??;
-        }
-        Ok(())
+        let actors = actors.clone();
+        on_clients(4, move |i| {
+            let refs: Vec<_> = (0..2500)
+                .map(|_| actors[i].call(|_: &mut u64| Ok(())))
+                .collect::<Result<_>>()?;
+            crate::get_all(&refs, None).map(|_| ())
+        })
     })?;
     drop((actor, conc, actors));
     let one_cpu = crate::ResourceSet::new().with(crate::ResourceName::Cpu, 0.01);
@@ -286,6 +267,22 @@ fn run_all(settings: &Settings, print: &mut dyn FnMut(&Measurement)) -> Result<V
 
     shm_and_spill(&mut r)?;
     Ok(r.out)
+}
+
+/// Runs `f(client index)` on `n` threads at once and waits for all of them.
+fn on_clients(n: usize, f: impl Fn(usize) -> Result<()> + Send + Sync + 'static) -> Result<()> {
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let f = f.clone();
+            std::thread::spawn(move || f(i))
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| Error::Internal("client thread panicked".into()))??;
+    }
+    Ok(())
 }
 
 /// Shared-memory materialization against memcpy, spill write/restore against dd.

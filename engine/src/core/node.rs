@@ -209,6 +209,8 @@ pub(crate) fn init(config: Config) -> Result<()> {
         ));
     }
     config.validate()?;
+    // A VOLLEY_* variable that does not parse is an error here, not silently ignored.
+    Config::from_env()?;
     install_panic_hook();
     let id = NodeId::random();
     let session_dir = config

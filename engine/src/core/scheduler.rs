@@ -668,9 +668,10 @@ fn try_place_groups(g: &mut SchedState, node: NodeId) -> Vec<ObjectId> {
                 let mut sum = ResourceSet::new();
                 grp.bundles.iter().for_each(|b| sum.add(b));
                 g.available.sub(&sum);
-                let grp = g.groups.get_mut(&id).expect("group present");
-                grp.state = PlacementGroupState::Created;
-                ready.push(grp.ready);
+                if let Some(grp) = g.groups.get_mut(&id) {
+                    grp.state = PlacementGroupState::Created;
+                    ready.push(grp.ready);
+                }
             }
             None => {
                 let total_view = [NodeView {

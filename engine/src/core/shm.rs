@@ -6,6 +6,7 @@
 //! when dropped, so the store frees a segment by dropping it.
 
 use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -40,20 +41,18 @@ impl Segment {
             .map_err(|e| Error::io(ctx(), e))?;
         // From here on the file exists: remove it again on any failure.
         let result = (|| {
-            file.set_len(len as u64).map_err(|e| Error::io(ctx(), e))?;
             if len == 0 {
                 return Err(Error::Internal("empty IPC encoding".into()));
             }
-            // SAFETY: the file was just created by us with O_EXCL and nobody else writes it.
-            let mut map = unsafe { MmapOptions::new().len(len).populate().map_mut(&file) }
-                .map_err(|e| Error::io(ctx(), e))?;
-            let mut at = 0;
+            // One copy, straight from the object's buffers into the segment's pages.
+            let mut f = &file;
             for b in buffers {
-                map[at..at + b.len()].copy_from_slice(b.as_slice());
-                at += b.len();
+                f.write_all(b.as_slice()).map_err(|e| Error::io(ctx(), e))?;
             }
-            let map = map.make_read_only().map_err(|e| Error::io(ctx(), e))?;
             fs::set_permissions(&path, fs::Permissions::from_mode(0o400))
+                .map_err(|e| Error::io(ctx(), e))?;
+            // SAFETY: the file is complete and read-only from here on.
+            let map = unsafe { MmapOptions::new().len(len).map(&file) }
                 .map_err(|e| Error::io(ctx(), e))?;
             Ok(map)
         })();

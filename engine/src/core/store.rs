@@ -372,16 +372,14 @@ impl Store {
             }
             if let Some(seg) = &ready.segment {
                 let seg = seg.clone();
-                entry.pins += 1; // keep the segment while we decode it
-                drop(g);
-                let data = seg.read();
-                g = self.inner.lock();
+                // Pinned while we decode; the guard unpins on drop (at once unless `pin`).
+                entry.pins += 1;
                 let guard = PinGuard {
                     store: self.me.clone(),
                     id,
                 };
                 drop(g);
-                let data = data?;
+                let data = seg.read()?;
                 return Ok((data, pin.then(|| Arc::new(guard))));
             }
             if ready.busy {
@@ -529,6 +527,7 @@ impl Store {
             let mut files = Vec::new();
             let mut segments = Vec::new();
             let mut next = Vec::new();
+            let mut freed = false;
             {
                 let mut g = self.inner.lock();
                 for id in ids.drain(..) {
@@ -542,6 +541,7 @@ impl Store {
                     let Some(e) = g.entries.remove(&id) else {
                         continue;
                     };
+                    freed = true;
                     if let State::Ready(r) = e.state {
                         g.resident -= r.resident();
                         files.extend(r.spill);
@@ -549,7 +549,7 @@ impl Store {
                     }
                     next.extend(e.contains);
                 }
-                if !files.is_empty() || !segments.is_empty() || next.is_empty() {
+                if freed {
                     self.space.notify_all();
                 }
             }
