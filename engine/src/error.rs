@@ -2,7 +2,7 @@
 //!
 //! | blame | variants |
 //! | --- | --- |
-//! | the caller's input | [`Error::InvalidArgument`], [`Error::NotFound`], [`Error::NotInitialized`] |
+//! | the caller's input | [`Error::InvalidArgument`], [`Error::InvalidData`], [`Error::NotFound`], [`Error::NotInitialized`] |
 //! | the user's code | [`Error::TaskFailed`] with [`FailureCause::UserError`] or [`FailureCause::Panic`] |
 //! | execution | [`Error::GetTimeout`], [`Error::TaskCancelled`], [`Error::ActorDied`], [`Error::ObjectLost`], [`Error::Io`], [`Error::Shutdown`] |
 //! | resources exhausted | [`Error::ObjectStoreFull`], [`Error::Infeasible`] |
@@ -61,6 +61,15 @@ pub enum Error {
     /// A named thing (actor, function, placement group) does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// Input data is bad: a corrupt or truncated file, schemas that conflict. `location` names
+    /// the file (or operator) and `message` the cause.
+    #[error("bad data in {location}: {message}")]
+    InvalidData {
+        /// The file or operator.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The API was used before `volley::init` (or after `volley::shutdown`).
     #[error("volley is not initialized: call volley::init first")]
     NotInitialized,
@@ -145,7 +154,10 @@ impl Error {
     /// Who is at fault.
     pub fn blame(&self) -> Blame {
         match self {
-            Error::InvalidArgument(_) | Error::NotFound(_) | Error::NotInitialized => Blame::Input,
+            Error::InvalidArgument(_)
+            | Error::InvalidData { .. }
+            | Error::NotFound(_)
+            | Error::NotInitialized => Blame::Input,
             Error::TaskFailed { .. } => Blame::UserCode,
             Error::GetTimeout(..)
             | Error::TaskCancelled(_)

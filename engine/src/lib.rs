@@ -37,11 +37,15 @@
 //! of the data engine.
 
 pub use arrow;
+pub use datafusion;
+pub use parquet;
 
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod data;
 pub mod error;
+pub mod io;
 pub mod microbench;
 
 pub use crate::config::Config;

@@ -1,9 +1,10 @@
-//! Integration tests of Volley Core through its public Rust API.
+//! Integration tests of Volley Core and Volley Data through their public Rust API.
 //!
 //! Each test starts its own runtime; a process-wide lock serializes them when the runner
 //! shares one process between tests (`cargo test`); under nextest each runs alone.
 
 mod actors;
+mod data;
 mod lifecycle;
 mod objects;
 mod placement;

@@ -1,0 +1,506 @@
+//! `Dataset`: a lazy, immutable plan; transformations add one logical operator each, and
+//! consumption plans, optimizes and runs it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::col;
+use parking_lot::Mutex;
+
+use crate::data::context::DataContext;
+use crate::data::executor::{BatchStream, run_per_fragment};
+use crate::data::expr;
+use crate::data::logical::{BatchFn, LogicalPlan};
+use crate::data::optimizer::optimize;
+use crate::data::physical::PhysicalPlan;
+use crate::data::planner::{PlanEnv, plan};
+use crate::error::{Error, Result, TaskResult};
+use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
+
+/// A lazy dataset of Arrow record batches.
+#[derive(Clone)]
+pub struct Dataset {
+    plan: Arc<LogicalPlan>,
+    ctx: DataContext,
+    stats: Arc<Mutex<Option<ExecStats>>>,
+}
+
+impl fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dataset(\n{})", self.plan)
+    }
+}
+
+/// Statistics of the last execution of a dataset.
+#[derive(Debug, Clone)]
+pub struct ExecStats {
+    /// Wall time.
+    pub wall: Duration,
+    /// One line per operator: rows, batches, bytes, tasks, CPU time.
+    pub operators: Vec<String>,
+}
+
+impl fmt::Display for ExecStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Execution: {:.3} s wall", self.wall.as_secs_f64())?;
+        for l in &self.operators {
+            writeln!(f, "  {l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What `write_parquet` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteResult {
+    /// The files, in name order.
+    pub files: Vec<WrittenFile>,
+}
+
+impl WriteResult {
+    /// Rows written.
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    /// Bytes written.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+}
+
+fn io_handle() -> Result<tokio::runtime::Handle> {
+    crate::core::node::current()?.io_runtime()
+}
+
+/// Reads parquet files: a file, a directory, a glob, or a list of them; local paths or
+/// `object_store` URLs. Lists the files and reads every footer now (in parallel).
+pub fn read_parquet<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
+    let paths: Vec<String> = paths.iter().map(|p| p.as_ref().to_string()).collect();
+    let source = Arc::new(ParquetSource::open(&paths, &io_handle()?)?);
+    Ok(Dataset::from_plan(
+        Arc::new(LogicalPlan::ReadParquet {
+            source,
+            columns: None,
+            filter: None,
+            limit: None,
+        }),
+        DataContext::default(),
+    ))
+}
+
+/// The integers `0..n` in an `id` column (int64).
+pub fn range(n: u64) -> Result<Dataset> {
+    Ok(Dataset::from_plan(
+        Arc::new(LogicalPlan::Range { n }),
+        DataContext::default(),
+    ))
+}
+
+/// A dataset of in-memory batches (all with one schema).
+pub fn from_batches(batches: Vec<RecordBatch>) -> Result<Dataset> {
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| Error::InvalidArgument("from_batches needs at least one batch".into()))?;
+    if let Some((i, _)) = batches
+        .iter()
+        .enumerate()
+        .find(|(_, b)| b.schema() != schema)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "batch {i} has a different schema than batch 0"
+        )));
+    }
+    Ok(Dataset::from_plan(
+        Arc::new(LogicalPlan::FromBatches {
+            schema,
+            batches: Arc::new(batches),
+        }),
+        DataContext::default(),
+    ))
+}
+
+/// The schema of `plan` when it is known without running anything.
+fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
+    Some(match plan {
+        LogicalPlan::ReadParquet {
+            source, columns, ..
+        } => match columns {
+            None => Ok(source.schema().clone()),
+            Some(cols) => cols
+                .iter()
+                .map(|c| {
+                    source
+                        .schema()
+                        .index_of(c)
+                        .map_err(|_| no_column(c, source.schema()))
+                })
+                .collect::<Result<Vec<_>>>()
+                .and_then(|idx| Ok(Arc::new(source.schema().project(&idx)?))),
+        },
+        LogicalPlan::Range { .. } => Ok(Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+        ]))),
+        LogicalPlan::FromBatches { schema, .. } => Ok(schema.clone()),
+        LogicalPlan::MapBatches { .. } => return None,
+        LogicalPlan::Filter { input, .. } | LogicalPlan::Limit { input, .. } => {
+            return static_schema(input);
+        }
+        LogicalPlan::Project { input, columns } => {
+            let input = static_schema(input)?;
+            input.and_then(|s| {
+                let fields = columns
+                    .iter()
+                    .map(|(e, n)| expr::field(e, n, &s))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(expr::schema_of(fields))
+            })
+        }
+        LogicalPlan::Union { inputs } => return static_schema(inputs.first()?),
+    })
+}
+
+fn no_column(name: &str, schema: &SchemaRef) -> Error {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    Error::InvalidArgument(format!(
+        "no column {name:?}; the columns are [{}]",
+        names.join(", ")
+    ))
+}
+
+impl Dataset {
+    pub(crate) fn from_plan(plan: Arc<LogicalPlan>, ctx: DataContext) -> Self {
+        Dataset {
+            plan,
+            ctx,
+            stats: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn with(&self, node: LogicalPlan) -> Dataset {
+        Dataset::from_plan(Arc::new(node), self.ctx.clone())
+    }
+
+    /// The logical plan.
+    pub fn logical_plan(&self) -> &Arc<LogicalPlan> {
+        &self.plan
+    }
+
+    /// Uses `ctx` for execution.
+    pub fn with_context(mut self, ctx: DataContext) -> Self {
+        self.ctx = ctx;
+        self
+    }
+
+    // ---- transformations ----
+
+    /// Applies `f` to batches (of `batch_size` rows when given, else as they come).
+    pub fn map_batches<F>(&self, name: &str, batch_size: Option<usize>, f: F) -> Dataset
+    where
+        F: Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static,
+    {
+        let udf: Arc<BatchFn> = Arc::new(f);
+        self.with(LogicalPlan::MapBatches {
+            input: self.plan.clone(),
+            name: name.to_string(),
+            udf,
+            batch_size: batch_size.filter(|&n| n > 0),
+        })
+    }
+
+    /// Keeps rows where `predicate` holds (`col("value").gt(lit(0.5))`).
+    pub fn filter(&self, predicate: Expr) -> Result<Dataset> {
+        if let Some(schema) = static_schema(&self.plan) {
+            expr::compile(&predicate, &schema?)?;
+        }
+        Ok(self.with(LogicalPlan::Filter {
+            input: self.plan.clone(),
+            predicate,
+        }))
+    }
+
+    /// Keeps rows where a SQL predicate holds (`"value > 0.5 AND key = 'k1'"`).
+    pub fn filter_sql(&self, predicate: &str) -> Result<Dataset> {
+        let schema = self.schema()?;
+        self.filter(expr::parse_sql(predicate, &schema)?)
+    }
+
+    /// Keeps these columns, in this order.
+    pub fn select_columns(&self, columns: &[&str]) -> Result<Dataset> {
+        let schema = self.schema()?;
+        for c in columns {
+            schema.index_of(c).map_err(|_| no_column(c, &schema))?;
+        }
+        Ok(self.project(columns.iter().map(|c| (col(*c), c.to_string())).collect()))
+    }
+
+    /// Drops these columns.
+    pub fn drop_columns(&self, columns: &[&str]) -> Result<Dataset> {
+        let schema = self.schema()?;
+        for c in columns {
+            schema.index_of(c).map_err(|_| no_column(c, &schema))?;
+        }
+        let keep = schema
+            .fields()
+            .iter()
+            .filter(|f| !columns.contains(&f.name().as_str()))
+            .map(|f| (col(f.name()), f.name().clone()))
+            .collect();
+        Ok(self.project(keep))
+    }
+
+    /// Renames columns (`(old, new)` pairs).
+    pub fn rename_columns(&self, renames: &[(&str, &str)]) -> Result<Dataset> {
+        let schema = self.schema()?;
+        for (old, _) in renames {
+            schema.index_of(old).map_err(|_| no_column(old, &schema))?;
+        }
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let new = renames
+                    .iter()
+                    .find(|(o, _)| *o == f.name())
+                    .map_or(f.name().as_str(), |r| r.1);
+                (col(f.name()), new.to_string())
+            })
+            .collect();
+        Ok(self.project(cols))
+    }
+
+    /// Adds (or replaces) column `name` computed by `expr`.
+    pub fn with_column(&self, name: &str, value: Expr) -> Result<Dataset> {
+        let schema = self.schema()?;
+        expr::field(&value, name, &schema)?;
+        let mut cols: Vec<(Expr, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() == name {
+                    (value.clone(), name.to_string())
+                } else {
+                    (col(f.name()), f.name().clone())
+                }
+            })
+            .collect();
+        if schema.index_of(name).is_err() {
+            cols.push((value, name.to_string()));
+        }
+        Ok(self.project(cols))
+    }
+
+    fn project(&self, columns: Vec<(Expr, String)>) -> Dataset {
+        self.with(LogicalPlan::Project {
+            input: self.plan.clone(),
+            columns,
+        })
+    }
+
+    /// The first `n` rows; upstream work stops once they are produced.
+    pub fn limit(&self, n: usize) -> Dataset {
+        self.with(LogicalPlan::Limit {
+            input: self.plan.clone(),
+            n,
+        })
+    }
+
+    /// This dataset's rows followed by `other`'s (same schema).
+    pub fn union(&self, other: &Dataset) -> Result<Dataset> {
+        let (a, b) = (self.schema()?, other.schema()?);
+        if a.fields() != b.fields() {
+            return Err(Error::InvalidArgument(format!(
+                "union of different schemas: {a:?} and {b:?}"
+            )));
+        }
+        Ok(self.with(LogicalPlan::Union {
+            inputs: vec![self.plan.clone(), other.plan.clone()],
+        }))
+    }
+
+    // ---- planning ----
+
+    fn physical(&self) -> Result<(Arc<LogicalPlan>, PhysicalPlan)> {
+        let optimized = optimize(&self.plan);
+        let cpus = crate::cluster_resources()?
+            .get(&crate::ResourceName::Cpu)
+            .ceil()
+            .max(1.0) as usize;
+        let env = PlanEnv {
+            ctx: &self.ctx,
+            io: io_handle()?,
+            cpus,
+        };
+        let physical = plan(&optimized, &env)?;
+        Ok((optimized, physical))
+    }
+
+    /// The logical, optimized and physical plans as text.
+    pub fn explain(&self) -> Result<String> {
+        let (optimized, physical) = self.physical()?;
+        Ok(format!(
+            "== Logical plan ==\n{}== Optimized plan ==\n{}== Physical plan ==\n{}",
+            self.plan, optimized, physical
+        ))
+    }
+
+    fn record(&self, physical: &PhysicalPlan, started: Instant) {
+        let mut operators = Vec::new();
+        for (i, p) in physical.pipelines.iter().enumerate() {
+            operators.push(p.source.counters().line(&format!("[{i}] {}", p.source)));
+            for o in &p.ops {
+                operators.push(o.counters().line(&format!("[{i}] {o}")));
+            }
+        }
+        *self.stats.lock() = Some(ExecStats {
+            wall: started.elapsed(),
+            operators,
+        });
+    }
+
+    /// Bytes the parquet readers of this dataset's sources fetched so far (footers included):
+    /// the readers' own counters.
+    pub fn bytes_read(&self) -> u64 {
+        fn walk(p: &LogicalPlan) -> u64 {
+            let own = match p {
+                LogicalPlan::ReadParquet { source, .. } => source.bytes_read(),
+                _ => 0,
+            };
+            own + p.inputs().iter().map(|i| walk(i)).sum::<u64>()
+        }
+        walk(&self.plan)
+    }
+
+    /// Statistics of the last execution (`None` before any).
+    pub fn stats(&self) -> Option<ExecStats> {
+        self.stats.lock().clone()
+    }
+
+    // ---- consumption ----
+
+    /// Streams the batches in order.
+    pub fn iter_batches(&self) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
+        let (_, physical) = self.physical()?;
+        let stream = BatchStream::new(&physical, &self.ctx);
+        let started = stream.started;
+        let this = self.clone();
+        let mut physical = Some(physical);
+        let mut stream = stream;
+        Ok(std::iter::from_fn(move || {
+            let next = stream.next();
+            if next.is_none()
+                && let Some(p) = physical.take()
+            {
+                this.record(&p, started);
+            }
+            next
+        }))
+    }
+
+    /// The first `n` rows.
+    pub fn take(&self, n: usize) -> Result<Vec<RecordBatch>> {
+        self.limit(n).take_all()
+    }
+
+    pub(crate) fn take_rows(&self, n: usize) -> Result<Vec<RecordBatch>> {
+        self.take(n)
+    }
+
+    /// Every row.
+    pub fn take_all(&self) -> Result<Vec<RecordBatch>> {
+        self.iter_batches()?.collect()
+    }
+
+    /// The schema (runs the pipeline on its first rows when a user function decides it).
+    pub fn schema(&self) -> Result<SchemaRef> {
+        if let Some(s) = static_schema(&self.plan) {
+            return s;
+        }
+        let first = self.limit(1).take_all()?;
+        first.first().map(|b| b.schema()).ok_or_else(|| {
+            Error::InvalidArgument(
+                "the schema of an empty dataset with a user function is unknown".into(),
+            )
+        })
+    }
+
+    /// Rows (from parquet footers when nothing filters or maps them).
+    pub fn count(&self) -> Result<u64> {
+        match self.plan.as_ref() {
+            LogicalPlan::ReadParquet {
+                source,
+                filter: None,
+                limit,
+                ..
+            } => {
+                let n = source.num_rows();
+                return Ok(limit.map_or(n, |l| n.min(l as u64)));
+            }
+            LogicalPlan::Range { n } => return Ok(*n),
+            _ => {}
+        }
+        let (_, physical) = self.physical()?;
+        let started = Instant::now();
+        let counts = run_per_fragment(&physical, "Count", |p, frag, _| {
+            let mut rows = 0u64;
+            p.run(frag as usize, &mut |b| {
+                rows += b.num_rows() as u64;
+                Ok(true)
+            })?;
+            Ok(rows)
+        })?;
+        self.record(&physical, started);
+        let total: u64 = counts.iter().sum();
+        Ok(physical.limit.map_or(total, |l| total.min(l as u64)))
+    }
+
+    /// The first `n` rows as a table.
+    pub fn show(&self, n: usize) -> Result<String> {
+        let batches = self.take(n)?;
+        Ok(arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+    }
+
+    /// Writes parquet files under `dir` (a path or URL): each read task writes
+    /// `part-<task>-<n>.parquet` files of about `DataContext::target_file_size` bytes.
+    pub fn write_parquet(&self, dir: &str) -> Result<WriteResult> {
+        // Check the destination before any work.
+        crate::io::location::parse(dir)?;
+        let (_, physical) = self.physical()?;
+        if physical.limit.is_some() {
+            // A global limit needs one ordered stream: write from the driver.
+            return self.write_from_stream(dir);
+        }
+        let started = Instant::now();
+        let target = self.ctx.target_file_size;
+        let dir_owned = dir.to_string();
+        let parts = run_per_fragment(&physical, "WriteParquet", move |p, frag, index| {
+            let io = io_handle()?;
+            let mut sink = ParquetSink::new(&dir_owned, index as usize, target)?;
+            p.run(frag as usize, &mut |b| {
+                sink.write(&b, &io)?;
+                Ok(true)
+            })?;
+            Ok(sink.finish(&io)?)
+        })?;
+        self.record(&physical, started);
+        let mut files: Vec<WrittenFile> = parts.into_iter().flatten().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(WriteResult { files })
+    }
+
+    fn write_from_stream(&self, dir: &str) -> Result<WriteResult> {
+        let io = io_handle()?;
+        let mut sink = ParquetSink::new(dir, 0, self.ctx.target_file_size)?;
+        for b in self.iter_batches()? {
+            sink.write(&b?, &io)?;
+        }
+        Ok(WriteResult {
+            files: sink.finish(&io)?,
+        })
+    }
+}

@@ -1,0 +1,208 @@
+//! The streaming executor: one core streaming task per read fragment, each running its
+//! pipeline and emitting blocks into the object store; the consumer pulls them in order.
+//!
+//! Memory stays bounded by configuration: at most `max_in_flight` fragment tasks run at once
+//! (derived from the pipeline byte budget and the block size), each pauses once it has
+//! `max_unconsumed_outputs_per_task` blocks nobody consumed, and a reached limit drops the
+//! remaining generators, which stops their producers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+
+use crate::core::generator::{ObjectRefGenerator, StreamingFunction};
+use crate::data::context::DataContext;
+use crate::data::physical::{PhysicalPlan, Pipeline};
+use crate::error::{Result, TaskResult};
+use crate::{Block, Emitter};
+
+/// Runs fragment `frag` of `pipeline`, emitting blocks of about `target` bytes.
+fn run_fragment(
+    pipeline: &Pipeline,
+    frag: u64,
+    target: u64,
+    out: &Emitter<'_, Block>,
+) -> TaskResult<()> {
+    let mut acc: Vec<RecordBatch> = Vec::new();
+    let mut bytes = 0u64;
+    let emit = |acc: &mut Vec<RecordBatch>| -> crate::Result<()> {
+        if acc.is_empty() {
+            return Ok(());
+        }
+        let batches = std::mem::take(acc);
+        out.emit(Block::try_new(batches[0].schema(), batches)?)
+    };
+    pipeline.run(frag as usize, &mut |b| {
+        bytes += b.get_array_memory_size() as u64;
+        acc.push(b);
+        if bytes >= target {
+            emit(&mut acc)?;
+            bytes = 0;
+        }
+        Ok(true)
+    })?;
+    emit(&mut acc)?;
+    Ok(())
+}
+
+/// How many fragment tasks may run at once.
+pub(crate) fn max_in_flight(ctx: &DataContext) -> usize {
+    let cpus = crate::cluster_resources()
+        .map(|r| r.get(&crate::ResourceName::Cpu))
+        .unwrap_or(1.0)
+        .ceil()
+        .max(1.0) as usize;
+    let budget = crate::object_store_stats()
+        .map(|s| s.budget)
+        .unwrap_or(u64::MAX);
+    let per_task = ctx.target_max_block_size * (ctx.max_unconsumed_outputs_per_task as u64 + 1);
+    let by_budget =
+        ((budget as f64 * ctx.pipeline_budget_fraction) as u64 / per_task.max(1)).max(1);
+    let cap = ctx.max_tasks_in_flight.unwrap_or(2 * cpus);
+    (by_budget as usize).clamp(1, cap.max(1))
+}
+
+/// Batches of a running plan, in order.
+pub(crate) struct BatchStream {
+    todo: VecDeque<(usize, u64)>,
+    funcs: Vec<StreamingFunction<(u64,), Block>>,
+    running: VecDeque<ObjectRefGenerator<Block>>,
+    ready: VecDeque<RecordBatch>,
+    left: Option<usize>,
+    max_in_flight: usize,
+    done: bool,
+    pub(crate) started: Instant,
+}
+
+impl std::fmt::Debug for BatchStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchStream")
+            .field("running", &self.running.len())
+            .finish()
+    }
+}
+
+impl BatchStream {
+    pub(crate) fn new(plan: &PhysicalPlan, ctx: &DataContext) -> Self {
+        let target = ctx.target_max_block_size;
+        let funcs = plan
+            .pipelines
+            .iter()
+            .map(|p| {
+                let pipeline = p.clone();
+                crate::streaming_task(move |out: &Emitter<'_, Block>, frag: u64| {
+                    run_fragment(&pipeline, frag, target, out)
+                })
+                .name(&p.task_name())
+                .max_retries(0)
+                .generator_backpressure_num_objects(ctx.max_unconsumed_outputs_per_task.max(1))
+            })
+            .collect();
+        let todo = plan
+            .pipelines
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| (0..p.source.num_fragments() as u64).map(move |f| (i, f)))
+            .collect();
+        BatchStream {
+            todo,
+            funcs,
+            running: VecDeque::new(),
+            ready: VecDeque::new(),
+            left: plan.limit,
+            max_in_flight: max_in_flight(ctx),
+            done: false,
+            started: Instant::now(),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.done = true;
+        self.todo.clear();
+        // Dropping a generator tells its producer to stop.
+        self.running.clear();
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                let b = match self.left.as_mut() {
+                    Some(left) => {
+                        let b = if b.num_rows() > *left {
+                            b.slice(0, *left)
+                        } else {
+                            b
+                        };
+                        *left -= b.num_rows();
+                        if *left == 0 {
+                            self.stop();
+                            self.ready.clear();
+                        }
+                        b
+                    }
+                    None => b,
+                };
+                return Ok(Some(b));
+            }
+            if self.done || self.left == Some(0) {
+                return Ok(None);
+            }
+            while self.running.len() < self.max_in_flight {
+                let Some((p, f)) = self.todo.pop_front() else {
+                    break;
+                };
+                self.running.push_back(self.funcs[p].remote((f,))?);
+            }
+            let Some(front) = self.running.front_mut() else {
+                self.done = true;
+                return Ok(None);
+            };
+            match front.next() {
+                Some(Ok(r)) => {
+                    let block = crate::get(&r)?;
+                    self.ready.extend(block.batches().iter().cloned());
+                }
+                Some(Err(e)) => {
+                    self.stop();
+                    return Err(e);
+                }
+                None => {
+                    self.running.pop_front();
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
+
+/// Runs `f(pipeline, fragment)` as one task per fragment and returns the results in order.
+pub(crate) fn run_per_fragment<R: crate::Value>(
+    plan: &PhysicalPlan,
+    name: &str,
+    f: impl Fn(&Arc<Pipeline>, u64, u64) -> TaskResult<R> + Send + Sync + 'static,
+) -> Result<Vec<R>> {
+    let f = Arc::new(f);
+    let mut refs = Vec::new();
+    let mut global = 0u64;
+    for p in &plan.pipelines {
+        let pipeline = p.clone();
+        let f = f.clone();
+        let task = crate::task(move |frag: u64, index: u64| f(&pipeline, frag, index))
+            .name(&format!("{}->{name}", p.task_name()))
+            .max_retries(0);
+        for frag in 0..p.source.num_fragments() as u64 {
+            refs.push(task.remote((frag, global))?);
+            global += 1;
+        }
+    }
+    crate::get_all(&refs, None)
+}

@@ -1,0 +1,38 @@
+//! Volley Data: lazy datasets of Arrow blocks, run on Volley Core.
+//!
+//! ```text
+//!  Dataset (lazy) ── LogicalPlan (closed enum) ── optimizer rules (one per file)
+//!        │                                              │
+//!   consume (iter_batches / take / count / write_parquet) ▼
+//!        └──► planner ──► PhysicalPlan: pipelines of SourceOp → row ops (fused per task)
+//!                              │
+//!                 streaming executor: one core streaming task per read fragment,
+//!                 blocks emitted into the object store with backpressure (≤ 2 unconsumed
+//!                 per task), bounded tasks in flight (pipeline byte budget), limit stops
+//!                 upstream work early
+//! ```
+//!
+//! ```
+//! use volley::data::{self, col, lit};
+//! volley::init(volley::Config::default()).unwrap();
+//! let ds = data::range(1000).unwrap().filter(col("id").gt_eq(lit(990i64))).unwrap();
+//! assert_eq!(ds.count().unwrap(), 10);
+//! volley::shutdown();
+//! ```
+//!
+//! `data` uses the core's public API only; the core knows nothing of it.
+
+mod context;
+mod dataset;
+mod executor;
+mod expr;
+mod logical;
+mod optimizer;
+mod physical;
+mod planner;
+
+pub use context::DataContext;
+pub use datafusion::logical_expr::Expr;
+pub use datafusion::prelude::{col, lit};
+pub use dataset::{Dataset, ExecStats, WriteResult, from_batches, range, read_parquet};
+pub use logical::LogicalPlan;

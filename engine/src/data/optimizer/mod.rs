@@ -1,0 +1,80 @@
+//! Optimizer rules, one per file; each rewrites the plan bottom-up and must keep results
+//! unchanged.
+
+mod fuse_maps;
+mod push_filter;
+mod push_limit;
+mod push_projection;
+
+use std::sync::Arc;
+
+use crate::data::logical::LogicalPlan;
+
+/// A rewrite of one node whose inputs are already rewritten.
+pub(crate) trait Rule {
+    /// Rewrites `plan` (return it unchanged when the rule does not apply).
+    fn rewrite(&self, plan: Arc<LogicalPlan>) -> Arc<LogicalPlan>;
+}
+
+/// The rules, in the order they run.
+fn rules() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(fuse_maps::FuseMaps),
+        Box::new(push_filter::PushFilterIntoRead),
+        Box::new(push_projection::PushProjectionIntoRead),
+        Box::new(push_limit::PushLimitIntoRead),
+    ]
+}
+
+/// Runs every rule over the whole plan.
+pub(crate) fn optimize(plan: &Arc<LogicalPlan>) -> Arc<LogicalPlan> {
+    rules()
+        .iter()
+        .fold(plan.clone(), |p, r| apply(r.as_ref(), &p))
+}
+
+fn apply(rule: &dyn Rule, plan: &Arc<LogicalPlan>) -> Arc<LogicalPlan> {
+    let with_inputs = with_new_inputs(plan, |i| apply(rule, i));
+    rule.rewrite(with_inputs)
+}
+
+/// `plan` with each input replaced by `f(input)`.
+pub(crate) fn with_new_inputs(
+    plan: &Arc<LogicalPlan>,
+    f: impl Fn(&Arc<LogicalPlan>) -> Arc<LogicalPlan>,
+) -> Arc<LogicalPlan> {
+    let node = match plan.as_ref() {
+        LogicalPlan::ReadParquet { .. }
+        | LogicalPlan::Range { .. }
+        | LogicalPlan::FromBatches { .. } => {
+            return plan.clone();
+        }
+        LogicalPlan::MapBatches {
+            input,
+            name,
+            udf,
+            batch_size,
+        } => LogicalPlan::MapBatches {
+            input: f(input),
+            name: name.clone(),
+            udf: udf.clone(),
+            batch_size: *batch_size,
+        },
+        LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
+            input: f(input),
+            predicate: predicate.clone(),
+        },
+        LogicalPlan::Project { input, columns } => LogicalPlan::Project {
+            input: f(input),
+            columns: columns.clone(),
+        },
+        LogicalPlan::Limit { input, n } => LogicalPlan::Limit {
+            input: f(input),
+            n: *n,
+        },
+        LogicalPlan::Union { inputs } => LogicalPlan::Union {
+            inputs: inputs.iter().map(f).collect(),
+        },
+    };
+    Arc::new(node)
+}

@@ -1,0 +1,118 @@
+//! Logical plan → physical plan: one exhaustive match. Row-wise operators fuse into the
+//! pipeline of their source; a limit with operators above it is materialized first (at most
+//! `n` rows), so it means what it says.
+
+use std::sync::Arc;
+
+use crate::data::context::DataContext;
+use crate::data::logical::LogicalPlan;
+use crate::data::physical::{
+    FilterOp, FromBatchesOp, MapBatchesOp, PhysicalPlan, Pipeline, ProjectOp, RangeOp,
+    ReadParquetOp, RowOp, SourceOp,
+};
+use crate::error::Result;
+
+/// What the planner needs from the runtime.
+pub(crate) struct PlanEnv<'a> {
+    pub(crate) ctx: &'a DataContext,
+    pub(crate) io: tokio::runtime::Handle,
+    pub(crate) cpus: usize,
+}
+
+/// Plans `plan` (already optimized).
+pub(crate) fn plan(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<PhysicalPlan> {
+    let (inner, limit) = match plan.as_ref() {
+        LogicalPlan::Limit { input, n } => (input, Some(*n)),
+        _ => (plan, None),
+    };
+    let parts = pipelines(inner, env)?;
+    let pipelines = parts
+        .into_iter()
+        .map(|(source, ops)| Arc::new(Pipeline { source, ops }))
+        .collect();
+    Ok(PhysicalPlan { pipelines, limit })
+}
+
+type Part = (Arc<dyn SourceOp>, Vec<Arc<dyn RowOp>>);
+
+fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
+    let with_op = |input: &Arc<LogicalPlan>, op: Arc<dyn RowOp>| -> Result<Vec<Part>> {
+        let mut parts = pipelines(input, env)?;
+        for p in &mut parts {
+            p.1.push(op.clone());
+        }
+        Ok(parts)
+    };
+    match plan.as_ref() {
+        LogicalPlan::ReadParquet {
+            source,
+            columns,
+            filter,
+            limit,
+        } => {
+            let read = ReadParquetOp::new(
+                source.clone(),
+                columns.clone(),
+                filter.clone(),
+                *limit,
+                read_target(env),
+                env.ctx.read_batch_rows,
+                env.io.clone(),
+            )?;
+            let mut ops: Vec<Arc<dyn RowOp>> = Vec::new();
+            if let Some(f) = filter {
+                ops.push(Arc::new(FilterOp::new(f.clone())));
+            }
+            Ok(vec![(Arc::new(read), ops)])
+        }
+        LogicalPlan::Range { n } => {
+            let by_size = (n * 8).div_ceil(read_target(env).max(1));
+            let fragments = by_size.max((2 * env.cpus as u64).min(*n)).max(1);
+            Ok(vec![(
+                Arc::new(RangeOp::new(*n, fragments, env.ctx.read_batch_rows)),
+                Vec::new(),
+            )])
+        }
+        LogicalPlan::FromBatches { batches, .. } => Ok(vec![(
+            Arc::new(FromBatchesOp::new(batches.clone())),
+            Vec::new(),
+        )]),
+        LogicalPlan::MapBatches {
+            input,
+            name,
+            udf,
+            batch_size,
+        } => with_op(
+            input,
+            Arc::new(MapBatchesOp::new(name.clone(), udf.clone(), *batch_size)),
+        ),
+        LogicalPlan::Filter { input, predicate } => {
+            with_op(input, Arc::new(FilterOp::new(predicate.clone())))
+        }
+        LogicalPlan::Project { input, columns } => {
+            with_op(input, Arc::new(ProjectOp::new(columns.clone())))
+        }
+        LogicalPlan::Limit { input, n } => {
+            // Operators above this limit: take its first n rows now.
+            let ds = crate::data::Dataset::from_plan(input.clone(), env.ctx.clone());
+            let batches = ds.take_rows(*n)?;
+            Ok(vec![(
+                Arc::new(FromBatchesOp::new(Arc::new(batches))),
+                Vec::new(),
+            )])
+        }
+        LogicalPlan::Union { inputs } => {
+            let mut out = Vec::new();
+            for i in inputs {
+                out.extend(pipelines(i, env)?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Uncompressed bytes per read task: the block target, but small enough that every CPU gets
+/// work.
+fn read_target(env: &PlanEnv<'_>) -> u64 {
+    env.ctx.target_max_block_size.max(1 << 20)
+}

@@ -1,0 +1,533 @@
+//! Parquet over `object_store`: a source that reads footers in parallel, prunes row groups
+//! with their statistics and packs row groups into read fragments by bytes; and a sink that
+//! writes files of a target byte size under deterministic names.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt64Array};
+use arrow::datatypes::{Schema, SchemaRef};
+use bytes::Bytes;
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::execution_props::ExecutionProps;
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::WriterProperties;
+use tokio::runtime::Handle;
+
+use crate::error::{Error, Result};
+use crate::io::location::{FileRef, Location, resolve};
+
+/// Reads byte ranges of one object, counting the bytes.
+struct StoreReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+    bytes_read: Arc<AtomicU64>,
+}
+
+fn to_parquet_err(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for StoreReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.bytes_read
+            .fetch_add(range.end - range.start, Ordering::Relaxed);
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(to_parquet_err)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        let n: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        self.bytes_read.fetch_add(n, Ordering::Relaxed);
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(to_parquet_err)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let md = ParquetMetaDataReader::new()
+                .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Skip)
+                .with_arrow_reader_options(options)
+                .load_and_finish(&mut *self, size)
+                .await?;
+            Ok(Arc::new(md))
+        }
+        .boxed()
+    }
+}
+
+/// One parquet file with its footer.
+#[derive(Debug)]
+pub struct ParquetFile {
+    /// Where it is.
+    pub file: FileRef,
+    /// Its name as the user sees it.
+    pub display: String,
+    /// Its footer, decoded.
+    pub metadata: ArrowReaderMetadata,
+}
+
+/// A set of parquet files with one schema.
+#[derive(Debug)]
+pub struct ParquetSource {
+    location: Location,
+    files: Vec<ParquetFile>,
+    schema: SchemaRef,
+    /// Bytes fetched by every reader of this source (footers included).
+    bytes_read: Arc<AtomicU64>,
+}
+
+/// Row groups of one file.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// Index into the source's files.
+    pub file: usize,
+    /// Row groups to read.
+    pub row_groups: Vec<usize>,
+}
+
+/// The work of one read task.
+#[derive(Debug, Clone, Default)]
+pub struct ReadFragment {
+    /// Pieces, in order.
+    pub pieces: Vec<Piece>,
+    /// Uncompressed bytes (estimate).
+    pub bytes: u64,
+    /// Rows before filtering.
+    pub rows: u64,
+}
+
+impl ParquetSource {
+    /// Lists `paths` and reads every footer (in parallel). Files whose schemas differ are an
+    /// error naming both files; a file that is not parquet is an error naming it.
+    pub fn open(paths: &[String], rt: &Handle) -> Result<Self> {
+        rt.block_on(Self::open_async(paths))
+    }
+
+    async fn open_async(paths: &[String]) -> Result<Self> {
+        let (location, refs) = resolve(paths).await?;
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let loc = &location;
+        let counter = &bytes_read;
+        let files: Vec<ParquetFile> = futures::stream::iter(refs)
+            .map(|file| async move {
+                let display = loc.display(&file.path);
+                let mut reader = StoreReader {
+                    store: loc.store.clone(),
+                    path: file.path.clone(),
+                    size: file.size,
+                    bytes_read: counter.clone(),
+                };
+                let metadata =
+                    ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+                        .await
+                        .map_err(|e| Error::InvalidData {
+                            location: display.clone(),
+                            message: format!("not a readable parquet file: {e}"),
+                        })?;
+                Ok::<_, Error>(ParquetFile {
+                    file,
+                    display,
+                    metadata,
+                })
+            })
+            .buffered(64)
+            .try_collect()
+            .await?;
+        let first = &files[0];
+        let schema = strip_metadata(first.metadata.schema());
+        for f in &files[1..] {
+            let s = strip_metadata(f.metadata.schema());
+            if s.fields() != schema.fields() {
+                return Err(Error::InvalidData {
+                    location: f.display.clone(),
+                    message: format!(
+                        "its schema {} conflicts with {} of {}",
+                        fields_text(&s),
+                        fields_text(&schema),
+                        first.display
+                    ),
+                });
+            }
+        }
+        Ok(ParquetSource {
+            location,
+            files,
+            schema,
+            bytes_read,
+        })
+    }
+
+    /// The common schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The files.
+    pub fn files(&self) -> &[ParquetFile] {
+        &self.files
+    }
+
+    /// Rows in all files (from the footers).
+    pub fn num_rows(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| f.metadata.metadata().file_metadata().num_rows() as u64)
+            .sum()
+    }
+
+    /// Bytes fetched so far by readers of this source.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Plans read fragments of about `target_bytes` uncompressed bytes each, skipping row
+    /// groups that `predicate` proves empty from their statistics.
+    pub fn plan(&self, predicate: Option<&Expr>, target_bytes: u64) -> Vec<ReadFragment> {
+        let mut out = Vec::new();
+        let mut cur = ReadFragment::default();
+        for (fi, f) in self.files.iter().enumerate() {
+            let md = f.metadata.metadata();
+            let keep = predicate
+                .and_then(|p| prune_row_groups(p, &self.schema, f).ok())
+                .unwrap_or_else(|| vec![true; md.num_row_groups()]);
+            for (rg, rgmd) in md.row_groups().iter().enumerate() {
+                if !keep[rg] {
+                    continue;
+                }
+                match cur.pieces.last_mut() {
+                    Some(p) if p.file == fi => p.row_groups.push(rg),
+                    _ => cur.pieces.push(Piece {
+                        file: fi,
+                        row_groups: vec![rg],
+                    }),
+                }
+                cur.bytes += rgmd.total_byte_size().max(0) as u64;
+                cur.rows += rgmd.num_rows().max(0) as u64;
+                if cur.bytes >= target_bytes {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+        }
+        if !cur.pieces.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Reads a fragment, calling `each` with every batch until it returns `false`.
+    /// `columns` projects (by name); `limit` caps rows per piece.
+    pub fn read(
+        &self,
+        frag: &ReadFragment,
+        columns: Option<&[String]>,
+        batch_rows: usize,
+        limit: Option<usize>,
+        rt: &Handle,
+        mut each: impl FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        let mut left = limit;
+        for piece in &frag.pieces {
+            if left == Some(0) {
+                break;
+            }
+            let f = &self.files[piece.file];
+            let bad = |e: parquet::errors::ParquetError| Error::InvalidData {
+                location: f.display.clone(),
+                message: e.to_string(),
+            };
+            let reader = StoreReader {
+                store: self.location.store.clone(),
+                path: f.file.path.clone(),
+                size: f.file.size,
+                bytes_read: self.bytes_read.clone(),
+            };
+            let mut builder =
+                ParquetRecordBatchStreamBuilder::new_with_metadata(reader, f.metadata.clone())
+                    .with_row_groups(piece.row_groups.clone())
+                    .with_batch_size(batch_rows);
+            if let Some(cols) = columns {
+                let roots: Vec<usize> = cols
+                    .iter()
+                    .map(|c| {
+                        self.schema.index_of(c).map_err(|_| {
+                            Error::InvalidArgument(format!("no column {c:?} in {}", f.display))
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                let mask = ProjectionMask::roots(f.metadata.parquet_schema(), roots);
+                builder = builder.with_projection(mask);
+            }
+            if let Some(n) = left {
+                builder = builder.with_limit(n);
+            }
+            let mut stream = builder.build().map_err(bad)?;
+            loop {
+                let Some(batch) = rt.block_on(stream.next()) else {
+                    break;
+                };
+                let batch = batch.map_err(bad)?;
+                if let Some(n) = left.as_mut() {
+                    *n = n.saturating_sub(batch.num_rows());
+                }
+                if !each(batch)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn strip_metadata(s: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(s.fields().clone()))
+}
+
+fn fields_text(s: &Schema) -> String {
+    let f: Vec<String> = s
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    format!("({})", f.join(", "))
+}
+
+/// Statistics of one file's row groups, for DataFusion's pruning predicate.
+struct RowGroupStats<'a> {
+    file: &'a ParquetFile,
+    schema: &'a Schema,
+}
+
+impl RowGroupStats<'_> {
+    fn converter(&self, column: &Column) -> Option<StatisticsConverter<'_>> {
+        StatisticsConverter::try_new(
+            &column.name,
+            self.schema,
+            self.file.metadata.metadata().file_metadata().schema_descr(),
+        )
+        .ok()
+    }
+}
+
+impl PruningStatistics for RowGroupStats<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.converter(column)?
+            .row_group_mins(self.file.metadata.metadata().row_groups())
+            .ok()
+    }
+
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.converter(column)?
+            .row_group_maxes(self.file.metadata.metadata().row_groups())
+            .ok()
+    }
+
+    fn num_containers(&self) -> usize {
+        self.file.metadata.metadata().num_row_groups()
+    }
+
+    fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        let c = self.converter(column)?;
+        c.row_group_null_counts(self.file.metadata.metadata().row_groups())
+            .ok()
+            .map(|a| Arc::new(a) as ArrayRef)
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        let counts: UInt64Array = self
+            .file
+            .metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|r| Some(r.num_rows() as u64))
+            .collect();
+        Some(Arc::new(counts))
+    }
+
+    fn contained(
+        &self,
+        _column: &Column,
+        _values: &std::collections::HashSet<ScalarValue>,
+    ) -> Option<BooleanArray> {
+        None
+    }
+}
+
+fn prune_row_groups(predicate: &Expr, schema: &SchemaRef, file: &ParquetFile) -> Result<Vec<bool>> {
+    let df_schema =
+        DFSchema::try_from(schema.as_ref().clone()).map_err(|e| Error::Internal(e.to_string()))?;
+    let phys = datafusion::physical_expr::create_physical_expr(
+        predicate,
+        &df_schema,
+        &ExecutionProps::new(),
+        &PhysicalPlanningContext::default(),
+    )
+    .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let Some(pp) = PruningPredicateBuilder::new()
+        .with_file_schema(schema.clone())
+        .build(phys)
+    else {
+        // Nothing to prune with (always true, or not expressible on statistics).
+        return Ok(vec![true; file.metadata.metadata().num_row_groups()]);
+    };
+    pp.prune(&RowGroupStats { file, schema })
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Writes parquet files under a directory URL: `part-<task>-<n>.parquet`, each closed once it
+/// reaches `target_bytes` (compressed, as written).
+pub struct ParquetSink {
+    location: Location,
+    dir: Path,
+    task: usize,
+    target_bytes: u64,
+    props: WriterProperties,
+    current: Option<ArrowWriter<Vec<u8>>>,
+    written: Vec<WrittenFile>,
+}
+
+/// A file a sink wrote.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct WrittenFile {
+    /// Its URL or path.
+    pub path: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+impl std::fmt::Debug for ParquetSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetSink")
+            .field("dir", &self.dir)
+            .field("task", &self.task)
+            .finish()
+    }
+}
+
+impl ParquetSink {
+    /// A sink for task `task` writing under `dir` (a path or URL).
+    pub fn new(dir: &str, task: usize, target_bytes: u64) -> Result<Self> {
+        let (location, path) = crate::io::location::parse(dir)?;
+        if let Some(local) = location.local_path(&path) {
+            std::fs::create_dir_all(&local).map_err(|e| {
+                Error::io(format!("creating output directory {}", local.display()), e)
+            })?;
+        }
+        let props = WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        Ok(ParquetSink {
+            location,
+            dir: path,
+            task,
+            target_bytes: target_bytes.max(1),
+            props,
+            current: None,
+            written: Vec::new(),
+        })
+    }
+
+    /// Writes a batch, rolling to a new file at the target size.
+    pub fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.current.is_none() {
+            let w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(self.props.clone()))
+                .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+            self.current = Some(w);
+        }
+        // Split the batch so a file closes as soon as it reaches the target.
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let Some(w) = self.current.as_mut() else {
+                break;
+            };
+            let size = (w.bytes_written() + w.in_progress_size()) as u64;
+            let row_bytes = (batch.get_array_memory_size() / batch.num_rows()).max(1) as u64;
+            let room = self.target_bytes.saturating_sub(size) / row_bytes;
+            let n = (room.max(1) as usize).min(batch.num_rows() - offset);
+            w.write(&batch.slice(offset, n))
+                .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+            offset += n;
+            let size = (w.bytes_written() + w.in_progress_size()) as u64;
+            if size >= self.target_bytes {
+                self.close_file(rt)?;
+                if offset < batch.num_rows() {
+                    let w =
+                        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(self.props.clone()))
+                            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+                    self.current = Some(w);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn close_file(&mut self, rt: &Handle) -> Result<()> {
+        let Some(w) = self.current.take() else {
+            return Ok(());
+        };
+        let rows = w
+            .flushed_row_groups()
+            .iter()
+            .map(|r| r.num_rows() as u64)
+            .sum::<u64>();
+        let rows = rows + w.in_progress_rows() as u64;
+        let buf = w
+            .into_inner()
+            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+        let name = format!("part-{:05}-{:04}.parquet", self.task, self.written.len());
+        let path = self.dir.clone().join(name.as_str());
+        let display = self.location.display(&path);
+        let bytes = buf.len() as u64;
+        rt.block_on(self.location.store.put(&path, PutPayload::from(buf)))
+            .map_err(|e| Error::io(format!("writing {display}"), e))?;
+        self.written.push(WrittenFile {
+            path: display,
+            rows,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Closes the last file and returns what was written.
+    pub fn finish(mut self, rt: &Handle) -> Result<Vec<WrittenFile>> {
+        self.close_file(rt)?;
+        Ok(self.written)
+    }
+}

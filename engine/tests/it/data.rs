@@ -1,0 +1,539 @@
+//! Volley Data against arrow/DataFusion computed directly on the same generated data.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use volley::arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use volley::arrow::compute::concat_batches;
+use volley::data::{self, DataContext, col, lit};
+use volley::parquet::arrow::ArrowWriter;
+use volley::parquet::file::properties::WriterProperties;
+use volley::{Error, FailureCause};
+
+use crate::{start, start_with};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("volley-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn str(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn batch(start: i64, rows: i64) -> RecordBatch {
+    let ids = Int64Array::from_iter_values(start..start + rows);
+    let values = Float64Array::from_iter_values(
+        (start..start + rows).map(|i| (mix(i as u64) >> 11) as f64 / (1u64 << 53) as f64),
+    );
+    let keys = StringArray::from_iter_values(
+        (start..start + rows).map(|i| format!("k{:03}", mix(i as u64 ^ 7) % 100)),
+    );
+    RecordBatch::try_from_iter([
+        ("id", Arc::new(ids) as _),
+        ("value", Arc::new(values) as _),
+        ("key", Arc::new(keys) as _),
+    ])
+    .unwrap()
+}
+
+/// `files` parquet files of `rows` rows each, in row groups of `rg_rows`.
+fn write_files(dir: &Path, files: i64, rows: i64, rg_rows: usize) -> Vec<RecordBatch> {
+    let mut all = Vec::new();
+    for f in 0..files {
+        let b = batch(f * rows, rows);
+        let file = std::fs::File::create(dir.join(format!("f{f:03}.parquet"))).unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(rg_rows))
+            .build();
+        let mut w = ArrowWriter::try_new(file, b.schema(), Some(props)).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        all.push(b);
+    }
+    all
+}
+
+fn concat(batches: &[RecordBatch]) -> RecordBatch {
+    concat_batches(&batches[0].schema(), batches).unwrap()
+}
+
+fn f64s(b: &RecordBatch, name: &str) -> Vec<f64> {
+    b.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+fn i64s(b: &RecordBatch, name: &str) -> Vec<i64> {
+    b.column_by_name(name)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+#[test]
+fn read_parquet_returns_every_row_and_counts_from_footers() {
+    let _rt = start();
+    let dir = TempDir::new("read");
+    let expected = concat(&write_files(dir.path(), 5, 20_000, 5_000));
+    let ds = data::read_parquet(&[dir.str()]).unwrap();
+    assert_eq!(ds.count().unwrap(), 100_000);
+    let bytes_for_count = ds.bytes_read();
+    let got = concat(&ds.take_all().unwrap());
+    assert_eq!(got, expected);
+    assert!(
+        ds.bytes_read() > bytes_for_count,
+        "count must not read data pages"
+    );
+    // A glob and a list name the same files.
+    let glob = data::read_parquet(&[format!("{}/f00*.parquet", dir.str())]).unwrap();
+    assert_eq!(glob.count().unwrap(), 100_000);
+    let list = data::read_parquet(&[
+        format!("{}/f000.parquet", dir.str()),
+        format!("file://{}/f001.parquet", dir.str()),
+    ])
+    .unwrap();
+    assert_eq!(
+        concat(&list.take_all().unwrap()),
+        concat(&[batch(0, 20_000), batch(20_000, 20_000)])
+    );
+}
+
+#[test]
+fn map_filter_write_matches_a_direct_computation() {
+    let _rt = start();
+    let dir = TempDir::new("mfw");
+    let out = TempDir::new("mfw-out");
+    let input = concat(&write_files(dir.path(), 4, 25_000, 10_000));
+    let ds = data::read_parquet(&[dir.str()])
+        .unwrap()
+        .map_batches("double", None, |b| {
+            let v = b
+                .column_by_name("value")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .clone();
+            let doubled =
+                volley::arrow::compute::kernels::numeric::mul(&v, &Float64Array::new_scalar(2.0))?;
+            let mut cols = b.columns().to_vec();
+            cols[1] = doubled;
+            Ok(RecordBatch::try_new(b.schema(), cols)?)
+        })
+        .filter(col("value").gt(lit(0.5)))
+        .unwrap();
+    let written = ds.write_parquet(&out.str()).unwrap();
+    let direct: Vec<f64> = f64s(&input, "value")
+        .iter()
+        .map(|v| v * 2.0)
+        .filter(|v| *v > 0.5)
+        .collect();
+    assert_eq!(written.rows(), direct.len() as u64);
+    assert!(
+        written
+            .files
+            .iter()
+            .all(|f| f.path.ends_with(".parquet") && f.path.contains("/part-"))
+    );
+    let back = concat(
+        &data::read_parquet(&[out.str()])
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    assert_eq!(back.num_rows(), direct.len());
+    let (a, b): (f64, f64) = (f64s(&back, "value").iter().sum(), direct.iter().sum());
+    assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    // Names are deterministic: a second run writes the same names.
+    let out2 = TempDir::new("mfw-out2");
+    let again = ds.write_parquet(&out2.str()).unwrap();
+    let names = |w: &data::WriteResult| {
+        w.files
+            .iter()
+            .map(|f| f.path.rsplit('/').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&written), names(&again));
+    assert!(
+        ds.stats()
+            .unwrap()
+            .to_string()
+            .contains("MapBatchesOp(double)")
+    );
+}
+
+#[test]
+fn target_file_size_splits_output_files() {
+    let _rt = start();
+    let out = TempDir::new("split-out");
+    let ds = data::range(400_000).unwrap().with_context(DataContext {
+        target_file_size: 256 << 10,
+        target_max_block_size: 64 << 20,
+        ..DataContext::default()
+    });
+    let w = ds.write_parquet(&out.str()).unwrap();
+    assert_eq!(w.rows(), 400_000);
+    assert!(w.files.len() >= 4, "{} files", w.files.len());
+    // Every file but each task's last reaches the target; none is far over it.
+    for f in &w.files {
+        assert!(f.bytes <= (256 << 10) * 2, "{f:?}");
+    }
+    let on_disk: u64 = w
+        .files
+        .iter()
+        .map(|f| std::fs::metadata(&f.path).unwrap().len())
+        .sum();
+    assert_eq!(on_disk, w.bytes());
+}
+
+#[test]
+fn projections_renames_and_new_columns() {
+    let _rt = start();
+    let b = batch(0, 1000);
+    let ds = data::from_batches(vec![b.slice(0, 400), b.slice(400, 600)]).unwrap();
+    let sel = concat(
+        &ds.select_columns(&["key", "id"])
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    assert_eq!(
+        sel.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>(),
+        vec!["key", "id"]
+    );
+    let dropped = ds.drop_columns(&["key"]).unwrap().schema().unwrap();
+    assert_eq!(dropped.fields().len(), 2);
+    let renamed = concat(
+        &ds.rename_columns(&[("value", "v")])
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    assert_eq!(f64s(&renamed, "v"), f64s(&b, "value"));
+    let plus = concat(
+        &ds.with_column("id2", col("id") * lit(2i64))
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    assert_eq!(
+        i64s(&plus, "id2"),
+        (0..1000).map(|i| i * 2).collect::<Vec<_>>()
+    );
+    match ds.select_columns(&["nope"]) {
+        Err(Error::InvalidArgument(m)) => assert!(
+            m.contains("\"nope\"") && m.contains("[id, value, key]"),
+            "{m}"
+        ),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+}
+
+#[test]
+fn sql_predicates_equal_expression_predicates() {
+    let _rt = start();
+    let b = batch(0, 5000);
+    let ds = data::from_batches(vec![b.clone()]).unwrap();
+    let a = ds
+        .filter_sql("value > 0.25 AND key = 'k042'")
+        .unwrap()
+        .count()
+        .unwrap();
+    let e = ds
+        .filter(col("value").gt(lit(0.25)).and(col("key").eq(lit("k042"))))
+        .unwrap()
+        .count()
+        .unwrap();
+    let keys = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+    let direct = f64s(&b, "value")
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| **v > 0.25 && keys.value(*i) == "k042")
+        .count();
+    assert_eq!((a, e), (direct as u64, direct as u64));
+    assert!(matches!(
+        ds.filter_sql("nonexistent > 1"),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn limit_stops_early_and_is_pushed_into_the_read() {
+    let _rt = start();
+    let dir = TempDir::new("limit");
+    write_files(dir.path(), 8, 50_000, 10_000);
+    let full = data::read_parquet(&[dir.str()]).unwrap();
+    full.take_all().unwrap();
+    let all_bytes = full.bytes_read();
+    let ds = data::read_parquet(&[dir.str()]).unwrap();
+    let footers = ds.bytes_read();
+    let got = ds.limit(10).take_all().unwrap();
+    assert_eq!(concat(&got), batch(0, 10));
+    let limited = ds.bytes_read() - footers;
+    assert!(
+        limited * 10 < all_bytes - footers,
+        "limit read {limited} of {} bytes",
+        all_bytes - footers
+    );
+    let explain = ds.limit(10).explain().unwrap();
+    assert!(explain.contains("limit=10"), "{explain}");
+    // A limit below a filter means the first 10 rows, then the filter.
+    let first_ten_over = ds
+        .limit(10)
+        .filter(col("value").gt(lit(0.5)))
+        .unwrap()
+        .count()
+        .unwrap();
+    let direct = f64s(&batch(0, 10), "value")
+        .iter()
+        .filter(|v| **v > 0.5)
+        .count();
+    assert_eq!(first_ten_over, direct as u64);
+}
+
+#[test]
+fn projection_and_filter_pushdown_read_fewer_bytes() {
+    let _rt = start();
+    let dir = TempDir::new("push");
+    // Row groups of 5,000 sorted ids: `id < 5000` touches one of 20.
+    write_files(dir.path(), 1, 100_000, 5_000);
+    let all = data::read_parquet(&[dir.str()]).unwrap();
+    let f0 = all.bytes_read();
+    all.take_all().unwrap();
+    let all_bytes = all.bytes_read() - f0;
+
+    let ds = data::read_parquet(&[dir.str()]).unwrap();
+    let f1 = ds.bytes_read();
+    let q = ds
+        .filter(col("id").lt(lit(5000i64)))
+        .unwrap()
+        .select_columns(&["id", "value"])
+        .unwrap();
+    let explain = q.explain().unwrap();
+    assert!(
+        explain.contains("columns=[id, value], filter=id < Int64(5000)"),
+        "{explain}"
+    );
+    let got = concat(&q.take_all().unwrap());
+    assert_eq!(got.num_rows(), 5000);
+    assert_eq!(i64s(&got, "id"), (0..5000).collect::<Vec<_>>());
+    let pushed = ds.bytes_read() - f1;
+    assert!(
+        pushed * 10 < all_bytes,
+        "pushdown read {pushed} of {all_bytes} bytes"
+    );
+}
+
+#[test]
+fn union_and_range() {
+    let _rt = start();
+    let a = data::range(100).unwrap();
+    let b = data::range(50)
+        .unwrap()
+        .with_column("id", col("id") + lit(1000i64))
+        .unwrap();
+    let u = a.union(&b).unwrap();
+    assert_eq!(u.count().unwrap(), 150);
+    let ids: Vec<i64> = u
+        .take_all()
+        .unwrap()
+        .iter()
+        .flat_map(|b| i64s(b, "id"))
+        .collect();
+    let mut expected: Vec<i64> = (0..100).collect();
+    expected.extend(1000..1050);
+    assert_eq!(ids, expected);
+}
+
+#[test]
+fn explain_matches_the_golden() {
+    let _rt = start();
+    let b = batch(0, 100);
+    let ds = data::from_batches(vec![b.slice(0, 50), b.slice(50, 50)])
+        .unwrap()
+        .map_batches("first", Some(16), Ok)
+        .map_batches("second", Some(16), Ok)
+        .filter(col("value").gt(lit(0.5)))
+        .unwrap()
+        .limit(7);
+    let got = ds.explain().unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/goldens/map_filter_limit.txt"
+    );
+    if std::env::var_os("VOLLEY_BLESS").is_some() {
+        std::fs::write(path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(path).unwrap();
+    assert_eq!(
+        got, want,
+        "explain changed; rerun with VOLLEY_BLESS=1 if intended"
+    );
+}
+
+#[test]
+fn bad_inputs_give_errors_naming_the_file_or_operator() {
+    let _rt = start();
+    let dir = TempDir::new("bad");
+    match data::read_parquet(&[format!("{}/missing", dir.str())]) {
+        Err(Error::NotFound(m)) => assert!(m.contains("missing"), "{m}"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    // Not parquet at all.
+    std::fs::write(dir.path().join("junk.parquet"), b"this is not parquet").unwrap();
+    match data::read_parquet(&[dir
+        .path()
+        .join("junk.parquet")
+        .to_string_lossy()
+        .to_string()])
+    {
+        Err(Error::InvalidData { location, .. }) => {
+            assert!(location.ends_with("junk.parquet"), "{location}")
+        }
+        other => panic!("expected InvalidData, got {other:?}"),
+    }
+    // Truncated: a valid footer-less prefix.
+    let good = TempDir::new("bad-good");
+    write_files(good.path(), 1, 1000, 1000);
+    let bytes = std::fs::read(good.path().join("f000.parquet")).unwrap();
+    std::fs::write(dir.path().join("cut.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+    match data::read_parquet(&[dir.path().join("cut.parquet").to_string_lossy().to_string()]) {
+        Err(Error::InvalidData { location, .. }) => assert!(location.ends_with("cut.parquet")),
+        other => panic!("expected InvalidData, got {other:?}"),
+    }
+    // Conflicting schemas.
+    let mixed = TempDir::new("bad-mixed");
+    write_files(mixed.path(), 1, 100, 100);
+    let other =
+        RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(vec!["a"])) as _)]).unwrap();
+    let f = std::fs::File::create(mixed.path().join("g.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new(f, other.schema(), None).unwrap();
+    w.write(&other).unwrap();
+    w.close().unwrap();
+    match data::read_parquet(&[mixed.str()]) {
+        Err(Error::InvalidData { location, message }) => {
+            assert!(location.ends_with("g.parquet"), "{location}");
+            assert!(message.contains("f000.parquet"), "{message}");
+        }
+        other => panic!("expected InvalidData, got {other:?}"),
+    }
+    let ds = data::from_batches(vec![batch(0, 10)]).unwrap();
+    // A UDF error names the operator.
+    let err = ds
+        .map_batches("explode", None, |_| Err(volley::UserError::msg("kaboom")))
+        .take_all()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("MapBatches(explode)") && err.to_string().contains("kaboom"),
+        "{err}"
+    );
+    // A UDF panic names the operator chain.
+    let err = ds
+        .map_batches("crash", None, |_| panic!("segfault-ish"))
+        .take_all()
+        .unwrap_err();
+    match &err {
+        Error::TaskFailed {
+            task,
+            cause: FailureCause::Panic,
+            message,
+            ..
+        } => {
+            assert!(task.contains("MapBatchesOp"), "{task}");
+            assert!(message.contains("segfault-ish"), "{message}");
+        }
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    // A UDF that changes its schema midway names the operator.
+    let two = data::from_batches(vec![batch(0, 10), batch(10, 10)]).unwrap();
+    let err = two
+        .map_batches("shifty", Some(5), |b| {
+            if b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .value(0)
+                >= 5
+            {
+                Ok(b.project(&[0]).unwrap())
+            } else {
+                Ok(b)
+            }
+        })
+        .take_all()
+        .unwrap_err();
+    assert!(err.to_string().contains("MapBatches(shifty)"), "{err}");
+}
+
+#[test]
+fn a_slow_consumer_keeps_the_store_within_its_budget() {
+    let budget: u64 = 48 << 20;
+    let _rt = start_with(2.0, |c| c.object_store_memory = Some(budget));
+    // 48 Mi rows of int64 = 384 MiB through a 48 MiB store, in 2 MiB blocks.
+    let ctx = DataContext {
+        target_max_block_size: 2 << 20,
+        read_batch_rows: 65_536,
+        ..DataContext::default()
+    };
+    let ds = data::range(48 << 20)
+        .unwrap()
+        .with_context(ctx)
+        .map_batches("touch", None, Ok);
+    let mut rows = 0u64;
+    let mut max_objects = 0;
+    for (i, b) in ds.iter_batches().unwrap().enumerate() {
+        rows += b.unwrap().num_rows() as u64;
+        if i % 64 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+            max_objects = max_objects.max(volley::object_store_stats().unwrap().num_objects);
+        }
+    }
+    assert_eq!(rows, 48 << 20);
+    let s = volley::object_store_stats().unwrap();
+    assert!(s.peak_resident_bytes <= budget, "{s:?}");
+    assert_eq!(
+        s.spilled_objects_total, 0,
+        "backpressure, not spilling, bounds the pipeline: {s:?}"
+    );
+    assert!(
+        max_objects <= 16,
+        "unconsumed blocks piled up: {max_objects}"
+    );
+}
