@@ -30,7 +30,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::core::api::{ObjectRef, RawRef};
 use crate::core::ids::{ActorId, ObjectId, WorkerId};
 use crate::core::node::{CurrentTask, NodeInner, current, panic_message, with_current};
-use crate::core::object::{Value, collect_nested_refs};
+use crate::core::object::{Value, serialize_holding};
 use crate::core::scheduler::Grant;
 use crate::core::task::{SchedulingStrategy, TaskOptions, option_setters};
 use crate::error::{Error, FailureCause, Result, TaskResult};
@@ -595,7 +595,7 @@ impl<A: Send + Sync + 'static> ActorHandle<A> {
 
 fn seal_later<R: Value>(r: R) -> Box<dyn FnOnce() -> CallOutput + Send> {
     Box::new(move || {
-        let (data, nested) = collect_nested_refs(|| r.into_data());
+        let (data, nested) = serialize_holding(|| r.into_data());
         Ok((data?, nested))
     })
 }

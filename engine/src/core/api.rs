@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::ids::{ActorId, JobId, NodeId, ObjectId, TaskId, WorkerId};
 use crate::core::node::{self, NodeInner, blocking_section, current};
-use crate::core::object::{ObjectData, Value, collect_nested_refs, note_nested_ref};
+use crate::core::object::{ObjectData, Value, note_nested_ref, serialize_holding};
 use crate::core::resources::ResourceSet;
 use crate::core::store::{Signal, Store, StoreStats, Waiter};
 use crate::error::{Error, Result};
@@ -193,7 +193,7 @@ pub fn is_initialized() -> bool {
 /// ```
 pub fn put<T: Value>(value: T) -> Result<ObjectRef<T>> {
     let node = current()?;
-    let (data, nested) = collect_nested_refs(|| value.into_data());
+    let (data, nested) = serialize_holding(|| value.into_data());
     let raw = put_data(&node, data?, nested)?;
     Ok(ObjectRef::from_raw(raw))
 }

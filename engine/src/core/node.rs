@@ -395,16 +395,14 @@ impl NodeInner {
                 )
             }
         };
-        // Hold the arguments (and refs nested in value arguments) until the task ends.
+        // Hold the ref arguments until the task ends (refs nested in value arguments were
+        // taken when the values were serialized).
         let mut held = Vec::new();
         for a in &req.args {
-            let ids: &[ObjectId] = match a {
-                Arg::Ref(id) => std::slice::from_ref(id),
-                Arg::Value { nested, .. } => nested,
-            };
-            for oid in ids {
+            if let Arg::Ref(oid) = a {
                 if !self.store.add_ref(*oid) {
                     self.store.release_many(held);
+                    self.release_value_args(&req.args);
                     return Err(Error::ObjectLost {
                         object: oid.to_string(),
                         reason: format!("argument of task {} was freed", req.name),
@@ -441,6 +439,18 @@ impl NodeInner {
         });
         self.schedule_when_args_ready(spec);
         Ok(submitted)
+    }
+
+    /// Gives back the references taken on refs nested in value arguments.
+    fn release_value_args(&self, args: &[Arg]) {
+        let nested: Vec<ObjectId> = args
+            .iter()
+            .flat_map(|a| match a {
+                Arg::Value { nested, .. } => nested.clone(),
+                Arg::Ref(_) => Vec::new(),
+            })
+            .collect();
+        self.store.release_many(nested);
     }
 
     fn schedule_when_args_ready(self: &Arc<Self>, spec: Box<TaskSpec>) {

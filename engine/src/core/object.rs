@@ -262,24 +262,34 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Value for T {
 }
 
 thread_local! {
+    /// The refs serialized so far by `serialize_holding` on this thread.
     static NESTED_REFS: RefCell<Option<Vec<ObjectId>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (a serialization) and returns the ids of the `ObjectRef`s it serialized.
-pub(crate) fn collect_nested_refs<R>(f: impl FnOnce() -> R) -> (R, Vec<ObjectId>) {
+/// Runs `f` (a serialization) and returns the ids of the `ObjectRef`s it serialized, having
+/// taken a reference on each as it was serialized (while the value's own handle was still
+/// alive), so the nested objects outlive the value. Whoever receives the ids owns those
+/// references: the store adopts them when the object is sealed (and gives them back if it
+/// is not), a task releases its arguments' when it ends.
+pub(crate) fn serialize_holding<R>(f: impl FnOnce() -> R) -> (R, Vec<ObjectId>) {
     let prev = NESTED_REFS.with(|c| c.borrow_mut().replace(Vec::new()));
     let r = f();
     let ids = NESTED_REFS.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
     (r, ids.unwrap_or_default())
 }
 
-/// Called by `ObjectRef`'s `Serialize`: records a nested ref.
+/// Called by `ObjectRef`'s `Serialize`: records a nested ref and takes a reference on it.
 pub(crate) fn note_nested_ref(id: ObjectId) {
-    NESTED_REFS.with(|c| {
-        if let Some(v) = c.borrow_mut().as_mut() {
+    let collecting = NESTED_REFS.with(|c| match c.borrow_mut().as_mut() {
+        Some(v) => {
             v.push(id);
+            true
         }
+        None => false,
     });
+    if collecting && let Ok(node) = crate::core::node::current() {
+        node.store.add_ref(id);
+    }
 }
 
 /// The object as Arrow record batches: an Arrow object as it is; a bytes object as a one-row

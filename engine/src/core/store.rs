@@ -253,8 +253,10 @@ impl Store {
         self.seal(id, data, nested)
     }
 
-    /// Seals a pending object with its data. Sealing an object that is already sealed or
-    /// failed (a cancelled task finishing anyway) or that was freed keeps the first outcome.
+    /// Seals a pending object with its data; it adopts the references the caller took on the
+    /// `nested` objects (see `serialize_holding`). Sealing an object that is already sealed or
+    /// failed (a cancelled task finishing anyway) or that was freed keeps the first outcome
+    /// and gives those references back.
     pub(crate) fn seal(&self, id: ObjectId, data: ObjectData, nested: Vec<ObjectId>) -> Result<()> {
         let size = data.size();
         let mut g = self.inner.lock();
@@ -263,19 +265,19 @@ impl Store {
                 state: State::Pending,
                 ..
             }) => {}
-            _ => return Ok(()),
+            _ => {
+                drop(g);
+                self.release_many(nested);
+                return Ok(());
+            }
         }
         if let Err(e) = self.reserve(&mut g, size) {
             drop(g);
             self.fail(id, e.clone());
+            self.release_many(nested);
             return Err(e);
         }
         let tick = next_tick(&mut g);
-        for n in &nested {
-            if let Some(e) = g.entries.get_mut(n) {
-                e.refs += 1;
-            }
-        }
         let Some(entry) = g.entries.get_mut(&id) else {
             // Freed while we made room: give the bytes back.
             g.resident -= size;

@@ -25,7 +25,7 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::{Mutex, RwLock};
 
 use crate::core::ids::{NodeId, ObjectId, PlacementGroupId, TaskId};
-use crate::core::object::{ObjectData, Value, collect_nested_refs};
+use crate::core::object::{ObjectData, Value, serialize_holding};
 use crate::core::resources::ResourceSet;
 use crate::error::{Error, Result, TaskResult, UserError};
 
@@ -57,7 +57,8 @@ pub enum SchedulingStrategy {
 #[doc(hidden)]
 #[derive(Debug)]
 pub enum Arg {
-    /// A value, serialized; `nested` are refs inside it (held until the task ends).
+    /// A value, serialized; `nested` are refs inside it (referenced when serialized, released
+    /// when the task ends).
     Value {
         data: ObjectData,
         nested: Vec<ObjectId>,
@@ -529,7 +530,7 @@ impl<R: Value> TaskOutput for R {
     type Refs = crate::core::api::ObjectRef<R>;
     const MULTI: bool = false;
     fn into_outputs(self) -> Result<Vec<Output>> {
-        let (data, nested) = collect_nested_refs(|| self.into_data());
+        let (data, nested) = serialize_holding(|| self.into_data());
         Ok(vec![(data?, nested)])
     }
     fn make_refs(mut refs: Vec<RawRef>) -> Self::Refs {
@@ -544,7 +545,7 @@ impl<T: Value> TaskOutput for Multi<T> {
         self.0
             .into_iter()
             .map(|v| {
-                let (data, nested) = collect_nested_refs(|| v.into_data());
+                let (data, nested) = serialize_holding(|| v.into_data());
                 Ok((data?, nested))
             })
             .collect()
@@ -570,7 +571,8 @@ pub trait IntoArg<T> {
 
 impl<T: Value> IntoArg<T> for T {
     fn into_arg(self) -> Result<Arg> {
-        let (data, nested) = collect_nested_refs(|| self.into_data());
+        // The task holds the nested refs from here until it ends.
+        let (data, nested) = serialize_holding(|| self.into_data());
         Ok(Arg::Value {
             data: data?,
             nested,
@@ -613,7 +615,7 @@ impl<T: Value> Emitter<'_, T> {
     /// Emits one output. Fails (and the task should stop) when the consumer is gone or the
     /// task was cancelled.
     pub fn emit(&self, value: T) -> Result<()> {
-        let (data, nested) = collect_nested_refs(|| value.into_data());
+        let (data, nested) = serialize_holding(|| value.into_data());
         self.sink.emit(data?, nested)
     }
 }

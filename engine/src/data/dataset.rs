@@ -18,6 +18,7 @@ use crate::data::logical::{BatchFn, LogicalPlan};
 use crate::data::optimizer::optimize;
 use crate::data::physical::PhysicalPlan;
 use crate::data::planner::{PlanEnv, plan};
+use crate::data::{Agg, AggKind};
 use crate::error::{Error, Result, TaskResult};
 use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
 
@@ -147,8 +148,12 @@ fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
             arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
         ]))),
         LogicalPlan::FromBatches { schema, .. } => Ok(schema.clone()),
-        LogicalPlan::MapBatches { .. } => return None,
-        LogicalPlan::Filter { input, .. } | LogicalPlan::Limit { input, .. } => {
+        LogicalPlan::MapBatches { .. } | LogicalPlan::Aggregate { .. } => return None,
+        LogicalPlan::Filter { input, .. }
+        | LogicalPlan::Limit { input, .. }
+        | LogicalPlan::Sort { input, .. }
+        | LogicalPlan::Repartition { input, .. }
+        | LogicalPlan::RandomShuffle { input, .. } => {
             return static_schema(input);
         }
         LogicalPlan::Project { input, columns } => {
@@ -323,6 +328,62 @@ impl Dataset {
         }))
     }
 
+    /// Sorts by `keys` (all ascending, or all descending), as a range-partitioned exchange
+    /// whose map outputs spill when they exceed the store.
+    pub fn sort(&self, keys: &[&str], descending: bool) -> Result<Dataset> {
+        self.sort_by(&keys.iter().map(|k| (*k, descending)).collect::<Vec<_>>())
+    }
+
+    /// Sorts by `(column, descending)` keys.
+    pub fn sort_by(&self, keys: &[(&str, bool)]) -> Result<Dataset> {
+        if keys.is_empty() {
+            return Err(Error::InvalidArgument("sort needs at least one key".into()));
+        }
+        if let Some(s) = static_schema(&self.plan) {
+            let s = s?;
+            for (k, _) in keys {
+                s.index_of(k).map_err(|_| no_column(k, &s))?;
+            }
+        }
+        let keys = keys.iter().map(|(k, d)| (k.to_string(), *d)).collect();
+        Ok(self.with(LogicalPlan::Sort {
+            input: self.plan.clone(),
+            keys,
+        }))
+    }
+
+    /// Groups by `keys` (then `aggregate`, `count`, `sum`, ...).
+    pub fn groupby(&self, keys: &[&str]) -> GroupedData {
+        GroupedData {
+            ds: self.clone(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    /// The rows in `n` blocks of nearly equal size.
+    pub fn repartition(&self, n: usize) -> Result<Dataset> {
+        if n == 0 {
+            return Err(Error::InvalidArgument("repartition needs n >= 1".into()));
+        }
+        Ok(self.with(LogicalPlan::Repartition {
+            input: self.plan.clone(),
+            n,
+        }))
+    }
+
+    /// The rows in a random order; the same seed gives the same order.
+    pub fn random_shuffle(&self, seed: Option<u64>) -> Dataset {
+        let seed = seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        self.with(LogicalPlan::RandomShuffle {
+            input: self.plan.clone(),
+            seed,
+        })
+    }
+
     // ---- planning ----
 
     fn physical(&self) -> Result<(Arc<LogicalPlan>, PhysicalPlan)> {
@@ -386,7 +447,7 @@ impl Dataset {
     /// Streams the batches in order.
     pub fn iter_batches(&self) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
         let (_, physical) = self.physical()?;
-        let stream = BatchStream::new(&physical, &self.ctx);
+        let stream = BatchStream::new(&physical, &self.ctx)?;
         let started = stream.started;
         let this = self.clone();
         let mut physical = Some(physical);
@@ -405,10 +466,6 @@ impl Dataset {
     /// The first `n` rows.
     pub fn take(&self, n: usize) -> Result<Vec<RecordBatch>> {
         self.limit(n).take_all()
-    }
-
-    pub(crate) fn take_rows(&self, n: usize) -> Result<Vec<RecordBatch>> {
-        self.take(n)
     }
 
     /// Every row.
@@ -502,5 +559,113 @@ impl Dataset {
         Ok(WriteResult {
             files: sink.finish(&io)?,
         })
+    }
+}
+
+/// A dataset grouped by key columns.
+#[derive(Debug, Clone)]
+pub struct GroupedData {
+    ds: Dataset,
+    keys: Vec<String>,
+}
+
+impl GroupedData {
+    /// One row per group: the keys, then one column per aggregate (`count()`, `sum(x)`, ...).
+    pub fn aggregate(&self, aggs: &[Agg]) -> Result<Dataset> {
+        if aggs.is_empty() {
+            return Err(Error::InvalidArgument(
+                "aggregate needs at least one aggregate".into(),
+            ));
+        }
+        if let Some(s) = static_schema(&self.ds.plan) {
+            let s = s?;
+            for k in self
+                .keys
+                .iter()
+                .chain(aggs.iter().filter_map(|a| a.column.as_ref()))
+            {
+                s.index_of(k).map_err(|_| no_column(k, &s))?;
+            }
+        }
+        Ok(self.ds.with(LogicalPlan::Aggregate {
+            input: self.ds.plan.clone(),
+            keys: self.keys.clone(),
+            aggs: aggs.to_vec(),
+        }))
+    }
+
+    /// Rows per group (`count()`).
+    pub fn count(&self) -> Result<Dataset> {
+        self.aggregate(&[Agg::count()])
+    }
+
+    /// `sum(column)` per group.
+    pub fn sum(&self, column: &str) -> Result<Dataset> {
+        self.aggregate(&[Agg::sum(column)])
+    }
+
+    /// `min(column)` per group.
+    pub fn min(&self, column: &str) -> Result<Dataset> {
+        self.aggregate(&[Agg::min(column)])
+    }
+
+    /// `max(column)` per group.
+    pub fn max(&self, column: &str) -> Result<Dataset> {
+        self.aggregate(&[Agg::max(column)])
+    }
+
+    /// `mean(column)` per group.
+    pub fn mean(&self, column: &str) -> Result<Dataset> {
+        self.aggregate(&[Agg::mean(column)])
+    }
+
+    /// `std(column)` per group (sample standard deviation).
+    pub fn std(&self, column: &str) -> Result<Dataset> {
+        self.aggregate(&[Agg::std(column)])
+    }
+}
+
+impl Agg {
+    /// Rows.
+    pub fn count() -> Agg {
+        Agg {
+            kind: AggKind::Count,
+            column: None,
+        }
+    }
+    /// Sum of a column.
+    pub fn sum(column: &str) -> Agg {
+        Agg {
+            kind: AggKind::Sum,
+            column: Some(column.to_string()),
+        }
+    }
+    /// Minimum of a column.
+    pub fn min(column: &str) -> Agg {
+        Agg {
+            kind: AggKind::Min,
+            column: Some(column.to_string()),
+        }
+    }
+    /// Maximum of a column.
+    pub fn max(column: &str) -> Agg {
+        Agg {
+            kind: AggKind::Max,
+            column: Some(column.to_string()),
+        }
+    }
+    /// Mean of a column.
+    pub fn mean(column: &str) -> Agg {
+        Agg {
+            kind: AggKind::Mean,
+            column: Some(column.to_string()),
+        }
+    }
+    /// Sample standard deviation of a column.
+    pub fn std(column: &str) -> Agg {
+        Agg {
+            kind: AggKind::Std,
+            column: Some(column.to_string()),
+        }
     }
 }

@@ -85,7 +85,8 @@ impl std::fmt::Debug for BatchStream {
 }
 
 impl BatchStream {
-    pub(crate) fn new(plan: &PhysicalPlan, ctx: &DataContext) -> Self {
+    pub(crate) fn new(plan: &PhysicalPlan, ctx: &DataContext) -> Result<Self> {
+        plan.prepare()?;
         let target = ctx.target_max_block_size;
         let funcs = plan
             .pipelines
@@ -106,7 +107,7 @@ impl BatchStream {
             .enumerate()
             .flat_map(|(i, p)| (0..p.source.num_fragments() as u64).map(move |f| (i, f)))
             .collect();
-        BatchStream {
+        Ok(BatchStream {
             todo,
             funcs,
             running: VecDeque::new(),
@@ -115,7 +116,7 @@ impl BatchStream {
             max_in_flight: max_in_flight(ctx),
             done: false,
             started: Instant::now(),
-        }
+        })
     }
 
     fn stop(&mut self) {
@@ -190,6 +191,7 @@ pub(crate) fn run_per_fragment<R: crate::Value>(
     name: &str,
     f: impl Fn(&Arc<Pipeline>, u64, u64) -> TaskResult<R> + Send + Sync + 'static,
 ) -> Result<Vec<R>> {
+    plan.prepare()?;
     let f = Arc::new(f);
     let mut refs = Vec::new();
     let mut global = 0u64;

@@ -72,6 +72,36 @@ pub enum LogicalPlan {
         /// Rows.
         n: usize,
     },
+    /// Rows sorted by columns (`(column, descending)`).
+    Sort {
+        /// Input.
+        input: Arc<LogicalPlan>,
+        /// Keys.
+        keys: Vec<(String, bool)>,
+    },
+    /// Groups by key columns, one row per group with the aggregates.
+    Aggregate {
+        /// Input.
+        input: Arc<LogicalPlan>,
+        /// Group keys.
+        keys: Vec<String>,
+        /// Aggregates.
+        aggs: Vec<crate::data::Agg>,
+    },
+    /// The rows in `n` blocks of nearly equal size.
+    Repartition {
+        /// Input.
+        input: Arc<LogicalPlan>,
+        /// Blocks.
+        n: usize,
+    },
+    /// The rows in a random order (deterministic for a seed).
+    RandomShuffle {
+        /// Input.
+        input: Arc<LogicalPlan>,
+        /// Seed.
+        seed: u64,
+    },
     /// Inputs one after another.
     Union {
         /// Inputs (same schema).
@@ -89,7 +119,11 @@ impl LogicalPlan {
             LogicalPlan::MapBatches { input, .. }
             | LogicalPlan::Filter { input, .. }
             | LogicalPlan::Project { input, .. }
-            | LogicalPlan::Limit { input, .. } => vec![input],
+            | LogicalPlan::Limit { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Aggregate { input, .. }
+            | LogicalPlan::Repartition { input, .. }
+            | LogicalPlan::RandomShuffle { input, .. } => vec![input],
             LogicalPlan::Union { inputs } => inputs.iter().collect(),
         }
     }
@@ -142,6 +176,19 @@ impl LogicalPlan {
                 format!("Project: {}", cols.join(", "))
             }
             LogicalPlan::Limit { n, .. } => format!("Limit: {n}"),
+            LogicalPlan::Sort { keys, .. } => {
+                let k: Vec<String> = keys
+                    .iter()
+                    .map(|(k, d)| format!("{k} {}", if *d { "DESC" } else { "ASC" }))
+                    .collect();
+                format!("Sort: {}", k.join(", "))
+            }
+            LogicalPlan::Aggregate { keys, aggs, .. } => {
+                let a: Vec<String> = aggs.iter().map(|a| a.output_name()).collect();
+                format!("Aggregate: by [{}]: {}", keys.join(", "), a.join(", "))
+            }
+            LogicalPlan::Repartition { n, .. } => format!("Repartition: {n}"),
+            LogicalPlan::RandomShuffle { seed, .. } => format!("RandomShuffle: seed={seed}"),
             LogicalPlan::Union { inputs } => format!("Union: {} inputs", inputs.len()),
         }
     }

@@ -28,11 +28,14 @@ mod executor;
 mod expr;
 mod logical;
 mod optimizer;
-mod physical;
+pub(crate) mod physical;
 mod planner;
 
 pub use context::DataContext;
 pub use datafusion::logical_expr::Expr;
 pub use datafusion::prelude::{col, lit};
-pub use dataset::{Dataset, ExecStats, WriteResult, from_batches, range, read_parquet};
+pub use dataset::{
+    Dataset, ExecStats, GroupedData, WriteResult, from_batches, range, read_parquet,
+};
 pub use logical::LogicalPlan;
+pub use physical::{Agg, AggKind};

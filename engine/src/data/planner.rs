@@ -7,8 +7,9 @@ use std::sync::Arc;
 use crate::data::context::DataContext;
 use crate::data::logical::LogicalPlan;
 use crate::data::physical::{
-    FilterOp, FromBatchesOp, MapBatchesOp, PhysicalPlan, Pipeline, ProjectOp, RangeOp,
-    ReadParquetOp, RowOp, SourceOp,
+    AggregateExchange, ExchangeOp, FilterOp, FromBatchesOp, LimitBarrierOp, MapBatchesOp,
+    PhysicalPlan, Pipeline, ProjectOp, RandomShuffleExchange, RangeOp, ReadParquetOp,
+    RepartitionExchange, RowOp, SortExchange, SourceOp,
 };
 use crate::error::Result;
 
@@ -93,13 +94,27 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
             with_op(input, Arc::new(ProjectOp::new(columns.clone())))
         }
         LogicalPlan::Limit { input, n } => {
-            // Operators above this limit: take its first n rows now.
+            // Operators above this limit: its first n rows are taken when the plan runs.
             let ds = crate::data::Dataset::from_plan(input.clone(), env.ctx.clone());
-            let batches = ds.take_rows(*n)?;
-            Ok(vec![(
-                Arc::new(FromBatchesOp::new(Arc::new(batches))),
-                Vec::new(),
-            )])
+            Ok(vec![(Arc::new(LimitBarrierOp::new(ds, *n)), Vec::new())])
+        }
+        LogicalPlan::Sort { input, keys } => {
+            exchange(input, Arc::new(SortExchange::new(keys.clone())), env)
+        }
+        LogicalPlan::Aggregate { input, keys, aggs } => exchange(
+            input,
+            Arc::new(AggregateExchange::new(
+                keys.clone(),
+                aggs.clone(),
+                env.io.clone(),
+            )),
+            env,
+        ),
+        LogicalPlan::Repartition { input, n } => {
+            exchange(input, Arc::new(RepartitionExchange::new(*n)), env)
+        }
+        LogicalPlan::RandomShuffle { input, seed } => {
+            exchange(input, Arc::new(RandomShuffleExchange::new(*seed)), env)
         }
         LogicalPlan::Union { inputs } => {
             let mut out = Vec::new();
@@ -109,6 +124,17 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
             Ok(out)
         }
     }
+}
+
+/// An all-to-all operator over `input`: a barrier source of its reducer outputs.
+fn exchange(
+    input: &Arc<LogicalPlan>,
+    ex: Arc<dyn crate::data::physical::exchange_api::Exchange>,
+    env: &PlanEnv<'_>,
+) -> Result<Vec<Part>> {
+    let inner = plan(input, env)?;
+    let op = ExchangeOp::new(inner, ex, env.ctx.clone(), env.cpus);
+    Ok(vec![(Arc::new(op), Vec::new())])
 }
 
 /// Uncompressed bytes per read task: the block target, but small enough that every CPU gets

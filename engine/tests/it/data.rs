@@ -537,3 +537,212 @@ fn a_slow_consumer_keeps_the_store_within_its_budget() {
         "unconsumed blocks piled up: {max_objects}"
     );
 }
+
+fn sorted_i64(mut v: Vec<i64>) -> Vec<i64> {
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn sort_orders_rows_like_arrow() {
+    let _rt = start();
+    let b = batch(0, 20_000);
+    let ds = data::from_batches((0..8).map(|i| b.slice(i * 2500, 2500)).collect())
+        .unwrap()
+        .with_context(DataContext {
+            target_max_block_size: 64 << 10,
+            ..DataContext::default()
+        });
+    let got = concat(&ds.sort(&["value"], false).unwrap().take_all().unwrap());
+    let mut want = f64s(&b, "value");
+    want.sort_by(f64::total_cmp);
+    assert_eq!(f64s(&got, "value"), want);
+    // Rows stay whole: ids follow their values.
+    let ids = i64s(&got, "id");
+    let vals = f64s(&b, "value");
+    assert!(
+        ids.iter()
+            .zip(f64s(&got, "value"))
+            .all(|(i, v)| vals[*i as usize] == v)
+    );
+    // Two keys, descending.
+    let got = concat(
+        &ds.sort_by(&[("key", true), ("id", false)])
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    let keys: Vec<String> = got
+        .column(2)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap()
+        .iter()
+        .map(|k| k.unwrap().to_string())
+        .collect();
+    let ids = i64s(&got, "id");
+    for i in 1..keys.len() {
+        assert!(
+            keys[i - 1] > keys[i] || (keys[i - 1] == keys[i] && ids[i - 1] < ids[i]),
+            "row {i}"
+        );
+    }
+    assert!(ds.sort(&["nope"], false).is_err());
+}
+
+#[test]
+fn sorting_four_times_the_store_spills_and_stays_ordered() {
+    let budget: u64 = 64 << 20;
+    let _rt = start_with(2.0, |c| c.object_store_memory = Some(budget));
+    // 32 Mi random int64 keys = 256 MiB of input through a 64 MiB store.
+    let n: u64 = 32 << 20;
+    let ds = data::range(n)
+        .unwrap()
+        .with_context(DataContext {
+            target_max_block_size: 8 << 20,
+            ..DataContext::default()
+        })
+        .with_column(
+            "k",
+            (col("id") * lit(2654435761i64)) % lit(1_000_000_007i64),
+        )
+        .unwrap()
+        .select_columns(&["k"])
+        .unwrap();
+    let sorted = ds.sort(&["k"], false).unwrap();
+    let mut prev = i64::MIN;
+    let mut rows = 0u64;
+    for b in sorted.iter_batches().unwrap() {
+        let b = b.unwrap();
+        for v in i64s(&b, "k") {
+            assert!(v >= prev, "out of order at row {rows}");
+            prev = v;
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, n);
+    let s = volley::object_store_stats().unwrap();
+    assert!(s.spilled_objects_total > 0, "expected spilling: {s:?}");
+    assert!(s.peak_resident_bytes <= budget, "{s:?}");
+}
+
+#[test]
+fn groupby_aggregates_match_datafusion() {
+    let _rt = start();
+    let b = batch(0, 30_000);
+    let ds = data::from_batches((0..6).map(|i| b.slice(i * 5000, 5000)).collect()).unwrap();
+    let aggs = [
+        data::Agg::count(),
+        data::Agg::sum("id"),
+        data::Agg::min("value"),
+        data::Agg::max("value"),
+        data::Agg::mean("value"),
+        data::Agg::std("value"),
+    ];
+    let got = concat(
+        &ds.groupby(&["key"])
+            .aggregate(&aggs)
+            .unwrap()
+            .sort(&["key"], false)
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    // The same query in DataFusion directly.
+    let ctx = volley::datafusion::prelude::SessionContext::new();
+    ctx.register_batch("t", b.clone()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let want = rt
+        .block_on(async {
+            ctx.sql("SELECT key, count(*) AS c, sum(id) AS s, min(value) AS mn, max(value) AS mx, avg(value) AS m, stddev(value) AS sd FROM t GROUP BY key ORDER BY key")
+                .await?
+                .collect()
+                .await
+        })
+        .unwrap();
+    let want = concat(&want);
+    assert_eq!(got.num_rows(), want.num_rows());
+    let schema = got.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "key",
+            "count()",
+            "sum(id)",
+            "min(value)",
+            "max(value)",
+            "mean(value)",
+            "std(value)"
+        ]
+    );
+    assert_eq!(got.column(0), want.column(0));
+    assert_eq!(got.column(1), want.column(1));
+    assert_eq!(got.column(2), want.column(2));
+    assert_eq!(got.column(3), want.column(3));
+    assert_eq!(got.column(4), want.column(4));
+    let close = |a: &dyn Array, b: &dyn Array| {
+        let a = a.as_any().downcast_ref::<Float64Array>().unwrap();
+        let b = b.as_any().downcast_ref::<Float64Array>().unwrap();
+        a.values()
+            .iter()
+            .zip(b.values())
+            .all(|(x, y)| (x - y).abs() <= 1e-9 * y.abs().max(1.0))
+    };
+    assert!(
+        close(got.column(5).as_ref(), want.column(5).as_ref()),
+        "mean differs"
+    );
+    assert!(
+        close(got.column(6).as_ref(), want.column(6).as_ref()),
+        "std differs"
+    );
+    // Shorthands.
+    let counts = concat(&ds.groupby(&["key"]).count().unwrap().take_all().unwrap());
+    assert_eq!(counts.num_rows(), want.num_rows());
+    assert!(ds.groupby(&["nope"]).count().is_err());
+}
+
+#[test]
+fn repartition_and_random_shuffle_keep_every_row() {
+    let _rt = start();
+    let ds = data::range(10_000).unwrap();
+    let parts = ds.repartition(4).unwrap();
+    let blocks = parts.take_all().unwrap();
+    assert_eq!(
+        sorted_i64(blocks.iter().flat_map(|b| i64s(b, "id")).collect()),
+        (0..10_000).collect::<Vec<_>>()
+    );
+    let sizes: Vec<usize> = blocks.iter().map(|b| b.num_rows()).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 10_000);
+    assert!(sizes.iter().all(|s| (2400..=2600).contains(s)), "{sizes:?}");
+
+    let a: Vec<i64> = ds
+        .random_shuffle(Some(7))
+        .take_all()
+        .unwrap()
+        .iter()
+        .flat_map(|b| i64s(b, "id"))
+        .collect();
+    let b: Vec<i64> = ds
+        .random_shuffle(Some(7))
+        .take_all()
+        .unwrap()
+        .iter()
+        .flat_map(|b| i64s(b, "id"))
+        .collect();
+    let c: Vec<i64> = ds
+        .random_shuffle(Some(8))
+        .take_all()
+        .unwrap()
+        .iter()
+        .flat_map(|b| i64s(b, "id"))
+        .collect();
+    assert_eq!(a, b, "same seed, same order");
+    assert_ne!(a, c, "another seed, another order");
+    assert_ne!(a, (0..10_000).collect::<Vec<_>>());
+    assert_eq!(sorted_i64(a), (0..10_000).collect::<Vec<_>>());
+}

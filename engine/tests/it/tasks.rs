@@ -279,3 +279,17 @@ fn fractional_cpus_run_concurrently() {
         "peak concurrency {peak} with 4 quarter-CPU slots"
     );
 }
+
+#[test]
+fn refs_returned_by_a_task_outlive_the_task() {
+    let _rt = start();
+    let make = volley::task(|n: u8| {
+        let refs: Vec<volley::ObjectRef<u8>> = (0..n).map(volley::put).collect::<Result<_, _>>()?;
+        Ok(refs)
+    });
+    let out = make.remote((3,)).unwrap();
+    let refs = volley::get(&out).unwrap();
+    assert_eq!(volley::get_all(&refs, None).unwrap(), vec![0, 1, 2]);
+    drop((out, refs));
+    assert_eq!(volley::object_store_stats().unwrap().num_objects, 0);
+}

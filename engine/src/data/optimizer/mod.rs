@@ -72,6 +72,23 @@ pub(crate) fn with_new_inputs(
             input: f(input),
             n: *n,
         },
+        LogicalPlan::Sort { input, keys } => LogicalPlan::Sort {
+            input: f(input),
+            keys: keys.clone(),
+        },
+        LogicalPlan::Aggregate { input, keys, aggs } => LogicalPlan::Aggregate {
+            input: f(input),
+            keys: keys.clone(),
+            aggs: aggs.clone(),
+        },
+        LogicalPlan::Repartition { input, n } => LogicalPlan::Repartition {
+            input: f(input),
+            n: *n,
+        },
+        LogicalPlan::RandomShuffle { input, seed } => LogicalPlan::RandomShuffle {
+            input: f(input),
+            seed: *seed,
+        },
         LogicalPlan::Union { inputs } => LogicalPlan::Union {
             inputs: inputs.iter().map(f).collect(),
         },

@@ -2,12 +2,21 @@
 //! transform them. A [`Pipeline`] is a source and its fused row ops: one task runs one
 //! fragment through the whole pipeline.
 
+mod aggregate;
+mod exchange;
+pub(crate) mod exchange_api {
+    pub(crate) use super::exchange::Exchange;
+}
 mod filter;
 mod from_batches;
+mod limit_barrier;
 mod map_batches;
 mod project;
+mod random_shuffle;
 mod range;
 mod read_parquet;
+mod repartition;
+mod sort;
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,12 +25,19 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
+pub(crate) use aggregate::AggregateExchange;
+pub use aggregate::{Agg, AggKind};
+pub(crate) use exchange::ExchangeOp;
 pub(crate) use filter::FilterOp;
 pub(crate) use from_batches::FromBatchesOp;
+pub(crate) use limit_barrier::LimitBarrierOp;
 pub(crate) use map_batches::MapBatchesOp;
 pub(crate) use project::ProjectOp;
+pub(crate) use random_shuffle::RandomShuffleExchange;
 pub(crate) use range::RangeOp;
 pub(crate) use read_parquet::ReadParquetOp;
+pub(crate) use repartition::RepartitionExchange;
+pub(crate) use sort::SortExchange;
 
 use crate::error::Result;
 
@@ -61,6 +77,10 @@ impl OpCounters {
 
 /// Produces the batches of read fragments.
 pub(crate) trait SourceOp: Send + Sync + fmt::Display {
+    /// Runs what must run before fragments can be counted (barriers: exchanges, limits).
+    fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
     /// How many fragments (read tasks) it splits into.
     fn num_fragments(&self) -> usize;
     /// Reads fragment `i`, calling `each` until it returns `false`.
@@ -181,6 +201,13 @@ fn push_through(
 pub(crate) struct PhysicalPlan {
     pub(crate) pipelines: Vec<Arc<Pipeline>>,
     pub(crate) limit: Option<usize>,
+}
+
+impl PhysicalPlan {
+    /// Prepares every source (runs barriers).
+    pub(crate) fn prepare(&self) -> Result<()> {
+        self.pipelines.iter().try_for_each(|p| p.source.prepare())
+    }
 }
 
 impl fmt::Display for PhysicalPlan {

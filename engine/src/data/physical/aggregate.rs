@@ -1,0 +1,268 @@
+//! `AggregateExchange`: groupby-aggregate as a hash-partitioned exchange. Map tasks compute
+//! partial aggregates of their fragment (DataFusion), hash-partition them by key; reducer `p`
+//! combines the partials of its keys into final values (DataFusion, then mean and standard
+//! deviation from their sums).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::datasource::MemTable;
+use datafusion::functions_aggregate::expr_fn as agg;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{SessionConfig, SessionContext, col};
+
+use crate::data::context::DataContext;
+use crate::data::physical::exchange::Exchange;
+use crate::error::{Error, Result};
+
+/// An aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    /// Rows (or non-null values of a column).
+    Count,
+    /// Sum.
+    Sum,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Mean.
+    Mean,
+    /// Sample standard deviation (ddof = 1).
+    Std,
+}
+
+/// One aggregate of a groupby: a function over a column (`None`: rows, for `Count`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agg {
+    /// The function.
+    pub kind: AggKind,
+    /// The column.
+    pub column: Option<String>,
+}
+
+impl Agg {
+    /// The output column name, as Ray names it: `count()`, `sum(value)`, ...
+    pub fn output_name(&self) -> String {
+        let f = match self.kind {
+            AggKind::Count => "count",
+            AggKind::Sum => "sum",
+            AggKind::Min => "min",
+            AggKind::Max => "max",
+            AggKind::Mean => "mean",
+            AggKind::Std => "std",
+        };
+        format!("{f}({})", self.column.as_deref().unwrap_or(""))
+    }
+}
+
+/// Groups by keys and aggregates.
+pub(crate) struct AggregateExchange {
+    /// Group keys.
+    keys: Vec<String>,
+    /// Aggregates.
+    aggs: Vec<Agg>,
+    io: tokio::runtime::Handle,
+}
+
+impl AggregateExchange {
+    pub(crate) fn new(keys: Vec<String>, aggs: Vec<Agg>, io: tokio::runtime::Handle) -> Self {
+        AggregateExchange { keys, aggs, io }
+    }
+
+    fn partial_names(i: usize) -> [String; 3] {
+        [
+            format!("__p{i}_a"),
+            format!("__p{i}_b"),
+            format!("__p{i}_c"),
+        ]
+    }
+
+    fn value(&self, a: &Agg) -> Result<Expr> {
+        a.column
+            .as_ref()
+            .map(col)
+            .ok_or_else(|| Error::InvalidArgument(format!("{:?} needs a column", a.kind)))
+    }
+
+    /// Partial aggregates of one fragment.
+    fn partial_exprs(&self) -> Result<Vec<Expr>> {
+        let mut out = Vec::new();
+        for (i, a) in self.aggs.iter().enumerate() {
+            let [pa, pb, pc] = Self::partial_names(i);
+            let f64v = || -> Result<Expr> {
+                Ok(datafusion::prelude::cast(self.value(a)?, DataType::Float64))
+            };
+            match a.kind {
+                AggKind::Count => out.push(
+                    agg::count(
+                        a.column
+                            .as_ref()
+                            .map_or(datafusion::prelude::lit(1i64), col),
+                    )
+                    .alias(pa),
+                ),
+                AggKind::Sum => out.push(agg::sum(self.value(a)?).alias(pa)),
+                AggKind::Min => out.push(agg::min(self.value(a)?).alias(pa)),
+                AggKind::Max => out.push(agg::max(self.value(a)?).alias(pa)),
+                AggKind::Mean => {
+                    out.push(agg::sum(f64v()?).alias(pa));
+                    out.push(agg::count(self.value(a)?).alias(pb));
+                }
+                AggKind::Std => {
+                    out.push(agg::sum(f64v()?).alias(pa));
+                    out.push(agg::sum(f64v()? * f64v()?).alias(pb));
+                    out.push(agg::count(self.value(a)?).alias(pc));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Combines partials.
+    fn final_exprs(&self) -> Vec<Expr> {
+        let mut out = Vec::new();
+        for (i, a) in self.aggs.iter().enumerate() {
+            let [pa, pb, pc] = Self::partial_names(i);
+            match a.kind {
+                AggKind::Count | AggKind::Sum => out.push(agg::sum(col(&pa)).alias(pa)),
+                AggKind::Min => out.push(agg::min(col(&pa)).alias(pa)),
+                AggKind::Max => out.push(agg::max(col(&pa)).alias(pa)),
+                AggKind::Mean => {
+                    out.push(agg::sum(col(&pa)).alias(pa));
+                    out.push(agg::sum(col(&pb)).alias(pb));
+                }
+                AggKind::Std => {
+                    out.push(agg::sum(col(&pa)).alias(pa));
+                    out.push(agg::sum(col(&pb)).alias(pb));
+                    out.push(agg::sum(col(&pc)).alias(pc));
+                }
+            }
+        }
+        out
+    }
+
+    fn run(&self, batches: Vec<RecordBatch>, aggs: Vec<Expr>) -> Result<Vec<RecordBatch>> {
+        let Some(first) = batches.first() else {
+            return Ok(Vec::new());
+        };
+        let schema = first.schema();
+        let ctx = SessionContext::new_with_config(
+            SessionConfig::new()
+                .with_target_partitions(1)
+                .with_batch_size(64 * 1024),
+        );
+        let df_err =
+            |e: datafusion::error::DataFusionError| Error::InvalidArgument(format!("{self}: {e}"));
+        let table = MemTable::try_new(schema, vec![batches]).map_err(df_err)?;
+        let df = ctx.read_table(Arc::new(table)).map_err(df_err)?;
+        let group: Vec<Expr> = self.keys.iter().map(col).collect();
+        let df = df.aggregate(group, aggs).map_err(df_err)?;
+        self.io.block_on(df.collect()).map_err(df_err)
+    }
+
+    /// Final values from combined partials: `key..., count(), sum(x), mean(x), ...`.
+    fn finish(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut fields: Vec<Field> = Vec::new();
+        let mut cols: Vec<ArrayRef> = Vec::new();
+        for k in &self.keys {
+            let c = batch
+                .column_by_name(k)
+                .ok_or_else(|| Error::Internal(format!("key {k} lost")))?;
+            fields.push(Field::new(k, c.data_type().clone(), true));
+            cols.push(c.clone());
+        }
+        let f64col = |name: &str| -> Result<Float64Array> {
+            let c = batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::Internal(format!("{name} lost")))?;
+            Ok(cast(c, &DataType::Float64)?
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .cloned()
+                .unwrap_or_else(|| Float64Array::from(Vec::<f64>::new())))
+        };
+        for (i, a) in self.aggs.iter().enumerate() {
+            let [pa, pb, pc] = Self::partial_names(i);
+            let arr: ArrayRef = match a.kind {
+                AggKind::Count | AggKind::Sum | AggKind::Min | AggKind::Max => batch
+                    .column_by_name(&pa)
+                    .cloned()
+                    .ok_or_else(|| Error::Internal(format!("{pa} lost")))?,
+                AggKind::Mean => {
+                    let (s, n) = (f64col(&pa)?, f64col(&pb)?);
+                    Arc::new(Float64Array::from_iter((0..s.len()).map(|r| {
+                        (n.is_valid(r) && n.value(r) > 0.0).then(|| s.value(r) / n.value(r))
+                    })))
+                }
+                AggKind::Std => {
+                    let (s, ss, n) = (f64col(&pa)?, f64col(&pb)?, f64col(&pc)?);
+                    Arc::new(Float64Array::from_iter((0..s.len()).map(|r| {
+                        let cnt = n.value(r);
+                        (n.is_valid(r) && cnt > 1.0).then(|| {
+                            ((ss.value(r) - s.value(r) * s.value(r) / cnt) / (cnt - 1.0))
+                                .max(0.0)
+                                .sqrt()
+                        })
+                    })))
+                }
+            };
+            fields.push(Field::new(a.output_name(), arr.data_type().clone(), true));
+            cols.push(arr);
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        Ok(RecordBatch::try_new(schema, cols)?)
+    }
+}
+
+impl fmt::Display for AggregateExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let aggs: Vec<String> = self.aggs.iter().map(|a| a.output_name()).collect();
+        write!(
+            f,
+            "AggregateOp(by [{}]: {})",
+            self.keys.join(", "),
+            aggs.join(", ")
+        )
+    }
+}
+
+impl Exchange for AggregateExchange {
+    fn partitions(&self, _: Option<u64>, _: usize, _: &DataContext, cpus: usize) -> usize {
+        cpus.max(1)
+    }
+
+    fn pre_map(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        self.run(batches, self.partial_exprs()?)
+    }
+
+    fn partition(&self, batch: &RecordBatch, n: usize, _fragment: u64) -> Result<Vec<u32>> {
+        let keys: Vec<ArrayRef> = self
+            .keys
+            .iter()
+            .map(|k| {
+                batch
+                    .column_by_name(k)
+                    .cloned()
+                    .ok_or_else(|| Error::Internal(format!("key {k} lost")))
+            })
+            .collect::<Result<_>>()?;
+        let mut hashes = vec![0u64; batch.num_rows()];
+        create_hashes(&keys, &RandomState::with_seed(0), &mut hashes)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(hashes.iter().map(|h| (h % n as u64) as u32).collect())
+    }
+
+    fn reduce(&self, batches: Vec<RecordBatch>, _p: usize) -> Result<Vec<RecordBatch>> {
+        let combined = self.run(batches, self.final_exprs())?;
+        combined
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| self.finish(b))
+            .collect()
+    }
+}

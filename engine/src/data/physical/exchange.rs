@@ -1,0 +1,308 @@
+//! `ExchangeOp`: the all-to-all operators (sort, groupby-aggregate, repartition, random
+//! shuffle) as a barrier source.
+//!
+//! ```text
+//!  input pipelines ──map tasks──► per fragment: pre-map (e.g. partial aggregate), split into
+//!      P partitions, each `put` as a block (objects: the store spills them past its budget)
+//!                  ──reduce tasks──► reducer p gets partition p of every map output,
+//!      combines it (sort / final aggregate / concat), puts one block
+//!  downstream pipelines read the P reducer blocks as their fragments
+//! ```
+//! A sort first materializes each fragment and samples its keys (returned with the block), so
+//! range boundaries are known before partitioning. The exchange runs when the executor
+//! prepares the plan, never during `explain`.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::SchemaRef;
+
+use crate::Block;
+use crate::core::api::ObjectRef;
+use crate::data::context::DataContext;
+use crate::data::physical::{OpCounters, PhysicalPlan, SourceOp};
+use crate::error::{Error, Result, TaskResult};
+
+/// Rows of `batch` grouped by partition index (`parts[i]` for each row).
+pub(crate) fn split_by(batch: &RecordBatch, parts: &[u32], n: usize) -> Result<Vec<RecordBatch>> {
+    let mut idx: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (row, p) in parts.iter().enumerate() {
+        idx[*p as usize].push(row as u32);
+    }
+    idx.into_iter()
+        .map(|rows| Ok(take_record_batch(batch, &UInt32Array::from(rows))?))
+        .collect()
+}
+
+/// Concatenates batches (of one schema) into one.
+pub(crate) fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    Ok(arrow::compute::concat_batches(schema, batches)?)
+}
+
+/// What an all-to-all operator does on each side of the exchange.
+pub(crate) trait Exchange: Send + Sync + fmt::Display + 'static {
+    /// Partitions for `bytes` of input (known after the map side when sampling, else `None`)
+    /// coming from `fragments` map tasks.
+    fn partitions(
+        &self,
+        bytes: Option<u64>,
+        fragments: usize,
+        ctx: &DataContext,
+        cpus: usize,
+    ) -> usize;
+    /// Runs on one fragment's output before partitioning (e.g. a partial aggregate).
+    fn pre_map(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        Ok(batches)
+    }
+    /// Whether partitioning needs boundaries from samples (sort).
+    fn needs_samples(&self) -> bool {
+        false
+    }
+    /// Key samples of one fragment's rows (for boundaries).
+    fn sample(&self, _batches: &[RecordBatch]) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+    /// Sets boundaries from all samples, for `n` partitions.
+    fn set_boundaries(&self, _samples: Vec<RecordBatch>, _n: usize) -> Result<()> {
+        Ok(())
+    }
+    /// Assigns each row of `batch` (fragment `fragment`) a partition in `0..n`.
+    fn partition(&self, batch: &RecordBatch, n: usize, fragment: u64) -> Result<Vec<u32>>;
+    /// Combines every batch of partition `p`.
+    fn reduce(&self, batches: Vec<RecordBatch>, p: usize) -> Result<Vec<RecordBatch>>;
+}
+
+/// The barrier source: runs the exchange on first use, then serves reducer outputs.
+pub(crate) struct ExchangeOp {
+    /// The input plan.
+    input: PhysicalPlan,
+    /// The operator.
+    exchange: Arc<dyn Exchange>,
+    ctx: DataContext,
+    cpus: usize,
+    outputs: OnceLock<Vec<ObjectRef<Block>>>,
+    counters: OpCounters,
+}
+
+impl ExchangeOp {
+    pub(crate) fn new(
+        input: PhysicalPlan,
+        exchange: Arc<dyn Exchange>,
+        ctx: DataContext,
+        cpus: usize,
+    ) -> Self {
+        ExchangeOp {
+            input,
+            exchange,
+            ctx,
+            cpus,
+            outputs: OnceLock::new(),
+            counters: OpCounters::default(),
+        }
+    }
+
+    fn run(&self) -> Result<Vec<ObjectRef<Block>>> {
+        let ex = self.exchange.clone();
+        // Map side, part 1: each fragment through its pipeline and the pre-map step.
+        let sampling = ex.needs_samples();
+        let fragments: usize = self
+            .input
+            .pipelines
+            .iter()
+            .map(|p| p.source.num_fragments())
+            .sum();
+        let fixed_n = (!sampling).then(|| ex.partitions(None, fragments, &self.ctx, self.cpus));
+        let ex1 = ex.clone();
+        let map_outputs: Vec<(Vec<Option<ObjectRef<Block>>>, Option<ObjectRef<Block>>, u64)> =
+            super::super::executor::run_per_fragment(
+                &self.input,
+                "ExchangeMap",
+                move |p, frag, _| {
+                    let mut batches = Vec::new();
+                    p.run(frag as usize, &mut |b| {
+                        batches.push(b);
+                        Ok(true)
+                    })?;
+                    let batches = ex1.pre_map(batches)?;
+                    let bytes: u64 = batches
+                        .iter()
+                        .map(|b| b.get_array_memory_size() as u64)
+                        .sum();
+                    match fixed_n {
+                        Some(n) => Ok((
+                            partition_and_put(ex1.as_ref(), &batches, n, frag)?,
+                            None,
+                            bytes,
+                        )),
+                        None => {
+                            let sample = match ex1.sample(&batches)? {
+                                Some(s) => Some(crate::put(Block::from(s))?),
+                                None => None,
+                            };
+                            let whole = put_batches(batches)?;
+                            Ok((vec![whole], sample, bytes))
+                        }
+                    }
+                },
+            )?;
+        let (parts, n): (Vec<Vec<Option<ObjectRef<Block>>>>, usize) = match fixed_n {
+            Some(n) => (map_outputs.into_iter().map(|m| m.0).collect(), n),
+            None => {
+                // Map side, part 2 (sort): boundaries from the samples, then partition each
+                // materialized fragment.
+                let bytes: u64 = map_outputs.iter().map(|m| m.2).sum();
+                let n = ex.partitions(Some(bytes), fragments, &self.ctx, self.cpus);
+                let mut samples: Vec<RecordBatch> = Vec::new();
+                for m in &map_outputs {
+                    if let Some(r) = &m.1 {
+                        samples.extend(crate::get(r)?.batches().iter().cloned());
+                    }
+                }
+                ex.set_boundaries(samples, n)?;
+                let ex2 = ex.clone();
+                let split = crate::task(move |b: Vec<Option<ObjectRef<Block>>>, frag: u64| {
+                    let batches = match b.first().and_then(|r| r.as_ref()) {
+                        Some(r) => crate::get(r)?.batches().to_vec(),
+                        None => Vec::new(),
+                    };
+                    Ok(partition_and_put(ex2.as_ref(), &batches, n, frag)?)
+                })
+                .name(&format!("{}Split", short(&ex.to_string())))
+                .max_retries(0);
+                let refs: Vec<_> = map_outputs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, m)| split.remote((m.0, i as u64)))
+                    .collect::<Result<_>>()?;
+                (crate::get_all(&refs, None)?, n)
+            }
+        };
+        // Reduce side: partition p of every map output.
+        let ex3 = ex.clone();
+        let reduce = crate::task(
+            move |inputs: Vec<ObjectRef<Block>>, p: u64| -> TaskResult<Block> {
+                let mut batches = Vec::new();
+                let mut schema = None;
+                for r in &inputs {
+                    let b = crate::get(r)?;
+                    schema.get_or_insert_with(|| b.schema().clone());
+                    batches.extend(b.batches().iter().cloned());
+                }
+                drop(inputs);
+                let out = ex3.reduce(batches, p as usize)?;
+                let schema = match (out.first(), schema) {
+                    (Some(first), _) => first.schema(),
+                    (None, Some(s)) => s,
+                    (None, None) => return Err(crate::UserError::msg("a reducer without input")),
+                };
+                Ok(Block::try_new(schema, out)?)
+            },
+        )
+        .name(&format!("{}Reduce", short(&ex.to_string())))
+        .max_retries(0);
+        let mut outs = Vec::with_capacity(n);
+        for p in 0..n {
+            let inputs: Vec<ObjectRef<Block>> = parts
+                .iter()
+                .filter_map(|m| m.get(p).cloned().flatten())
+                .collect();
+            if !inputs.is_empty() {
+                outs.push(reduce.remote((inputs, p as u64))?);
+            }
+        }
+        drop(parts);
+        // Wait for the reducers here: errors surface before anything downstream runs.
+        let (_, not_ready) = crate::wait(&outs, outs.len(), None)?;
+        debug_assert!(not_ready.is_empty());
+        for r in &outs {
+            if let Some(Err(e)) = crate::core::node::current()?.store.status(r.id()) {
+                return Err(e);
+            }
+        }
+        Ok(outs)
+    }
+}
+
+fn short(s: &str) -> String {
+    s.split('(')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches("Op")
+        .to_string()
+}
+
+fn put_batches(batches: Vec<RecordBatch>) -> Result<Option<ObjectRef<Block>>> {
+    match batches.first() {
+        None => Ok(None),
+        Some(b) => Ok(Some(crate::put(Block::try_new(b.schema(), batches)?)?)),
+    }
+}
+
+fn partition_and_put(
+    ex: &dyn Exchange,
+    batches: &[RecordBatch],
+    n: usize,
+    frag: u64,
+) -> Result<Vec<Option<ObjectRef<Block>>>> {
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+    for b in batches {
+        if b.num_rows() == 0 {
+            continue;
+        }
+        let idx = ex.partition(b, n, frag)?;
+        for (p, piece) in split_by(b, &idx, n)?.into_iter().enumerate() {
+            if piece.num_rows() > 0 {
+                parts[p].push(piece);
+            }
+        }
+    }
+    parts.into_iter().map(put_batches).collect()
+}
+
+impl fmt::Display for ExchangeOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} <- [", self.exchange)?;
+        for (i, p) in self.input.pipelines.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&p.describe())?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl SourceOp for ExchangeOp {
+    fn prepare(&self) -> Result<()> {
+        if self.outputs.get().is_none() {
+            let outs = self.run()?;
+            let _ = self.outputs.set(outs);
+        }
+        Ok(())
+    }
+
+    fn num_fragments(&self) -> usize {
+        self.outputs.get().map_or(0, |o| o.len())
+    }
+
+    fn read(&self, i: usize, each: &mut dyn FnMut(RecordBatch) -> Result<bool>) -> Result<()> {
+        let r = self.outputs.get().and_then(|o| o.get(i)).ok_or_else(|| {
+            Error::Internal(format!("exchange output {i} read before the exchange ran"))
+        })?;
+        let block = crate::get(r)?;
+        let started = std::time::Instant::now();
+        self.counters.record(block.batches(), started);
+        for b in block.batches() {
+            if !each(b.clone())? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> &OpCounters {
+        &self.counters
+    }
+}
