@@ -21,6 +21,7 @@ use crate::data::planner::{PlanEnv, plan};
 use crate::data::{Agg, AggKind};
 use crate::error::{Error, Result, TaskResult};
 use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
+use crate::io::text::{TextFormat, TextSink, TextSource};
 
 /// A lazy dataset of Arrow record batches.
 #[derive(Clone)]
@@ -94,6 +95,25 @@ pub fn read_parquet<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
     ))
 }
 
+/// Reads CSV files (with a header row; schema inferred from the first file).
+pub fn read_csv<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
+    read_text(paths, TextFormat::Csv)
+}
+
+/// Reads newline-delimited JSON files (schema inferred from the first file).
+pub fn read_json<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
+    read_text(paths, TextFormat::Json)
+}
+
+fn read_text<S: AsRef<str>>(paths: &[S], format: TextFormat) -> Result<Dataset> {
+    let paths: Vec<String> = paths.iter().map(|p| p.as_ref().to_string()).collect();
+    let source = Arc::new(TextSource::open(&paths, format, &io_handle()?)?);
+    Ok(Dataset::from_plan(
+        Arc::new(LogicalPlan::ReadText { source }),
+        DataContext::default(),
+    ))
+}
+
 /// The integers `0..n` in an `id` column (int64).
 pub fn range(n: u64) -> Result<Dataset> {
     Ok(Dataset::from_plan(
@@ -144,6 +164,7 @@ fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
                 .collect::<Result<Vec<_>>>()
                 .and_then(|idx| Ok(Arc::new(source.schema().project(&idx)?))),
         },
+        LogicalPlan::ReadText { source } => Ok(source.schema().clone()),
         LogicalPlan::Range { .. } => Ok(Arc::new(arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
         ]))),
@@ -430,6 +451,7 @@ impl Dataset {
         fn walk(p: &LogicalPlan) -> u64 {
             let own = match p {
                 LogicalPlan::ReadParquet { source, .. } => source.bytes_read(),
+                LogicalPlan::ReadText { source } => source.bytes_read(),
                 _ => 0,
             };
             own + p.inputs().iter().map(|i| walk(i)).sum::<u64>()
@@ -544,6 +566,47 @@ impl Dataset {
             })?;
             Ok(sink.finish(&io)?)
         })?;
+        self.record(&physical, started);
+        let mut files: Vec<WrittenFile> = parts.into_iter().flatten().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(WriteResult { files })
+    }
+
+    /// Writes CSV files (with a header) under `dir`, like [`Dataset::write_parquet`].
+    pub fn write_csv(&self, dir: &str) -> Result<WriteResult> {
+        self.write_text(dir, TextFormat::Csv)
+    }
+
+    /// Writes newline-delimited JSON files under `dir`, like [`Dataset::write_parquet`].
+    pub fn write_json(&self, dir: &str) -> Result<WriteResult> {
+        self.write_text(dir, TextFormat::Json)
+    }
+
+    fn write_text(&self, dir: &str, format: TextFormat) -> Result<WriteResult> {
+        crate::io::location::parse(dir)?;
+        let (_, physical) = self.physical()?;
+        let started = Instant::now();
+        let target = self.ctx.target_file_size;
+        let dir_owned = dir.to_string();
+        let limit = physical.limit;
+        let parts = if limit.is_some() {
+            let io = io_handle()?;
+            let mut sink = TextSink::new(dir, 0, format, target)?;
+            for b in self.iter_batches()? {
+                sink.write(&b?, &io)?;
+            }
+            vec![sink.finish(&io)?]
+        } else {
+            run_per_fragment(&physical, "WriteText", move |p, frag, index| {
+                let io = io_handle()?;
+                let mut sink = TextSink::new(&dir_owned, index as usize, format, target)?;
+                p.run(frag as usize, &mut |b| {
+                    sink.write(&b, &io)?;
+                    Ok(true)
+                })?;
+                Ok(sink.finish(&io)?)
+            })?
+        };
         self.record(&physical, started);
         let mut files: Vec<WrittenFile> = parts.into_iter().flatten().collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));

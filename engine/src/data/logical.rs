@@ -28,6 +28,11 @@ pub enum LogicalPlan {
         /// At most this many rows are needed.
         limit: Option<usize>,
     },
+    /// CSV or JSON files.
+    ReadText {
+        /// The files and their schema.
+        source: Arc<crate::io::text::TextSource>,
+    },
     /// Integers `0..n` in column `id`.
     Range {
         /// How many.
@@ -114,6 +119,7 @@ impl LogicalPlan {
     pub fn inputs(&self) -> Vec<&Arc<LogicalPlan>> {
         match self {
             LogicalPlan::ReadParquet { .. }
+            | LogicalPlan::ReadText { .. }
             | LogicalPlan::Range { .. }
             | LogicalPlan::FromBatches { .. } => vec![],
             LogicalPlan::MapBatches { input, .. }
@@ -147,6 +153,9 @@ impl LogicalPlan {
                     .map_or("none".to_string(), |f| f.to_string()),
                 limit.map_or("none".to_string(), |l| l.to_string())
             ),
+            LogicalPlan::ReadText { source } => {
+                format!("Read{:?}: {} files", source.format(), source.num_files())
+            }
             LogicalPlan::Range { n } => format!("Range: {n}"),
             LogicalPlan::FromBatches { batches, .. } => {
                 format!(

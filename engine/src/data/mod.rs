@@ -35,7 +35,8 @@ pub use context::DataContext;
 pub use datafusion::logical_expr::Expr;
 pub use datafusion::prelude::{col, lit};
 pub use dataset::{
-    Dataset, ExecStats, GroupedData, WriteResult, from_batches, range, read_parquet,
+    Dataset, ExecStats, GroupedData, WriteResult, from_batches, range, read_csv, read_json,
+    read_parquet,
 };
 pub use logical::LogicalPlan;
 pub use physical::{Agg, AggKind};

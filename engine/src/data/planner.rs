@@ -8,7 +8,7 @@ use crate::data::context::DataContext;
 use crate::data::logical::LogicalPlan;
 use crate::data::physical::{
     AggregateExchange, ExchangeOp, FilterOp, FromBatchesOp, LimitBarrierOp, MapBatchesOp,
-    PhysicalPlan, Pipeline, ProjectOp, RandomShuffleExchange, RangeOp, ReadParquetOp,
+    PhysicalPlan, Pipeline, ProjectOp, RandomShuffleExchange, RangeOp, ReadParquetOp, ReadTextOp,
     RepartitionExchange, RowOp, SortExchange, SourceOp,
 };
 use crate::error::Result;
@@ -65,6 +65,15 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
                 ops.push(Arc::new(FilterOp::new(f.clone())));
             }
             Ok(vec![(Arc::new(read), ops)])
+        }
+        LogicalPlan::ReadText { source } => {
+            let read = ReadTextOp::new(
+                source.clone(),
+                read_target(env),
+                env.ctx.read_batch_rows,
+                env.io.clone(),
+            );
+            Ok(vec![(Arc::new(read), Vec::new())])
         }
         LogicalPlan::Range { n } => {
             let by_size = (n * 8).div_ceil(read_target(env).max(1));

@@ -98,6 +98,24 @@ pub fn parse(input: &str) -> Result<(Location, Path)> {
             path,
         ));
     }
+    if url.scheme() == "s3" || url.scheme() == "s3a" {
+        // Credentials, region and endpoint come from the usual AWS_* environment variables
+        // (AWS_ENDPOINT and AWS_ALLOW_HTTP for S3-compatible servers).
+        let store = object_store::aws::AmazonS3Builder::from_env()
+            .with_url(url.as_str())
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot open {input:?}: {e}")))?;
+        let path = Path::from_url_path(url.path())
+            .map_err(|e| Error::InvalidArgument(format!("bad path in {input:?}: {e}")))?;
+        return Ok((
+            Location {
+                store: Arc::new(store),
+                base,
+                local: false,
+            },
+            path,
+        ));
+    }
     let (store, path) = object_store::parse_url(&url)
         .map_err(|e| Error::InvalidArgument(format!("cannot open {input:?}: {e}")))?;
     let local = url.scheme() == "file";

@@ -8,3 +8,4 @@
 
 pub mod location;
 pub mod parquet;
+pub mod text;

@@ -18,7 +18,7 @@ use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
@@ -442,11 +442,6 @@ impl ParquetSink {
     /// A sink for task `task` writing under `dir` (a path or URL).
     pub fn new(dir: &str, task: usize, target_bytes: u64) -> Result<Self> {
         let (location, path) = crate::io::location::parse(dir)?;
-        if let Some(local) = location.local_path(&path) {
-            std::fs::create_dir_all(&local).map_err(|e| {
-                Error::io(format!("creating output directory {}", local.display()), e)
-            })?;
-        }
         let props = WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
@@ -512,16 +507,8 @@ impl ParquetSink {
             .into_inner()
             .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
         let name = format!("part-{:05}-{:04}.parquet", self.task, self.written.len());
-        let path = self.dir.clone().join(name.as_str());
-        let display = self.location.display(&path);
-        let bytes = buf.len() as u64;
-        rt.block_on(self.location.store.put(&path, PutPayload::from(buf)))
-            .map_err(|e| Error::io(format!("writing {display}"), e))?;
-        self.written.push(WrittenFile {
-            path: display,
-            rows,
-            bytes,
-        });
+        let file = crate::io::text::put_file(&self.location, &self.dir, &name, buf, rows, rt)?;
+        self.written.push(file);
         Ok(())
     }
 

@@ -746,3 +746,40 @@ fn repartition_and_random_shuffle_keep_every_row() {
     assert_ne!(a, (0..10_000).collect::<Vec<_>>());
     assert_eq!(sorted_i64(a), (0..10_000).collect::<Vec<_>>());
 }
+
+#[test]
+fn csv_and_json_round_trip() {
+    let _rt = start();
+    let out = TempDir::new("text");
+    let b = batch(0, 5000);
+    let ds = data::from_batches(vec![b.slice(0, 2500), b.slice(2500, 2500)]).unwrap();
+    let csv = ds.write_csv(&format!("{}/csv", out.str())).unwrap();
+    assert_eq!(csv.rows(), 5000);
+    assert!(csv.files.iter().all(|f| f.path.ends_with(".csv")));
+    let back = concat(
+        &data::read_csv(&[format!("{}/csv", out.str())])
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    assert_eq!(i64s(&back, "id"), (0..5000).collect::<Vec<_>>());
+    assert_eq!(f64s(&back, "value"), f64s(&b, "value"));
+    let json = ds.write_json(&format!("{}/json", out.str())).unwrap();
+    assert_eq!(json.rows(), 5000);
+    let back = data::read_json(&[format!("{}/json", out.str())]).unwrap();
+    assert_eq!(back.count().unwrap(), 5000);
+    let sum: f64 = back
+        .take_all()
+        .unwrap()
+        .iter()
+        .map(|b| f64s(b, "value").iter().sum::<f64>())
+        .sum();
+    assert!((sum - f64s(&b, "value").iter().sum::<f64>()).abs() < 1e-6);
+    // A malformed CSV file names itself.
+    std::fs::write(out.path().join("bad.csv"), "id,value\n1,2\n3\n").unwrap();
+    let err = data::read_csv(&[out.path().join("bad.csv").to_string_lossy().to_string()])
+        .and_then(|d| d.take_all())
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidData { .. }), "{err:?}");
+    assert!(err.to_string().contains("bad.csv"), "{err}");
+}

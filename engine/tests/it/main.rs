@@ -9,6 +9,7 @@ mod lifecycle;
 mod objects;
 mod placement;
 mod retries;
+mod s3;
 mod spill;
 mod tasks;
 mod transfer;

@@ -45,6 +45,7 @@ pub(crate) fn with_new_inputs(
 ) -> Arc<LogicalPlan> {
     let node = match plan.as_ref() {
         LogicalPlan::ReadParquet { .. }
+        | LogicalPlan::ReadText { .. }
         | LogicalPlan::Range { .. }
         | LogicalPlan::FromBatches { .. } => {
             return plan.clone();

@@ -15,6 +15,7 @@ mod project;
 mod random_shuffle;
 mod range;
 mod read_parquet;
+mod read_text;
 mod repartition;
 mod sort;
 
@@ -36,6 +37,7 @@ pub(crate) use project::ProjectOp;
 pub(crate) use random_shuffle::RandomShuffleExchange;
 pub(crate) use range::RangeOp;
 pub(crate) use read_parquet::ReadParquetOp;
+pub(crate) use read_text::ReadTextOp;
 pub(crate) use repartition::RepartitionExchange;
 pub(crate) use sort::SortExchange;
 

@@ -1,0 +1,299 @@
+//! Line-oriented text files over `object_store`: CSV (with a header) and newline-delimited
+//! JSON. The schema is inferred from the first file; files are packed into read fragments by
+//! size; sinks write `part-<task>-<n>.<ext>` files of a target size.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use tokio::runtime::Handle;
+
+use crate::error::{Error, Result};
+use crate::io::location::{FileRef, Location, parse, resolve};
+use crate::io::parquet::WrittenFile;
+
+/// A text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Json,
+}
+
+impl TextFormat {
+    fn ext(self) -> &'static str {
+        match self {
+            TextFormat::Csv => "csv",
+            TextFormat::Json => "json",
+        }
+    }
+}
+
+/// A set of text files with one schema.
+#[derive(Debug)]
+pub struct TextSource {
+    location: Location,
+    files: Vec<(FileRef, String)>,
+    schema: SchemaRef,
+    format: TextFormat,
+    bytes_read: Arc<AtomicU64>,
+}
+
+impl TextSource {
+    /// Lists `paths` and infers the schema from the first file.
+    pub fn open(paths: &[String], format: TextFormat, rt: &Handle) -> Result<Self> {
+        rt.block_on(async {
+            let (location, refs) = resolve(paths).await?;
+            let files: Vec<(FileRef, String)> = refs
+                .into_iter()
+                .map(|f| {
+                    let d = location.display(&f.path);
+                    (f, d)
+                })
+                .collect();
+            let (first, display) = &files[0];
+            let head = location
+                .store
+                .get_range(&first.path, 0..first.size.min(1 << 20))
+                .await
+                .map_err(|e| Error::io(format!("reading {display}"), e))?;
+            // Infer from whole lines only.
+            let cut = if first.size > head.len() as u64 {
+                head.iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(head.len(), |p| p + 1)
+            } else {
+                head.len()
+            };
+            let sample = &head[..cut];
+            let bad = |e: arrow::error::ArrowError| Error::InvalidData {
+                location: display.clone(),
+                message: format!("cannot infer a schema: {e}"),
+            };
+            let schema = match format {
+                TextFormat::Csv => {
+                    arrow::csv::reader::Format::default()
+                        .with_header(true)
+                        .infer_schema(Cursor::new(sample), Some(1000))
+                        .map_err(bad)?
+                        .0
+                }
+                TextFormat::Json => {
+                    arrow::json::reader::infer_json_schema(Cursor::new(sample), Some(1000))
+                        .map_err(bad)?
+                        .0
+                }
+            };
+            Ok(TextSource {
+                location,
+                files,
+                schema: Arc::new(schema),
+                format,
+                bytes_read: Arc::new(AtomicU64::new(0)),
+            })
+        })
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The format.
+    pub fn format(&self) -> TextFormat {
+        self.format
+    }
+
+    /// How many files.
+    pub fn num_files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Bytes fetched so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Files packed into fragments of about `target_bytes`.
+    pub fn plan(&self, target_bytes: u64) -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        let mut cur = Vec::new();
+        let mut bytes = 0;
+        for (i, (f, _)) in self.files.iter().enumerate() {
+            cur.push(i);
+            bytes += f.size;
+            if bytes >= target_bytes {
+                out.push(std::mem::take(&mut cur));
+                bytes = 0;
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Reads the files of a fragment, calling `each` with every batch until it returns false.
+    pub fn read(
+        &self,
+        files: &[usize],
+        batch_rows: usize,
+        rt: &Handle,
+        each: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        for &i in files {
+            let (f, display) = &self.files[i];
+            let bytes = rt
+                .block_on(async { self.location.store.get(&f.path).await?.bytes().await })
+                .map_err(|e| Error::io(format!("reading {display}"), e))?;
+            self.bytes_read
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let bad = |e: arrow::error::ArrowError| Error::InvalidData {
+                location: display.clone(),
+                message: e.to_string(),
+            };
+            let batches: Box<
+                dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>,
+            > = match self.format {
+                TextFormat::Csv => Box::new(
+                    arrow::csv::ReaderBuilder::new(self.schema.clone())
+                        .with_header(true)
+                        .with_batch_size(batch_rows)
+                        .build(Cursor::new(bytes))
+                        .map_err(bad)?,
+                ),
+                TextFormat::Json => Box::new(
+                    arrow::json::ReaderBuilder::new(self.schema.clone())
+                        .with_batch_size(batch_rows)
+                        .build(Cursor::new(bytes))
+                        .map_err(bad)?,
+                ),
+            };
+            for b in batches {
+                if !each(b.map_err(bad)?)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes text files under a directory URL, closing each at `target_bytes`.
+#[derive(Debug)]
+pub struct TextSink {
+    location: Location,
+    dir: Path,
+    task: usize,
+    format: TextFormat,
+    target_bytes: u64,
+    buf: Vec<u8>,
+    rows: u64,
+    header_written: bool,
+    written: Vec<WrittenFile>,
+}
+
+impl TextSink {
+    /// A sink for task `task` under `dir`.
+    pub fn new(dir: &str, task: usize, format: TextFormat, target_bytes: u64) -> Result<Self> {
+        let (location, path) = parse(dir)?;
+        Ok(TextSink {
+            location,
+            dir: path,
+            task,
+            format,
+            target_bytes: target_bytes.max(1),
+            buf: Vec::new(),
+            rows: 0,
+            header_written: false,
+            written: Vec::new(),
+        })
+    }
+
+    /// Appends a batch, closing the file at the target size.
+    pub fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let err = |e: arrow::error::ArrowError| {
+            Error::Internal(format!("{} writer: {e}", self.format.ext()))
+        };
+        match self.format {
+            TextFormat::Csv => {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(!self.header_written)
+                    .build(&mut self.buf);
+                w.write(batch).map_err(err)?;
+                self.header_written = true;
+            }
+            TextFormat::Json => {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut self.buf);
+                w.write(batch).map_err(err)?;
+                w.finish().map_err(err)?;
+            }
+        }
+        self.rows += batch.num_rows() as u64;
+        if self.buf.len() as u64 >= self.target_bytes {
+            self.close_file(rt)?;
+        }
+        Ok(())
+    }
+
+    fn close_file(&mut self, rt: &Handle) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let name = format!(
+            "part-{:05}-{:04}.{}",
+            self.task,
+            self.written.len(),
+            self.format.ext()
+        );
+        let buf = std::mem::take(&mut self.buf);
+        let file = put_file(&self.location, &self.dir, &name, buf, self.rows, rt)?;
+        self.written.push(file);
+        self.rows = 0;
+        self.header_written = false;
+        Ok(())
+    }
+
+    /// Closes the last file and returns what was written.
+    pub fn finish(mut self, rt: &Handle) -> Result<Vec<WrittenFile>> {
+        self.close_file(rt)?;
+        Ok(self.written)
+    }
+}
+
+/// Stores `buf` as `dir/name` (creating a local directory first).
+pub(crate) fn put_file(
+    location: &Location,
+    dir: &Path,
+    name: &str,
+    buf: Vec<u8>,
+    rows: u64,
+    rt: &Handle,
+) -> Result<WrittenFile> {
+    if let Some(local) = location.local_path(dir) {
+        std::fs::create_dir_all(&local)
+            .map_err(|e| Error::io(format!("creating output directory {}", local.display()), e))?;
+    }
+    let path = dir.clone().join(name);
+    let display = location.display(&path);
+    let bytes = buf.len() as u64;
+    rt.block_on(
+        location
+            .store
+            .put(&path, object_store::PutPayload::from(buf)),
+    )
+    .map_err(|e| Error::io(format!("writing {display}"), e))?;
+    Ok(WrittenFile {
+        path: display,
+        rows,
+        bytes,
+    })
+}
