@@ -1,26 +1,20 @@
-//! `make demo`: a fan-out / fan-in job on Volley Core.
+//! `make demo`: the main job — `read_parquet → map_batches → write_parquet` — on the embedded
+//! local node, on data it generates.
 //!
-//! 1. 16 tasks each generate an Arrow block of 1M rows (`id`, `value`, `key` with 1,000
-//!    distinct keys) into the object store — more than the store's 256 MiB budget, so blocks
-//!    spill to disk and are restored on access.
-//! 2. One task per block computes per-key partial aggregates (count, sum of `value`).
-//! 3. Four aggregator actors, each owning a quarter of the keys, merge the partials.
-//! 4. The driver collects the result, checks it against the blocks themselves, and prints
-//!    the top keys as a table, plus timings and the store's spill accounting.
+//! 1. Generate 8 M rows (`id`, `value` uniform in [0, 1), `key` of 1,000 distinct values) and
+//!    write them as parquet.
+//! 2. Read them back, double `value` in a user function, keep `value > 0.5`, write parquet.
+//! 3. Group the output by `key` (count, mean) and show the first groups.
+//! 4. Check row counts and sums against a direct pass; print the per-operator stats.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use volley::arrow::array::{
-    Array, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
-};
-use volley::arrow::util::pretty::pretty_format_batches;
-use volley::{Block, ObjectRef, TaskResult, UserError};
+use volley::arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use volley::data::{self, Agg, col, lit};
+use volley::{TaskResult, UserError};
 
-const BLOCKS: u64 = 16;
-const ROWS: u64 = 1_000_000;
-const AGGREGATORS: usize = 4;
+const ROWS: u64 = 8_000_000;
 
 /// Deterministic pseudo-random numbers (SplitMix64).
 fn mix(mut x: u64) -> u64 {
@@ -30,166 +24,136 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn generate(seed: u64) -> TaskResult<Block> {
-    let start = seed * ROWS;
-    let ids = Int64Array::from_iter_values((start..start + ROWS).map(|i| i as i64));
-    let values = Float64Array::from_iter_values(
-        (start..start + ROWS).map(|i| (mix(i) >> 11) as f64 / (1u64 << 53) as f64),
-    );
-    let keys = StringArray::from_iter_values(
-        (start..start + ROWS).map(|i| format!("key-{:03}", mix(i ^ 0xABCD) % 1000)),
-    );
-    let batch = RecordBatch::try_from_iter([
-        ("id", Arc::new(ids) as _),
-        ("value", Arc::new(values) as _),
-        ("key", Arc::new(keys) as _),
-    ])?;
-    Ok(Block::from(batch))
-}
-
-/// Per-key (count, sum) of one block.
-type Partial = Vec<(String, u64, f64)>;
-
-fn partial_aggregate(block: Block) -> TaskResult<Partial> {
-    let mut acc: HashMap<&str, (u64, f64)> = HashMap::new();
-    for batch in block.batches() {
-        let keys = column::<StringArray>(batch, "key")?;
-        let values = column::<Float64Array>(batch, "value")?;
-        for i in 0..batch.num_rows() {
-            let e = acc.entry(keys.value(i)).or_default();
-            e.0 += 1;
-            e.1 += values.value(i);
-        }
-    }
-    Ok(acc
-        .into_iter()
-        .map(|(k, (c, s))| (k.to_string(), c, s))
-        .collect())
-}
-
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> TaskResult<&'a T> {
-    batch
-        .column_by_name(name)
+fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> TaskResult<&'a T> {
+    b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
         .ok_or_else(|| UserError::msg(format!("column {name:?} missing or of the wrong type")))
 }
 
-fn owner(key: &str) -> usize {
-    key.bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
-        % AGGREGATORS
+/// Adds `value` and `key` to a batch of ids.
+fn generate(b: RecordBatch) -> TaskResult<RecordBatch> {
+    let ids = column::<Int64Array>(&b, "id")?;
+    let value = Float64Array::from_iter_values(
+        ids.values()
+            .iter()
+            .map(|i| (mix(*i as u64) >> 11) as f64 / (1u64 << 53) as f64),
+    );
+    let key = StringArray::from_iter_values(
+        ids.values()
+            .iter()
+            .map(|i| format!("key_{:04}", mix(*i as u64 ^ 0x5EED) % 1000)),
+    );
+    Ok(RecordBatch::try_from_iter([
+        ("id", b.column(0).clone()),
+        ("value", Arc::new(value) as _),
+        ("key", Arc::new(key) as _),
+    ])?)
 }
 
-#[derive(Default)]
-struct Aggregator {
-    totals: HashMap<String, (u64, f64)>,
+/// The user function of the pipeline: `value * 2`.
+fn double_value(b: RecordBatch) -> TaskResult<RecordBatch> {
+    let v = column::<Float64Array>(&b, "value")?;
+    let doubled = Float64Array::from_iter_values(v.values().iter().map(|x| x * 2.0));
+    let mut cols = b.columns().to_vec();
+    let i = b.schema().index_of("value")?;
+    cols[i] = Arc::new(doubled);
+    Ok(RecordBatch::try_new(b.schema(), cols)?)
+}
+
+fn sum_values(batches: &[RecordBatch]) -> f64 {
+    batches
+        .iter()
+        .filter_map(|b| {
+            b.column_by_name("value")?
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .cloned()
+        })
+        .map(|a| a.values().iter().sum::<f64>())
+        .sum()
 }
 
 fn main() -> volley::Result<()> {
-    let mut config = volley::Config::default();
-    config.object_store_memory = Some(256 << 20);
-    volley::init(config)?;
-    let t0 = Instant::now();
+    volley::init(volley::Config::default())?;
+    let dir = std::env::temp_dir().join(format!("volley-demo-{}", std::process::id()));
+    let input = dir.join("input").to_string_lossy().into_owned();
+    let output = dir.join("output").to_string_lossy().into_owned();
 
-    let generator = volley::task(generate).name("generate");
-    let blocks: Vec<ObjectRef<Block>> = (0..BLOCKS)
-        .map(|s| generator.remote((s,)))
-        .collect::<Result<_, _>>()?;
+    let t = Instant::now();
+    let generated = data::range(ROWS)?
+        .map_batches("generate", None, generate)
+        .write_parquet(&input)?;
+    println!(
+        "generated {} rows into {} parquet files ({:.1} MiB) in {:.2} s",
+        generated.rows(),
+        generated.files.len(),
+        generated.bytes() as f64 / (1 << 20) as f64,
+        t.elapsed().as_secs_f64()
+    );
 
-    let part = volley::task(partial_aggregate).name("partial_aggregate");
-    let partials: Vec<ObjectRef<Partial>> = blocks
+    let t = Instant::now();
+    let pipeline = data::read_parquet(&[&input])?
+        .map_batches("double_value", None, double_value)
+        .filter(col("value").gt(lit(0.5)))?;
+    let written = pipeline.write_parquet(&output)?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "read_parquet -> map_batches(double_value) -> filter(value > 0.5) -> write_parquet: {} rows in {} files ({:.1} MiB) in {:.2} s ({:.1} M rows/s)",
+        written.rows(),
+        written.files.len(),
+        written.bytes() as f64 / (1 << 20) as f64,
+        secs,
+        ROWS as f64 / secs / 1e6
+    );
+    if let Some(stats) = pipeline.stats() {
+        print!("{stats}");
+    }
+
+    let groups = data::read_parquet(&[&output])?
+        .groupby(&["key"])
+        .aggregate(&[Agg::count(), Agg::mean("value")])?
+        .sort(&["key"], false)?;
+    println!("first groups of the output by key:\n{}", groups.show(5)?);
+
+    // Check against a direct pass over the generated input.
+    let all = data::read_parquet(&[&input])?.take_all()?;
+    let expected: Vec<f64> = all
         .iter()
-        .map(|b| part.remote((b,)))
-        .collect::<Result<_, _>>()?;
-
-    let aggregators: Vec<_> = (0..AGGREGATORS)
-        .map(|_| volley::actor(Aggregator::default).spawn())
-        .collect::<Result<_, _>>()?;
-    let mut merges = Vec::new();
-    for p in &partials {
-        for (a, agg) in aggregators.iter().enumerate() {
-            let p = p.clone();
-            merges.push(agg.call(move |s: &mut Aggregator| {
-                let partial: Partial = volley::get(&p)?;
-                for (k, c, sum) in partial {
-                    if owner(&k) == a {
-                        let e = s.totals.entry(k).or_default();
-                        e.0 += c;
-                        e.1 += sum;
-                    }
-                }
-                Ok(())
-            })?);
-        }
-    }
-    volley::get_all(&merges, None)?;
-    let mut result: Vec<(String, u64, f64)> = Vec::new();
-    for agg in &aggregators {
-        let part = volley::get(&agg.call(|s: &mut Aggregator| {
-            Ok(s.totals
+        .filter_map(|b| {
+            b.column_by_name("value")?
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .cloned()
+        })
+        .flat_map(|a| {
+            a.values()
                 .iter()
-                .map(|(k, (c, v))| (k.clone(), *c, *v))
-                .collect::<Vec<_>>())
-        })?)?;
-        result.extend(part);
-    }
-    let elapsed = t0.elapsed();
-
-    // Check: every row counted once, and the sum matches a direct pass over the blocks.
-    let rows: u64 = result.iter().map(|r| r.1).sum();
-    let total: f64 = result.iter().map(|r| r.2).sum();
-    let mut direct = 0.0;
-    for b in &blocks {
-        let block = volley::get(b)?;
-        for batch in block.batches() {
-            let v = column::<Float64Array>(batch, "value")
-                .map_err(|e| volley::Error::Internal(e.to_string()))?;
-            direct += volley::arrow::compute::sum(v).unwrap_or(0.0);
-        }
-    }
-    assert_eq!(rows, BLOCKS * ROWS, "every row is counted exactly once");
-    assert!(
-        (total - direct).abs() < 1e-6 * direct,
-        "sums agree: {total} vs {direct}"
+                .map(|v| v * 2.0)
+                .filter(|v| *v > 0.5)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let out = data::read_parquet(&[&output])?.take_all()?;
+    let rows: usize = out.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(
+        rows,
+        expected.len(),
+        "output rows match a direct computation"
     );
-
-    result.sort_by(|a, b| b.2.total_cmp(&a.2));
-    let top = &result[..10.min(result.len())];
-    let table = RecordBatch::try_from_iter([
-        (
-            "key",
-            Arc::new(StringArray::from_iter_values(
-                top.iter().map(|r| r.0.clone()),
-            )) as _,
-        ),
-        (
-            "rows",
-            Arc::new(UInt64Array::from_iter_values(top.iter().map(|r| r.1))) as _,
-        ),
-        (
-            "sum(value)",
-            Arc::new(Float64Array::from_iter_values(top.iter().map(|r| r.2))) as _,
-        ),
-    ])?;
-    println!("Top 10 of {} keys by sum(value):", result.len());
-    println!("{}", pretty_format_batches(&[table])?);
-    let stats = volley::object_store_stats()?;
+    let (a, b) = (sum_values(&out), expected.iter().sum::<f64>());
+    assert!((a - b).abs() <= 1e-6 * b, "output sum {a} matches {b}");
     println!(
-        "{rows} rows in {BLOCKS} blocks -> {} partial tasks -> {AGGREGATORS} aggregator actors in {:.2} s ({:.1} M rows/s)",
-        partials.len(),
-        elapsed.as_secs_f64(),
-        rows as f64 / elapsed.as_secs_f64() / 1e6
+        "check: {rows} rows and sum(value) = {a:.3} match a direct computation over the input"
     );
+    let store = volley::object_store_stats()?;
     println!(
-        "object store: budget {} MiB, peak resident {} MiB, spilled {} objects ({} MiB), restored {} objects",
-        stats.budget >> 20,
-        stats.peak_resident_bytes >> 20,
-        stats.spilled_objects_total,
-        stats.spilled_bytes_total >> 20,
-        stats.restored_objects_total
+        "object store: budget {} MiB, peak resident {} MiB, spilled {} objects",
+        store.budget >> 20,
+        store.peak_resident_bytes >> 20,
+        store.spilled_objects_total
     );
-    println!("check: row count and sum match a direct pass over the blocks");
-    drop((blocks, partials, aggregators, merges));
+    drop((all, out));
     volley::shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

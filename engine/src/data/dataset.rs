@@ -485,6 +485,119 @@ impl Dataset {
         }))
     }
 
+    /// Streams batches of exactly `batch_size` rows (the last may be shorter), re-chunking
+    /// without copying where batches line up.
+    pub fn iter_batches_sized(
+        &self,
+        batch_size: usize,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument("batch_size must be >= 1".into()));
+        }
+        let mut inner = self.iter_batches()?;
+        let mut pending: std::collections::VecDeque<RecordBatch> =
+            std::collections::VecDeque::new();
+        let mut rows = 0usize;
+        let mut done = false;
+        Ok(std::iter::from_fn(move || {
+            loop {
+                if rows >= batch_size || (done && rows > 0) {
+                    let schema = pending[0].schema();
+                    let mut take = Vec::new();
+                    let mut need = batch_size;
+                    while need > 0 {
+                        let Some(b) = pending.pop_front() else { break };
+                        if b.num_rows() <= need {
+                            need -= b.num_rows();
+                            take.push(b);
+                        } else {
+                            take.push(b.slice(0, need));
+                            pending.push_front(b.slice(need, b.num_rows() - need));
+                            need = 0;
+                        }
+                    }
+                    rows -= batch_size - need;
+                    let out = if take.len() == 1 {
+                        Ok(take.remove(0))
+                    } else {
+                        arrow::compute::concat_batches(&schema, &take).map_err(Error::from)
+                    };
+                    return Some(out);
+                }
+                if done {
+                    return None;
+                }
+                match inner.next() {
+                    Some(Ok(b)) => {
+                        rows += b.num_rows();
+                        if b.num_rows() > 0 {
+                            pending.push_back(b);
+                        }
+                    }
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => done = true,
+                }
+            }
+        }))
+    }
+
+    /// Splits into `n` datasets of consecutive rows, as equal in size as rows allow (the
+    /// rows are gathered in the driver first).
+    pub fn split(&self, n: usize) -> Result<Vec<Dataset>> {
+        if n == 0 {
+            return Err(Error::InvalidArgument("split needs n >= 1".into()));
+        }
+        let batches = self.take_all()?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => self.schema()?,
+        };
+        let all = arrow::compute::concat_batches(&schema, &batches)?;
+        let total = all.num_rows();
+        Ok((0..n)
+            .map(|i| {
+                let (start, end) = (i * total / n, (i + 1) * total / n);
+                self.with(LogicalPlan::FromBatches {
+                    schema: schema.clone(),
+                    batches: Arc::new(vec![all.slice(start, end - start)]),
+                })
+            })
+            .collect())
+    }
+
+    /// `(train, test)` with `test_fraction` of the rows in `test` (after an optional seeded
+    /// shuffle).
+    pub fn train_test_split(
+        &self,
+        test_fraction: f64,
+        shuffle_seed: Option<u64>,
+    ) -> Result<(Dataset, Dataset)> {
+        if !(0.0..=1.0).contains(&test_fraction) {
+            return Err(Error::InvalidArgument(format!(
+                "test_fraction must be in [0, 1], got {test_fraction}"
+            )));
+        }
+        let ds = match shuffle_seed {
+            Some(seed) => self.random_shuffle(Some(seed)),
+            None => self.clone(),
+        };
+        let batches = ds.take_all()?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => ds.schema()?,
+        };
+        let all = arrow::compute::concat_batches(&schema, &batches)?;
+        let test_rows = (all.num_rows() as f64 * test_fraction).round() as usize;
+        let cut = all.num_rows() - test_rows;
+        let part = |b: RecordBatch| {
+            self.with(LogicalPlan::FromBatches {
+                schema: schema.clone(),
+                batches: Arc::new(vec![b]),
+            })
+        };
+        Ok((part(all.slice(0, cut)), part(all.slice(cut, test_rows))))
+    }
+
     /// The first `n` rows.
     pub fn take(&self, n: usize) -> Result<Vec<RecordBatch>> {
         self.limit(n).take_all()

@@ -56,7 +56,7 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
                 columns.clone(),
                 filter.clone(),
                 *limit,
-                read_target(env),
+                read_target(env, source.total_bytes()),
                 env.ctx.read_batch_rows,
                 env.io.clone(),
             )?;
@@ -69,14 +69,14 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
         LogicalPlan::ReadText { source } => {
             let read = ReadTextOp::new(
                 source.clone(),
-                read_target(env),
+                read_target(env, source.total_bytes()),
                 env.ctx.read_batch_rows,
                 env.io.clone(),
             );
             Ok(vec![(Arc::new(read), Vec::new())])
         }
         LogicalPlan::Range { n } => {
-            let by_size = (n * 8).div_ceil(read_target(env).max(1));
+            let by_size = (n * 8).div_ceil(env.ctx.target_max_block_size.max(1));
             let fragments = by_size.max((2 * env.cpus as u64).min(*n)).max(1);
             Ok(vec![(
                 Arc::new(RangeOp::new(*n, fragments, env.ctx.read_batch_rows)),
@@ -146,8 +146,9 @@ fn exchange(
     Ok(vec![(Arc::new(op), Vec::new())])
 }
 
-/// Uncompressed bytes per read task: the block target, but small enough that every CPU gets
-/// work.
-fn read_target(env: &PlanEnv<'_>) -> u64 {
-    env.ctx.target_max_block_size.max(1 << 20)
+/// Bytes per read task for a source of `total` bytes: the block target, but small enough
+/// that every CPU gets two tasks (and at least 1 MiB).
+fn read_target(env: &PlanEnv<'_>, total: u64) -> u64 {
+    let spread = total / (2 * env.cpus.max(1) as u64);
+    spread.min(env.ctx.target_max_block_size).max(1 << 20)
 }

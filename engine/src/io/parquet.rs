@@ -207,6 +207,20 @@ impl ParquetSource {
             .sum()
     }
 
+    /// Uncompressed bytes of all row groups (from the footers).
+    pub fn total_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .flat_map(|f| {
+                f.metadata
+                    .metadata()
+                    .row_groups()
+                    .iter()
+                    .map(|r| r.total_byte_size().max(0) as u64)
+            })
+            .sum()
+    }
+
     /// Bytes fetched so far by readers of this source.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read.load(Ordering::Relaxed)

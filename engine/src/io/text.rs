@@ -114,6 +114,11 @@ impl TextSource {
         self.files.len()
     }
 
+    /// Bytes of all files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|(f, _)| f.size).sum()
+    }
+
     /// Bytes fetched so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read.load(Ordering::Relaxed)

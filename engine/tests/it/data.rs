@@ -783,3 +783,36 @@ fn csv_and_json_round_trip() {
     assert!(matches!(err, Error::InvalidData { .. }), "{err:?}");
     assert!(err.to_string().contains("bad.csv"), "{err}");
 }
+
+#[test]
+fn sized_batches_splits_and_train_test_split() {
+    let _rt = start();
+    let ds = data::range(1003).unwrap();
+    let sizes: Vec<usize> = ds
+        .iter_batches_sized(100)
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .collect();
+    assert_eq!(sizes, [vec![100; 10], vec![3]].concat());
+    let ids: Vec<i64> = ds
+        .iter_batches_sized(7)
+        .unwrap()
+        .flat_map(|b| i64s(&b.unwrap(), "id"))
+        .collect();
+    assert_eq!(ids, (0..1003).collect::<Vec<_>>());
+    let parts = ds.split(4).unwrap();
+    let counts: Vec<u64> = parts.iter().map(|p| p.count().unwrap()).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 1003);
+    assert!(counts.iter().all(|c| (250..=251).contains(c)), "{counts:?}");
+    let (train, test) = ds.train_test_split(0.25, Some(3)).unwrap();
+    assert_eq!((train.count().unwrap(), test.count().unwrap()), (752, 251));
+    let mut all: Vec<i64> = train
+        .take_all()
+        .unwrap()
+        .iter()
+        .chain(test.take_all().unwrap().iter())
+        .flat_map(|b| i64s(b, "id"))
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..1003).collect::<Vec<_>>());
+}
