@@ -60,15 +60,18 @@ fn double_value(b: RecordBatch) -> TaskResult<RecordBatch> {
     Ok(RecordBatch::try_new(b.schema(), cols)?)
 }
 
+/// The `value` column of each batch.
+fn values(batches: &[RecordBatch]) -> impl Iterator<Item = Float64Array> + '_ {
+    batches.iter().filter_map(|b| {
+        b.column_by_name("value")?
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .cloned()
+    })
+}
+
 fn sum_values(batches: &[RecordBatch]) -> f64 {
-    batches
-        .iter()
-        .filter_map(|b| {
-            b.column_by_name("value")?
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .cloned()
-        })
+    values(batches)
         .map(|a| a.values().iter().sum::<f64>())
         .sum()
 }
@@ -117,14 +120,7 @@ fn main() -> volley::Result<()> {
 
     // Check against a direct pass over the generated input.
     let all = data::read_parquet(&[&input])?.take_all()?;
-    let expected: Vec<f64> = all
-        .iter()
-        .filter_map(|b| {
-            b.column_by_name("value")?
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .cloned()
-        })
+    let expected: Vec<f64> = values(&all)
         .flat_map(|a| {
             a.values()
                 .iter()

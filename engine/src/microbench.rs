@@ -367,27 +367,19 @@ fn shm_and_spill(r: &mut Runner<'_>) -> Result<()> {
     spiller.shutdown();
     let dd_file = dir.join("dd.bin");
     let count = format!("count={}", SIZE >> 20);
-    r.sample("dd_write_megabytes", "MB/s", || {
-        let t = Instant::now();
-        run_dd(&[
-            "if=/dev/zero",
-            &format!("of={}", dd_file.display()),
-            "bs=1M",
-            &count,
-        ])?;
-        Ok(SIZE as f64 / 1e6 / t.elapsed().as_secs_f64())
-    })?;
-    r.sample("dd_write_fdatasync_megabytes", "MB/s", || {
-        let t = Instant::now();
-        run_dd(&[
-            "if=/dev/zero",
-            &format!("of={}", dd_file.display()),
-            "bs=1M",
-            &count,
-            "conv=fdatasync",
-        ])?;
-        Ok(SIZE as f64 / 1e6 / t.elapsed().as_secs_f64())
-    })?;
+    let of = format!("of={}", dd_file.display());
+    for (name, sync) in [
+        ("dd_write_megabytes", None),
+        ("dd_write_fdatasync_megabytes", Some("conv=fdatasync")),
+    ] {
+        r.sample(name, "MB/s", || {
+            let t = Instant::now();
+            let mut args = vec!["if=/dev/zero", of.as_str(), "bs=1M", count.as_str()];
+            args.extend(sync);
+            run_dd(&args)?;
+            Ok(SIZE as f64 / 1e6 / t.elapsed().as_secs_f64())
+        })?;
+    }
     r.sample("dd_read_megabytes", "MB/s", || {
         let t = Instant::now();
         run_dd(&[

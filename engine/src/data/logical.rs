@@ -172,17 +172,7 @@ impl LogicalPlan {
             ),
             LogicalPlan::Filter { predicate, .. } => format!("Filter: {predicate}"),
             LogicalPlan::Project { columns, .. } => {
-                let cols: Vec<String> = columns
-                    .iter()
-                    .map(|(e, n)| {
-                        if e.to_string() == *n {
-                            n.clone()
-                        } else {
-                            format!("{e} AS {n}")
-                        }
-                    })
-                    .collect();
-                format!("Project: {}", cols.join(", "))
+                format!("Project: {}", projection_text(columns))
             }
             LogicalPlan::Limit { n, .. } => format!("Limit: {n}"),
             LogicalPlan::Sort { keys, .. } => {
@@ -209,6 +199,21 @@ impl LogicalPlan {
         }
         Ok(())
     }
+}
+
+/// `a, b * 2 AS c`: a projection's columns as text.
+pub(crate) fn projection_text(columns: &[(Expr, String)]) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|(e, n)| {
+            if e.to_string() == *n {
+                n.clone()
+            } else {
+                format!("{e} AS {n}")
+            }
+        })
+        .collect();
+    cols.join(", ")
 }
 
 impl fmt::Display for LogicalPlan {

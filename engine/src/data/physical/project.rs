@@ -31,18 +31,11 @@ impl ProjectOp {
 
 impl fmt::Display for ProjectOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cols: Vec<String> = self
-            .columns
-            .iter()
-            .map(|(e, n)| {
-                if e.to_string() == *n {
-                    n.clone()
-                } else {
-                    format!("{e} AS {n}")
-                }
-            })
-            .collect();
-        write!(f, "ProjectOp({})", cols.join(", "))
+        write!(
+            f,
+            "ProjectOp({})",
+            crate::data::logical::projection_text(&self.columns)
+        )
     }
 }
 
