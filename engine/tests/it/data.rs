@@ -359,6 +359,9 @@ fn projection_and_filter_pushdown_read_fewer_bytes() {
         pushed * 10 < all_bytes,
         "pushdown read {pushed} of {all_bytes} bytes"
     );
+    // An aggregate reads only its key and value columns.
+    let agg = ds.groupby(&["key"]).sum("value").unwrap().explain().unwrap();
+    assert!(agg.contains("columns=[value, key]"), "{agg}");
 }
 
 #[test]
