@@ -360,7 +360,12 @@ fn projection_and_filter_pushdown_read_fewer_bytes() {
         "pushdown read {pushed} of {all_bytes} bytes"
     );
     // An aggregate reads only its key and value columns.
-    let agg = ds.groupby(&["key"]).sum("value").unwrap().explain().unwrap();
+    let agg = ds
+        .groupby(&["key"])
+        .sum("value")
+        .unwrap()
+        .explain()
+        .unwrap();
     assert!(agg.contains("columns=[value, key]"), "{agg}");
 }
 
