@@ -101,8 +101,21 @@ pub fn parse(input: &str) -> Result<(Location, Path)> {
     if url.scheme() == "s3" || url.scheme() == "s3a" {
         // Credentials, region and endpoint come from the usual AWS_* environment variables
         // (AWS_ENDPOINT and AWS_ALLOW_HTTP for S3-compatible servers).
+        // Fail within seconds, not minutes, when the endpoint cannot be reached.
+        let retry = object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(20),
+            ..Default::default()
+        };
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_url(url.as_str())
+            .with_retry(retry)
+            .with_config(
+                object_store::aws::AmazonS3ConfigKey::Client(
+                    object_store::ClientConfigKey::ConnectTimeout,
+                ),
+                "5s",
+            )
             .build()
             .map_err(|e| Error::InvalidArgument(format!("cannot open {input:?}: {e}")))?;
         let path = Path::from_url_path(url.path())

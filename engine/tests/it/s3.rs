@@ -136,3 +136,29 @@ fn parquet_reads_and_writes_s3_urls() {
         other => panic!("expected NotFound, got {other:?}"),
     }
 }
+
+#[test]
+fn an_unreachable_endpoint_is_an_error_naming_the_url() {
+    // A port nothing listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // SAFETY: nextest runs each test in its own process.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT", format!("http://127.0.0.1:{port}"));
+        std::env::set_var("AWS_ALLOW_HTTP", "true");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_REGION", "us-east-1");
+    }
+    let _rt = start();
+    match data::read_parquet(&["s3://volley-test/in"]) {
+        Err(e @ volley::Error::Io { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("s3://volley-test/in"), "{m}");
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
