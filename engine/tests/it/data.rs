@@ -728,27 +728,15 @@ fn repartition_and_random_shuffle_keep_every_row() {
     assert_eq!(sizes.iter().sum::<usize>(), 10_000);
     assert!(sizes.iter().all(|s| (2400..=2600).contains(s)), "{sizes:?}");
 
-    let a: Vec<i64> = ds
-        .random_shuffle(Some(7))
-        .take_all()
-        .unwrap()
-        .iter()
-        .flat_map(|b| i64s(b, "id"))
-        .collect();
-    let b: Vec<i64> = ds
-        .random_shuffle(Some(7))
-        .take_all()
-        .unwrap()
-        .iter()
-        .flat_map(|b| i64s(b, "id"))
-        .collect();
-    let c: Vec<i64> = ds
-        .random_shuffle(Some(8))
-        .take_all()
-        .unwrap()
-        .iter()
-        .flat_map(|b| i64s(b, "id"))
-        .collect();
+    let ids = |seed: u64| -> Vec<i64> {
+        ds.random_shuffle(Some(seed))
+            .take_all()
+            .unwrap()
+            .iter()
+            .flat_map(|b| i64s(b, "id"))
+            .collect()
+    };
+    let (a, b, c) = (ids(7), ids(7), ids(8));
     assert_eq!(a, b, "same seed, same order");
     assert_ne!(a, c, "another seed, another order");
     assert_ne!(a, (0..10_000).collect::<Vec<_>>());
