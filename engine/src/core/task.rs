@@ -186,7 +186,7 @@ pub(crate) struct TaskSpec {
 impl TaskSpec {
     /// `name (id)`, as errors show it.
     pub(crate) fn display_name(&self) -> String {
-        format!("{} ({})", self.name, self.id)
+        self.state.display_name()
     }
 
     /// Whether another attempt is allowed after `self.attempt` attempts.

@@ -20,6 +20,7 @@ use crate::data::physical::PhysicalPlan;
 use crate::data::planner::{PlanEnv, plan};
 use crate::data::{Agg, AggKind};
 use crate::error::{Error, Result, TaskResult};
+use crate::io::FileSink;
 use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
 use crate::io::text::{TextFormat, TextSink, TextSource};
 
@@ -660,59 +661,55 @@ impl Dataset {
     /// Writes parquet files under `dir` (a path or URL): each read task writes
     /// `part-<task>-<n>.parquet` files of about `DataContext::target_file_size` bytes.
     pub fn write_parquet(&self, dir: &str) -> Result<WriteResult> {
-        // Check the destination before any work.
-        crate::io::location::parse(dir)?;
-        let (_, physical) = self.physical()?;
-        if physical.limit.is_some() {
-            // A global limit needs one ordered stream: write from the driver.
-            return self.write_from_stream(dir);
-        }
-        let started = Instant::now();
-        let target = self.ctx.target_file_size;
-        let dir_owned = dir.to_string();
-        let parts = run_per_fragment(&physical, "WriteParquet", move |p, frag, index| {
-            let io = io_handle()?;
-            let mut sink = ParquetSink::new(&dir_owned, index as usize, target)?;
-            p.run(frag as usize, &mut |b| {
-                sink.write(&b, &io)?;
-                Ok(true)
-            })?;
-            Ok(sink.finish(&io)?)
-        })?;
-        self.record(&physical, started);
-        let mut files: Vec<WrittenFile> = parts.into_iter().flatten().collect();
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(WriteResult { files })
+        self.write_files(dir, "WriteParquet", |dir, task, target| {
+            Ok(Box::new(ParquetSink::new(dir, task, target)?))
+        })
     }
 
     /// Writes CSV files (with a header) under `dir`, like [`Dataset::write_parquet`].
     pub fn write_csv(&self, dir: &str) -> Result<WriteResult> {
-        self.write_text(dir, TextFormat::Csv)
+        self.write_files(dir, "WriteCsv", |dir, task, target| {
+            Ok(Box::new(TextSink::new(dir, task, TextFormat::Csv, target)?))
+        })
     }
 
     /// Writes newline-delimited JSON files under `dir`, like [`Dataset::write_parquet`].
     pub fn write_json(&self, dir: &str) -> Result<WriteResult> {
-        self.write_text(dir, TextFormat::Json)
+        self.write_files(dir, "WriteJson", |dir, task, target| {
+            Ok(Box::new(TextSink::new(
+                dir,
+                task,
+                TextFormat::Json,
+                target,
+            )?))
+        })
     }
 
-    fn write_text(&self, dir: &str, format: TextFormat) -> Result<WriteResult> {
+    /// Writes with one sink per read task (`open(dir, task, target bytes)`); a plan with a
+    /// global limit needs one ordered stream, so it is written from the driver by one sink.
+    fn write_files(
+        &self,
+        dir: &str,
+        name: &str,
+        open: impl Fn(&str, usize, u64) -> Result<Box<dyn FileSink>> + Send + Sync + 'static,
+    ) -> Result<WriteResult> {
+        // Check the destination before any work.
         crate::io::location::parse(dir)?;
         let (_, physical) = self.physical()?;
         let started = Instant::now();
         let target = self.ctx.target_file_size;
-        let dir_owned = dir.to_string();
-        let limit = physical.limit;
-        let parts = if limit.is_some() {
+        let parts = if physical.limit.is_some() {
             let io = io_handle()?;
-            let mut sink = TextSink::new(dir, 0, format, target)?;
-            for b in self.iter_batches()? {
+            let mut sink = open(dir, 0, target)?;
+            for b in BatchStream::new(&physical, &self.ctx)? {
                 sink.write(&b?, &io)?;
             }
             vec![sink.finish(&io)?]
         } else {
-            run_per_fragment(&physical, "WriteText", move |p, frag, index| {
+            let dir = dir.to_string();
+            run_per_fragment(&physical, name, move |p, frag, index| {
                 let io = io_handle()?;
-                let mut sink = TextSink::new(&dir_owned, index as usize, format, target)?;
+                let mut sink = open(&dir, index as usize, target)?;
                 p.run(frag as usize, &mut |b| {
                     sink.write(&b, &io)?;
                     Ok(true)
@@ -724,17 +721,6 @@ impl Dataset {
         let mut files: Vec<WrittenFile> = parts.into_iter().flatten().collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(WriteResult { files })
-    }
-
-    fn write_from_stream(&self, dir: &str) -> Result<WriteResult> {
-        let io = io_handle()?;
-        let mut sink = ParquetSink::new(dir, 0, self.ctx.target_file_size)?;
-        for b in self.iter_batches()? {
-            sink.write(&b?, &io)?;
-        }
-        Ok(WriteResult {
-            files: sink.finish(&io)?,
-        })
     }
 }
 

@@ -9,3 +9,17 @@
 pub mod location;
 pub mod parquet;
 pub mod text;
+
+use arrow::array::RecordBatch;
+use tokio::runtime::Handle;
+
+use crate::error::Result;
+use crate::io::parquet::WrittenFile;
+
+/// A writer of `part-<task>-<n>.<ext>` files under a directory, each closed at a target size.
+pub trait FileSink: Send {
+    /// Appends a batch.
+    fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()>;
+    /// Closes the last file and returns every file written.
+    fn finish(self: Box<Self>, rt: &Handle) -> Result<Vec<WrittenFile>>;
+}

@@ -469,9 +469,32 @@ impl ParquetSink {
             written: Vec::new(),
         })
     }
+}
 
+impl ParquetSink {
+    fn close_file(&mut self, rt: &Handle) -> Result<()> {
+        let Some(w) = self.current.take() else {
+            return Ok(());
+        };
+        let rows = w
+            .flushed_row_groups()
+            .iter()
+            .map(|r| r.num_rows() as u64)
+            .sum::<u64>();
+        let rows = rows + w.in_progress_rows() as u64;
+        let buf = w
+            .into_inner()
+            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+        let name = format!("part-{:05}-{:04}.parquet", self.task, self.written.len());
+        let file = crate::io::text::put_file(&self.location, &self.dir, &name, buf, rows, rt)?;
+        self.written.push(file);
+        Ok(())
+    }
+}
+
+impl crate::io::FileSink for ParquetSink {
     /// Writes a batch, rolling to a new file at the target size.
-    pub fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()> {
+    fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -507,27 +530,7 @@ impl ParquetSink {
         Ok(())
     }
 
-    fn close_file(&mut self, rt: &Handle) -> Result<()> {
-        let Some(w) = self.current.take() else {
-            return Ok(());
-        };
-        let rows = w
-            .flushed_row_groups()
-            .iter()
-            .map(|r| r.num_rows() as u64)
-            .sum::<u64>();
-        let rows = rows + w.in_progress_rows() as u64;
-        let buf = w
-            .into_inner()
-            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
-        let name = format!("part-{:05}-{:04}.parquet", self.task, self.written.len());
-        let file = crate::io::text::put_file(&self.location, &self.dir, &name, buf, rows, rt)?;
-        self.written.push(file);
-        Ok(())
-    }
-
-    /// Closes the last file and returns what was written.
-    pub fn finish(mut self, rt: &Handle) -> Result<Vec<WrittenFile>> {
+    fn finish(mut self: Box<Self>, rt: &Handle) -> Result<Vec<WrittenFile>> {
         self.close_file(rt)?;
         Ok(self.written)
     }

@@ -219,9 +219,31 @@ impl TextSink {
             written: Vec::new(),
         })
     }
+}
 
+impl TextSink {
+    fn close_file(&mut self, rt: &Handle) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let name = format!(
+            "part-{:05}-{:04}.{}",
+            self.task,
+            self.written.len(),
+            self.format.ext()
+        );
+        let buf = std::mem::take(&mut self.buf);
+        let file = put_file(&self.location, &self.dir, &name, buf, self.rows, rt)?;
+        self.written.push(file);
+        self.rows = 0;
+        self.header_written = false;
+        Ok(())
+    }
+}
+
+impl crate::io::FileSink for TextSink {
     /// Appends a batch, closing the file at the target size.
-    pub fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()> {
+    fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -249,26 +271,7 @@ impl TextSink {
         Ok(())
     }
 
-    fn close_file(&mut self, rt: &Handle) -> Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let name = format!(
-            "part-{:05}-{:04}.{}",
-            self.task,
-            self.written.len(),
-            self.format.ext()
-        );
-        let buf = std::mem::take(&mut self.buf);
-        let file = put_file(&self.location, &self.dir, &name, buf, self.rows, rt)?;
-        self.written.push(file);
-        self.rows = 0;
-        self.header_written = false;
-        Ok(())
-    }
-
-    /// Closes the last file and returns what was written.
-    pub fn finish(mut self, rt: &Handle) -> Result<Vec<WrittenFile>> {
+    fn finish(mut self: Box<Self>, rt: &Handle) -> Result<Vec<WrittenFile>> {
         self.close_file(rt)?;
         Ok(self.written)
     }

@@ -65,6 +65,21 @@ impl OpCounters {
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Wraps a source's batch callback so each batch is counted with the time spent producing
+    /// it (the time in `each`, downstream, is not counted).
+    pub(crate) fn counting<'a>(
+        &'a self,
+        each: &'a mut dyn FnMut(RecordBatch) -> Result<bool>,
+    ) -> impl FnMut(RecordBatch) -> Result<bool> + 'a {
+        let mut started = Instant::now();
+        move |b| {
+            self.record(std::slice::from_ref(&b), started);
+            let go = each(b);
+            started = Instant::now();
+            go
+        }
+    }
+
     pub(crate) fn line(&self, name: &str) -> String {
         format!(
             "{name}: {} rows, {} batches, {:.1} MiB, {} tasks, {:.3} s CPU",

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use datafusion::logical_expr::Expr;
@@ -85,19 +84,13 @@ impl SourceOp for ReadParquetOp {
         let Some(frag) = self.fragments.get(i) else {
             return Ok(());
         };
-        let mut started = Instant::now();
         self.source.read(
             frag,
             self.columns.as_deref(),
             self.batch_rows,
             self.limit,
             &self.io,
-            |b| {
-                self.counters.record(std::slice::from_ref(&b), started);
-                let go = each(b);
-                started = Instant::now();
-                go
-            },
+            self.counters.counting(each),
         )
     }
 

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow::array::RecordBatch;
 
@@ -60,14 +59,12 @@ impl SourceOp for ReadTextOp {
         let Some(files) = self.fragments.get(i) else {
             return Ok(());
         };
-        let mut started = Instant::now();
-        self.source
-            .read(files, self.batch_rows, &self.io, &mut |b| {
-                self.counters.record(std::slice::from_ref(&b), started);
-                let go = each(b);
-                started = Instant::now();
-                go
-            })
+        self.source.read(
+            files,
+            self.batch_rows,
+            &self.io,
+            &mut self.counters.counting(each),
+        )
     }
 
     fn counters(&self) -> &OpCounters {
