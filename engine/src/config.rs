@@ -59,6 +59,13 @@ pub struct Config {
     pub max_worker_threads: usize,
     /// Default `max_retries` of tasks (`VOLLEY_TASK_MAX_RETRIES`; Ray default 3).
     pub task_max_retries: i32,
+    /// Allocations of at least this many bytes get their own memory mapping, returned to the
+    /// OS when freed (glibc `M_MMAP_THRESHOLD`, also the trim threshold); Arrow buffers are
+    /// large and short-lived, and glibc's adaptive threshold otherwise keeps gigabytes of
+    /// freed buffers in its heaps. 0 leaves the allocator alone
+    /// (`VOLLEY_MALLOC_MMAP_THRESHOLD`). Default 128 KiB; set once per process, by the first
+    /// `init`.
+    pub malloc_mmap_threshold: usize,
 }
 
 impl Default for Config {
@@ -88,6 +95,7 @@ impl Config {
             object_store_full_timeout: Duration::from_secs(10),
             max_worker_threads: 1024,
             task_max_retries: 3,
+            malloc_mmap_threshold: 128 << 10,
         }
     }
 
@@ -125,6 +133,9 @@ impl Config {
         }
         if let Some(v) = var("VOLLEY_OBJECT_SPILLING_THRESHOLD") {
             self.object_spilling_threshold = parse("VOLLEY_OBJECT_SPILLING_THRESHOLD", &v)?;
+        }
+        if let Some(v) = var("VOLLEY_MALLOC_MMAP_THRESHOLD") {
+            self.malloc_mmap_threshold = parse("VOLLEY_MALLOC_MMAP_THRESHOLD", &v)?;
         }
         if let Some(v) = var("VOLLEY_SPILL_URL") {
             self.spill_url = Some(v);

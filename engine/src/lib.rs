@@ -53,8 +53,8 @@ pub use crate::core::actor::{ActorBuilder, ActorHandle, ActorOptions, actor, get
 pub use crate::core::api::{
     CancelOptions, ObjectRef, RawRef, RuntimeContext, SegmentInfo, available_resources, cancel,
     cancel_task, cluster_resources, get, get_all, get_runtime_context, get_timeout, init,
-    is_cancelled, is_initialized, object_segment, object_store_stats, put, shutdown, spill_url,
-    wait,
+    is_cancelled, is_initialized, object_segment, object_store_stats, put, shutdown, spill,
+    spill_url, wait,
 };
 pub use crate::core::generator::{ObjectRefGenerator, StreamingFunction, streaming_task};
 pub use crate::core::ids::{ActorId, JobId, NodeId, ObjectId, PlacementGroupId, TaskId, WorkerId};

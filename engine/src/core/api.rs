@@ -415,6 +415,15 @@ pub fn object_store_stats() -> Result<StoreStats> {
     Ok(current()?.store.stats())
 }
 
+/// Writes the objects behind `refs` to spill storage now and frees their memory (those that
+/// are resident, sealed and not pinned by a reader); a later `get` restores them. Returns the
+/// resident bytes freed. For producers that know their output will not be read soon (e.g. the
+/// map side of a shuffle larger than memory).
+pub fn spill<T: Value>(refs: &[ObjectRef<T>]) -> Result<u64> {
+    let ids: Vec<ObjectId> = refs.iter().map(|r| r.id()).collect();
+    current()?.store.spill_now(&ids)
+}
+
 /// The spill URL in use.
 pub fn spill_url() -> Result<String> {
     Ok(current()?.store.spill_url().to_string())

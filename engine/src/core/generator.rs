@@ -247,12 +247,20 @@ impl<Args, T: Value> StreamingFunction<Args, T> {
         name: &str => name = Some;
         /// CPUs per task.
         num_cpus: f64 => num_cpus;
+        /// GPUs per task.
+        num_gpus: f64 => num_gpus;
         /// Retries on system failures.
         max_retries: i32 => max_retries = Some;
         /// Also retry user errors.
         retry_exceptions: bool => retry_exceptions;
         /// The most unconsumed outputs before the producer pauses.
         generator_backpressure_num_objects: usize => generator_backpressure_num_objects = Some;
+    }
+
+    /// Adds a custom resource demand.
+    pub fn resource(mut self, name: &str, amount: f64) -> Self {
+        self.opts.resources.push((name.to_string(), amount));
+        self
     }
 
     /// Starts the task.

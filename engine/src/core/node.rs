@@ -200,6 +200,27 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Sets glibc's mmap and trim thresholds once per process (see
+/// [`Config::malloc_mmap_threshold`]); other C libraries are left alone.
+fn tune_allocator(threshold: usize) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if threshold == 0 {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    ONCE.call_once(|| {
+        let t = threshold.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: mallopt only sets allocator parameters; it is called with valid options
+        // and values, before this runtime allocates its buffers.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, t);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, t);
+        }
+    });
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    ONCE.call_once(|| {});
+}
+
 /// Starts the node. Errors if one is running.
 pub(crate) fn init(config: Config) -> Result<()> {
     let _life = LIFECYCLE.lock();
@@ -212,6 +233,7 @@ pub(crate) fn init(config: Config) -> Result<()> {
     // A VOLLEY_* variable that does not parse is an error here, not silently ignored.
     Config::from_env()?;
     install_panic_hook();
+    tune_allocator(config.malloc_mmap_threshold);
     let id = NodeId::random();
     let session_dir = config
         .temp_dir

@@ -681,6 +681,22 @@ impl Store {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Spills `ids` now (those resident, ready and unpinned), freeing their memory; they are
+    /// restored on access. Returns the resident bytes freed.
+    pub(crate) fn spill_now(&self, ids: &[ObjectId]) -> Result<u64> {
+        let mut g = self.inner.lock();
+        let before = g.resident;
+        let victims: Vec<Victim> = ids
+            .iter()
+            .filter_map(|id| take_victim(&mut g, *id))
+            .collect();
+        if victims.is_empty() {
+            return Ok(0);
+        }
+        self.spill(&mut g, victims)?;
+        Ok(before.saturating_sub(g.resident))
+    }
+
     /// The store's accounting.
     pub(crate) fn stats(&self) -> StoreStats {
         let g = self.inner.lock();
@@ -783,25 +799,37 @@ fn pick_victims(g: &mut Inner, need: u64, small: u64) -> Vec<Victim> {
         if freed >= need {
             break;
         }
-        let Some(Entry {
-            state: State::Ready(r),
-            ..
-        }) = g.entries.get_mut(&id)
-        else {
-            continue;
-        };
-        r.busy = true;
-        let source = if r.spill.is_some() {
-            None
-        } else if let Some(d) = &r.data {
-            Some(Source::Data(d.clone()))
-        } else {
-            r.segment.clone().map(Source::Segment)
-        };
-        out.push(Victim { id, source });
-        freed += bytes;
+        if let Some(v) = take_victim(g, id) {
+            out.push(v);
+            freed += bytes;
+        }
     }
     out
+}
+
+/// Marks `id` busy and returns what spilling it writes, if it is resident, ready, unpinned
+/// and not already being spilled.
+fn take_victim(g: &mut Inner, id: ObjectId) -> Option<Victim> {
+    let Some(Entry {
+        state: State::Ready(r),
+        pins: 0,
+        ..
+    }) = g.entries.get_mut(&id)
+    else {
+        return None;
+    };
+    if r.busy || r.resident() == 0 {
+        return None;
+    }
+    r.busy = true;
+    let source = if r.spill.is_some() {
+        None
+    } else if let Some(d) = &r.data {
+        Some(Source::Data(d.clone()))
+    } else {
+        r.segment.clone().map(Source::Segment)
+    };
+    Some(Victim { id, source })
 }
 
 fn pinned_bytes(g: &Inner) -> u64 {

@@ -1,5 +1,10 @@
 //! `DataContext`: the data engine's knobs (Ray's names where Ray has them).
 
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use crate::data::progress::ProgressSink;
+
 /// Settings of dataset execution.
 #[derive(Debug, Clone)]
 pub struct DataContext {
@@ -16,6 +21,19 @@ pub struct DataContext {
     pub max_tasks_in_flight: Option<usize>,
     /// Target size of written files, in bytes. Default 128 MiB.
     pub target_file_size: u64,
+    /// Blocks an all-to-all operation (sort, groupby, shuffle) puts are spilled at once
+    /// while the object store holds more than this fraction of its budget. Default 0.25.
+    pub exchange_spill_fraction: f64,
+    /// Draw progress on stderr: bars redrawn in place on a terminal, a log line every
+    /// `progress_log_interval` otherwise (Ray `enable_progress_bars`). Default: on when
+    /// stderr is a terminal.
+    pub enable_progress_bars: bool,
+    /// Gets a progress snapshot every `progress_interval` (front ends' progress bars).
+    pub progress_sink: Option<ProgressSink>,
+    /// How often progress is sampled. Default 500 ms.
+    pub progress_interval: Duration,
+    /// How often progress is logged when stderr is not a terminal. Default 10 s.
+    pub progress_log_interval: Duration,
 }
 
 impl Default for DataContext {
@@ -27,6 +45,11 @@ impl Default for DataContext {
             max_unconsumed_outputs_per_task: 2,
             max_tasks_in_flight: None,
             target_file_size: 128 << 20,
+            exchange_spill_fraction: 0.25,
+            enable_progress_bars: std::io::stderr().is_terminal(),
+            progress_sink: None,
+            progress_interval: Duration::from_millis(500),
+            progress_log_interval: Duration::from_secs(10),
         }
     }
 }

@@ -14,15 +14,18 @@ use parking_lot::Mutex;
 use crate::data::context::DataContext;
 use crate::data::executor::{BatchStream, run_per_fragment};
 use crate::data::expr;
-use crate::data::logical::{BatchFn, LogicalPlan};
+use crate::data::logical::{BatchFn, LogicalPlan, MapKind};
 use crate::data::optimizer::optimize;
 use crate::data::physical::PhysicalPlan;
 use crate::data::planner::{PlanEnv, plan};
+use crate::data::progress::{OperatorProgress, Reporter, snapshot};
+use crate::data::udf::{self, BatchFnMut, Compute, MapOptions, MapUdf};
 use crate::data::{Agg, AggKind};
 use crate::error::{Error, Result, TaskResult};
 use crate::io::FileSink;
 use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
 use crate::io::text::{TextFormat, TextSink, TextSource};
+use crate::{Block, ObjectRef};
 
 /// A lazy dataset of Arrow record batches.
 #[derive(Clone)]
@@ -38,20 +41,42 @@ impl fmt::Debug for Dataset {
     }
 }
 
-/// Statistics of the last execution of a dataset.
+/// Statistics of the last execution of a dataset: each operator's final progress.
 #[derive(Debug, Clone)]
 pub struct ExecStats {
     /// Wall time.
     pub wall: Duration,
-    /// One line per operator: rows, batches, bytes, tasks, CPU time.
-    pub operators: Vec<String>,
+    /// Per operator: rows, bytes, batches, tasks, CPU time, peak bytes held.
+    pub operators: Vec<OperatorProgress>,
+    /// The object store's peak resident bytes since the runtime started.
+    pub store_peak_bytes: u64,
 }
 
 impl fmt::Display for ExecStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Execution: {:.3} s wall", self.wall.as_secs_f64())?;
-        for l in &self.operators {
-            writeln!(f, "  {l}")?;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        writeln!(
+            f,
+            "Execution: {:.3} s wall, object store peak {:.1} MiB",
+            self.wall.as_secs_f64(),
+            mib(self.store_peak_bytes)
+        )?;
+        for o in &self.operators {
+            write!(
+                f,
+                "  {}: {} rows, {} batches, {:.1} MiB, {} tasks, {:.3} s CPU, peak {:.1} MiB held",
+                o.name,
+                o.rows,
+                o.batches,
+                mib(o.bytes),
+                o.tasks_finished + o.tasks_active,
+                o.cpu_time.as_secs_f64(),
+                mib(o.peak_bytes)
+            )?;
+            match &o.note {
+                Some(n) => writeln!(f, ", {n}")?,
+                None => writeln!(f)?,
+            }
         }
         Ok(())
     }
@@ -147,6 +172,46 @@ pub fn from_batches(batches: Vec<RecordBatch>) -> Result<Dataset> {
     ))
 }
 
+/// A dataset of rows given as serde values (structs or maps); the schema is inferred from
+/// the rows (integers become int64, floats float64, strings utf8, sequences lists, nested
+/// structs structs), columns in the order of the first row's fields.
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Row { name: String, score: f64 }
+/// volley::init(volley::Config::default()).unwrap();
+/// let ds = volley::data::from_items(&[
+///     Row { name: "a".into(), score: 1.5 },
+///     Row { name: "b".into(), score: 2.5 },
+/// ]).unwrap();
+/// assert_eq!(ds.count().unwrap(), 2);
+/// # volley::shutdown();
+/// ```
+pub fn from_items<T: serde::Serialize>(items: &[T]) -> Result<Dataset> {
+    if items.is_empty() {
+        return Err(Error::InvalidArgument(
+            "from_items needs at least one item (the schema comes from the rows)".into(),
+        ));
+    }
+    let all = udf::rows_to_batch(items)?;
+    // Blocks enough for every CPU to get two.
+    let cpus = crate::cluster_resources()
+        .map(|r| r.get(&crate::ResourceName::Cpu).ceil().max(1.0) as usize)
+        .unwrap_or(1);
+    let chunk = all.num_rows().div_ceil(2 * cpus).clamp(1, 1 << 16);
+    let batches: Vec<RecordBatch> = (0..all.num_rows())
+        .step_by(chunk)
+        .map(|start| all.slice(start, chunk.min(all.num_rows() - start)))
+        .collect();
+    Ok(Dataset::from_plan(
+        Arc::new(LogicalPlan::FromBatches {
+            schema: all.schema(),
+            batches: Arc::new(batches),
+        }),
+        DataContext::default(),
+    ))
+}
+
 /// The schema of `plan` when it is known without running anything.
 fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
     Some(match plan {
@@ -169,8 +234,16 @@ fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
         LogicalPlan::Range { .. } => Ok(Arc::new(arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
         ]))),
-        LogicalPlan::FromBatches { schema, .. } => Ok(schema.clone()),
-        LogicalPlan::MapBatches { .. } | LogicalPlan::Aggregate { .. } => return None,
+        LogicalPlan::FromBatches { schema, .. } | LogicalPlan::FromRefs { schema, .. } => {
+            Ok(schema.clone())
+        }
+        LogicalPlan::MapBatches { .. }
+        | LogicalPlan::Aggregate { .. }
+        | LogicalPlan::MapGroups { .. } => return None,
+        LogicalPlan::Zip { left, right } => {
+            let (left, right) = (static_schema(left)?, static_schema(right)?);
+            left.and_then(|l| right.map(|r| crate::data::physical::zip_schema(&l, &r)))
+        }
         LogicalPlan::Filter { input, .. }
         | LogicalPlan::Limit { input, .. }
         | LogicalPlan::Sort { input, .. }
@@ -226,17 +299,161 @@ impl Dataset {
 
     // ---- transformations ----
 
-    /// Applies `f` to batches (of `batch_size` rows when given, else as they come).
+    /// Applies `f` to batches (of `batch_size` rows when given, else as they come), in the
+    /// pipeline's tasks.
     pub fn map_batches<F>(&self, name: &str, batch_size: Option<usize>, f: F) -> Dataset
     where
         F: Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static,
     {
-        let udf: Arc<BatchFn> = Arc::new(f);
+        self.map_node(
+            name,
+            MapUdf::Fn(Arc::new(f)),
+            MapOptions::batch_size(batch_size),
+            MapKind::Batches,
+        )
+    }
+
+    /// [`Dataset::map_batches`] with options: batch size and resources per task (e.g.
+    /// `num_gpus`, custom resources). A stateless function always runs in tasks; for an
+    /// actor pool use [`Dataset::map_batches_actors`].
+    pub fn map_batches_with<F>(&self, name: &str, opts: MapOptions, f: F) -> Result<Dataset>
+    where
+        F: Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static,
+    {
+        opts.validate()?;
+        if opts.compute != Compute::Tasks {
+            return Err(Error::InvalidArgument(format!(
+                "map_batches {name:?}: an actor pool needs a constructor; use \
+                 map_batches_actors"
+            )));
+        }
+        Ok(self.map_node(name, MapUdf::Fn(Arc::new(f)), opts, MapKind::Batches))
+    }
+
+    /// Applies a stateful function in a pool of actors (`opts.compute`, default one actor):
+    /// each actor runs `ctor` once (e.g. to load a model) and then `f(&mut state, batch)`
+    /// for the batches sent to it. `opts` resources are held by each actor.
+    ///
+    /// ```
+    /// use volley::data::{self, Compute, MapOptions};
+    /// volley::init(volley::Config::default()).unwrap();
+    /// let opts = MapOptions {
+    ///     compute: Compute::Actors { min_size: 1, max_size: 2 },
+    ///     ..MapOptions::default()
+    /// };
+    /// let ds = data::range(100).unwrap().map_batches_actors(
+    ///     "count_calls",
+    ///     opts,
+    ///     || Ok(0u64),
+    ///     |calls, batch| { *calls += 1; Ok(batch) },
+    /// ).unwrap();
+    /// assert_eq!(ds.count().unwrap(), 100);
+    /// # volley::shutdown();
+    /// ```
+    pub fn map_batches_actors<S, C, F>(
+        &self,
+        name: &str,
+        opts: MapOptions,
+        ctor: C,
+        f: F,
+    ) -> Result<Dataset>
+    where
+        S: Send + 'static,
+        C: Fn() -> TaskResult<S> + Send + Sync + 'static,
+        F: Fn(&mut S, RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static,
+    {
+        opts.validate()?;
+        let opts = match opts.compute {
+            Compute::Tasks => MapOptions {
+                compute: Compute::Actors {
+                    min_size: 1,
+                    max_size: 1,
+                },
+                ..opts
+            },
+            Compute::Actors { .. } => opts,
+        };
+        let f = Arc::new(f);
+        let factory = move || -> TaskResult<BatchFnMut> {
+            let mut state = ctor()?;
+            let f = f.clone();
+            Ok(Box::new(move |b| f(&mut state, b)))
+        };
+        Ok(self.map_node(
+            name,
+            MapUdf::Actor(Arc::new(factory)),
+            opts,
+            MapKind::Batches,
+        ))
+    }
+
+    /// Applies `f` to each row, deserialized as `T` (a struct or map whose fields are the
+    /// columns); its results become the rows of the output (schema inferred).
+    pub fn map<T, U, F>(&self, name: &str, f: F) -> Dataset
+    where
+        T: serde::de::DeserializeOwned,
+        U: serde::Serialize,
+        F: Fn(T) -> TaskResult<U> + Send + Sync + 'static,
+    {
+        let udf = move |b: RecordBatch| {
+            let out = udf::batch_to_rows::<T>(&b)?
+                .into_iter()
+                .map(&f)
+                .collect::<TaskResult<Vec<U>>>()?;
+            udf::output_rows(&out)
+        };
+        self.map_node(
+            name,
+            MapUdf::Fn(Arc::new(udf)),
+            MapOptions::default(),
+            MapKind::Rows,
+        )
+    }
+
+    /// Applies `f` to each row, like [`Dataset::map`], and outputs every row it returns
+    /// (none, one or many).
+    pub fn flat_map<T, U, I, F>(&self, name: &str, f: F) -> Dataset
+    where
+        T: serde::de::DeserializeOwned,
+        U: serde::Serialize,
+        I: IntoIterator<Item = U>,
+        F: Fn(T) -> TaskResult<I> + Send + Sync + 'static,
+    {
+        let udf = move |b: RecordBatch| {
+            let mut out = Vec::new();
+            for row in udf::batch_to_rows::<T>(&b)? {
+                out.extend(f(row)?);
+            }
+            udf::output_rows(&out)
+        };
+        self.map_node(
+            name,
+            MapUdf::Fn(Arc::new(udf)),
+            MapOptions::default(),
+            MapKind::FlatMap,
+        )
+    }
+
+    fn map_node(&self, name: &str, udf: MapUdf, opts: MapOptions, kind: MapKind) -> Dataset {
+        let opts = MapOptions {
+            batch_size: opts.batch_size.filter(|&n| n > 0),
+            ..opts
+        };
         self.with(LogicalPlan::MapBatches {
             input: self.plan.clone(),
             name: name.to_string(),
             udf,
-            batch_size: batch_size.filter(|&n| n > 0),
+            opts,
+            kind,
+        })
+    }
+
+    /// The columns of `self` and `other` side by side, row by row (both must have as many
+    /// rows). A right column whose name the left has is renamed `<name>_1`.
+    pub fn zip(&self, other: &Dataset) -> Dataset {
+        self.with(LogicalPlan::Zip {
+            left: self.plan.clone(),
+            right: other.plan.clone(),
         })
     }
 
@@ -433,17 +650,19 @@ impl Dataset {
     }
 
     fn record(&self, physical: &PhysicalPlan, started: Instant) {
-        let mut operators = Vec::new();
-        for (i, p) in physical.pipelines.iter().enumerate() {
-            operators.push(p.source.counters().line(&format!("[{i}] {}", p.source)));
-            for o in &p.ops {
-                operators.push(o.counters().line(&format!("[{i}] {o}")));
-            }
-        }
+        let snap = snapshot(physical, started.elapsed(), true);
         *self.stats.lock() = Some(ExecStats {
-            wall: started.elapsed(),
-            operators,
+            wall: snap.elapsed,
+            operators: snap.operators,
+            store_peak_bytes: crate::object_store_stats().map_or(0, |s| s.peak_resident_bytes),
         });
+    }
+
+    /// Starts executing `physical`: the start time and the progress reporter (stopped when
+    /// dropped).
+    fn begin(&self, physical: &PhysicalPlan) -> (Instant, Option<Reporter>) {
+        let started = Instant::now();
+        (started, Reporter::start(physical, &self.ctx, started))
     }
 
     /// Bytes the parquet readers of this dataset's sources fetched so far (footers included):
@@ -470,16 +689,16 @@ impl Dataset {
     /// Streams the batches in order.
     pub fn iter_batches(&self) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<>> {
         let (_, physical) = self.physical()?;
-        let stream = BatchStream::new(&physical, &self.ctx)?;
-        let started = stream.started;
+        let (started, reporter) = self.begin(&physical);
+        let mut stream = BatchStream::new(&physical, &self.ctx)?;
         let this = self.clone();
-        let mut physical = Some(physical);
-        let mut stream = stream;
+        let mut running = Some((physical, reporter));
         Ok(std::iter::from_fn(move || {
             let next = stream.next();
             if next.is_none()
-                && let Some(p) = physical.take()
+                && let Some((p, reporter)) = running.take()
             {
+                drop(reporter);
                 this.record(&p, started);
             }
             next
@@ -609,6 +828,53 @@ impl Dataset {
         self.iter_batches()?.collect()
     }
 
+    /// Runs the pipeline once and keeps its blocks in the object store (which spills them
+    /// past its budget); the returned dataset reads them instead of re-running the plan.
+    pub fn materialize(&self) -> Result<Dataset> {
+        let (schema, blocks) = self.materialize_blocks()?;
+        Ok(self.with(LogicalPlan::FromRefs {
+            schema,
+            blocks: Arc::new(blocks),
+        }))
+    }
+
+    /// The blocks of this dataset, in the store, with their row counts.
+    pub(crate) fn materialize_blocks(&self) -> Result<(SchemaRef, Vec<(ObjectRef<Block>, u64)>)> {
+        if let LogicalPlan::FromRefs { schema, blocks } = self.plan.as_ref() {
+            return Ok((schema.clone(), blocks.to_vec()));
+        }
+        let (_, physical) = self.physical()?;
+        let (started, reporter) = self.begin(&physical);
+        let mut stream = BatchStream::new(&physical, &self.ctx)?;
+        let mut blocks = Vec::new();
+        let mut schema = None;
+        if physical.limit.is_some() {
+            for b in stream {
+                let b = b?;
+                schema.get_or_insert_with(|| b.schema());
+                if b.num_rows() > 0 {
+                    let rows = b.num_rows() as u64;
+                    blocks.push((crate::put(Block::from(b))?, rows));
+                }
+            }
+        } else {
+            while let Some(r) = stream.next_block()? {
+                let block = crate::get(&r)?;
+                schema.get_or_insert_with(|| block.schema().clone());
+                if block.num_rows() > 0 {
+                    blocks.push((r, block.num_rows() as u64));
+                }
+            }
+        }
+        drop(reporter);
+        self.record(&physical, started);
+        let schema = match schema {
+            Some(s) => s,
+            None => self.schema()?,
+        };
+        Ok((schema, blocks))
+    }
+
     /// The schema (runs the pipeline on its first rows when a user function decides it).
     pub fn schema(&self) -> Result<SchemaRef> {
         if let Some(s) = static_schema(&self.plan) {
@@ -635,10 +901,11 @@ impl Dataset {
                 return Ok(limit.map_or(n, |l| n.min(l as u64)));
             }
             LogicalPlan::Range { n } => return Ok(*n),
+            LogicalPlan::FromRefs { blocks, .. } => return Ok(blocks.iter().map(|b| b.1).sum()),
             _ => {}
         }
         let (_, physical) = self.physical()?;
-        let started = Instant::now();
+        let (started, reporter) = self.begin(&physical);
         let counts = run_per_fragment(&physical, "Count", |p, frag, _| {
             let mut rows = 0u64;
             p.run(frag as usize, &mut |b| {
@@ -647,6 +914,7 @@ impl Dataset {
             })?;
             Ok(rows)
         })?;
+        drop(reporter);
         self.record(&physical, started);
         let total: u64 = counts.iter().sum();
         Ok(physical.limit.map_or(total, |l| total.min(l as u64)))
@@ -696,7 +964,7 @@ impl Dataset {
         // Check the destination before any work.
         crate::io::location::parse(dir)?;
         let (_, physical) = self.physical()?;
-        let started = Instant::now();
+        let (started, reporter) = self.begin(&physical);
         let target = self.ctx.target_file_size;
         let parts = if physical.limit.is_some() {
             let io = io_handle()?;
@@ -717,6 +985,7 @@ impl Dataset {
                 Ok(sink.finish(&io)?)
             })?
         };
+        drop(reporter);
         self.record(&physical, started);
         let mut files: Vec<WrittenFile> = parts.into_iter().flatten().collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -732,6 +1001,38 @@ pub struct GroupedData {
 }
 
 impl GroupedData {
+    /// Checks that `columns` exist when the schema is known before running.
+    fn check_columns<'a>(&self, columns: impl Iterator<Item = &'a String>) -> Result<()> {
+        if let Some(s) = static_schema(&self.ds.plan) {
+            let s = s?;
+            for k in columns {
+                s.index_of(k).map_err(|_| no_column(k, &s))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` once per group with all its rows in one batch (sorted by the keys); the
+    /// outputs of all groups make the result.
+    pub fn map_groups<F>(&self, name: &str, f: F) -> Result<Dataset>
+    where
+        F: Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static,
+    {
+        if self.keys.is_empty() {
+            return Err(Error::InvalidArgument(
+                "map_groups needs at least one key".into(),
+            ));
+        }
+        self.check_columns(self.keys.iter())?;
+        let udf: Arc<BatchFn> = Arc::new(f);
+        Ok(self.ds.with(LogicalPlan::MapGroups {
+            input: self.ds.plan.clone(),
+            keys: self.keys.clone(),
+            name: name.to_string(),
+            udf,
+        }))
+    }
+
     /// One row per group: the keys, then one column per aggregate (`count()`, `sum(x)`, ...).
     pub fn aggregate(&self, aggs: &[Agg]) -> Result<Dataset> {
         if aggs.is_empty() {
@@ -739,16 +1040,11 @@ impl GroupedData {
                 "aggregate needs at least one aggregate".into(),
             ));
         }
-        if let Some(s) = static_schema(&self.ds.plan) {
-            let s = s?;
-            for k in self
-                .keys
+        self.check_columns(
+            self.keys
                 .iter()
-                .chain(aggs.iter().filter_map(|a| a.column.as_ref()))
-            {
-                s.index_of(k).map_err(|_| no_column(k, &s))?;
-            }
-        }
+                .chain(aggs.iter().filter_map(|a| a.column.as_ref())),
+        )?;
         Ok(self.ds.with(LogicalPlan::Aggregate {
             input: self.ds.plan.clone(),
             keys: self.keys.clone(),

@@ -8,13 +8,14 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
 
 use arrow::array::RecordBatch;
 
 use crate::core::generator::{ObjectRefGenerator, StreamingFunction};
 use crate::data::context::DataContext;
 use crate::data::physical::{PhysicalPlan, Pipeline};
+use crate::data::progress::ExecState;
 use crate::error::{Result, TaskResult};
 use crate::{Block, Emitter};
 
@@ -35,7 +36,7 @@ fn run_fragment(
         out.emit(Block::try_new(batches[0].schema(), batches)?)
     };
     pipeline.run(frag as usize, &mut |b| {
-        bytes += b.get_array_memory_size() as u64;
+        bytes += crate::data::physical::batch_bytes(&b);
         acc.push(b);
         if bytes >= target {
             emit(&mut acc)?;
@@ -73,7 +74,7 @@ pub(crate) struct BatchStream {
     left: Option<usize>,
     max_in_flight: usize,
     done: bool,
-    pub(crate) started: Instant,
+    state: Arc<ExecState>,
 }
 
 impl std::fmt::Debug for BatchStream {
@@ -93,12 +94,19 @@ impl BatchStream {
             .iter()
             .map(|p| {
                 let pipeline = p.clone();
-                crate::streaming_task(move |out: &Emitter<'_, Block>, frag: u64| {
+                let d = p.demand();
+                let mut f = crate::streaming_task(move |out: &Emitter<'_, Block>, frag: u64| {
                     run_fragment(&pipeline, frag, target, out)
                 })
                 .name(&p.task_name())
                 .max_retries(0)
                 .generator_backpressure_num_objects(ctx.max_unconsumed_outputs_per_task.max(1))
+                .num_cpus(d.num_cpus)
+                .num_gpus(d.num_gpus);
+                for (name, amount) in &d.resources {
+                    f = f.resource(name, *amount);
+                }
+                f
             })
             .collect();
         let todo = plan
@@ -107,15 +115,18 @@ impl BatchStream {
             .enumerate()
             .flat_map(|(i, p)| (0..p.source.num_fragments() as u64).map(move |f| (i, f)))
             .collect();
+        let max_in_flight = max_in_flight(ctx);
+        let state = plan.state.clone();
+        state.max_in_flight.store(max_in_flight, Ordering::Relaxed);
         Ok(BatchStream {
             todo,
             funcs,
             running: VecDeque::new(),
             ready: VecDeque::new(),
             left: plan.limit,
-            max_in_flight: max_in_flight(ctx),
+            max_in_flight,
             done: false,
-            started: Instant::now(),
+            state,
         })
     }
 
@@ -124,6 +135,40 @@ impl BatchStream {
         self.todo.clear();
         // Dropping a generator tells its producer to stop.
         self.running.clear();
+    }
+
+    /// The next block as it sits in the store, ignoring the plan's limit (for plans
+    /// without one). Don't mix with [`Iterator::next`].
+    pub(crate) fn next_block(&mut self) -> Result<Option<crate::ObjectRef<Block>>> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            while self.running.len() < self.max_in_flight {
+                let Some((p, f)) = self.todo.pop_front() else {
+                    break;
+                };
+                self.running.push_back(self.funcs[p].remote((f,))?);
+            }
+            self.state
+                .in_flight
+                .store(self.running.len(), Ordering::Relaxed);
+            self.state.queued.store(self.todo.len(), Ordering::Relaxed);
+            let Some(front) = self.running.front_mut() else {
+                self.done = true;
+                return Ok(None);
+            };
+            match front.next() {
+                Some(Ok(r)) => return Ok(Some(r)),
+                Some(Err(e)) => {
+                    self.stop();
+                    return Err(e);
+                }
+                None => {
+                    self.running.pop_front();
+                }
+            }
+        }
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -150,28 +195,12 @@ impl BatchStream {
             if self.done || self.left == Some(0) {
                 return Ok(None);
             }
-            while self.running.len() < self.max_in_flight {
-                let Some((p, f)) = self.todo.pop_front() else {
-                    break;
-                };
-                self.running.push_back(self.funcs[p].remote((f,))?);
-            }
-            let Some(front) = self.running.front_mut() else {
-                self.done = true;
-                return Ok(None);
-            };
-            match front.next() {
-                Some(Ok(r)) => {
+            match self.next_block()? {
+                Some(r) => {
                     let block = crate::get(&r)?;
                     self.ready.extend(block.batches().iter().cloned());
                 }
-                Some(Err(e)) => {
-                    self.stop();
-                    return Err(e);
-                }
-                None => {
-                    self.running.pop_front();
-                }
+                None => return Ok(None),
             }
         }
     }
@@ -181,7 +210,12 @@ impl Iterator for BatchStream {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_batch().transpose()
+        self.state.pulled();
+        let next = self.next_batch().transpose();
+        if next.is_some() {
+            self.state.handed_out();
+        }
+        next
     }
 }
 
@@ -198,9 +232,15 @@ pub(crate) fn run_per_fragment<R: crate::Value>(
     for p in &plan.pipelines {
         let pipeline = p.clone();
         let f = f.clone();
-        let task = crate::task(move |frag: u64, index: u64| f(&pipeline, frag, index))
+        let d = p.demand();
+        let mut task = crate::task(move |frag: u64, index: u64| f(&pipeline, frag, index))
             .name(&format!("{}->{name}", p.task_name()))
-            .max_retries(0);
+            .max_retries(0)
+            .num_cpus(d.num_cpus)
+            .num_gpus(d.num_gpus);
+        for (name, amount) in &d.resources {
+            task = task.resource(name, *amount);
+        }
         for frag in 0..p.source.num_fragments() as u64 {
             refs.push(task.remote((frag, global))?);
             global += 1;

@@ -8,11 +8,22 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::Expr;
 
-use crate::error::TaskResult;
 use crate::io::parquet::ParquetSource;
 
-/// A user function over batches (`map_batches`).
-pub type BatchFn = dyn Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync;
+pub use crate::data::udf::BatchFn;
+use crate::data::udf::{MapOptions, MapUdf};
+use crate::{Block, ObjectRef};
+
+/// Which transformation a [`LogicalPlan::MapBatches`] came from (shown in plans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    /// `map_batches`.
+    Batches,
+    /// `map` over rows.
+    Rows,
+    /// `flat_map` over rows.
+    FlatMap,
+}
 
 /// A logical operator and its inputs.
 #[derive(Clone)]
@@ -45,16 +56,43 @@ pub enum LogicalPlan {
         /// The batches.
         batches: Arc<Vec<RecordBatch>>,
     },
-    /// A user function over batches of `batch_size` rows.
+    /// Blocks already in the object store (`materialize`).
+    FromRefs {
+        /// Their schema.
+        schema: SchemaRef,
+        /// The blocks and their row counts.
+        blocks: Arc<Vec<(ObjectRef<Block>, u64)>>,
+    },
+    /// A user function over batches (`map_batches`, or `map` / `flat_map` over rows).
     MapBatches {
         /// Input.
         input: Arc<LogicalPlan>,
         /// Name shown in plans, stats and errors.
         name: String,
         /// The function.
+        udf: MapUdf,
+        /// Batch size, compute and resources.
+        opts: MapOptions,
+        /// What it came from.
+        kind: MapKind,
+    },
+    /// A user function over each group of rows with equal keys (`groupby(..).map_groups`).
+    MapGroups {
+        /// Input.
+        input: Arc<LogicalPlan>,
+        /// Group keys.
+        keys: Vec<String>,
+        /// Name shown in plans, stats and errors.
+        name: String,
+        /// The function (gets one whole group).
         udf: Arc<BatchFn>,
-        /// Rows per call (`None`: as the batches come).
-        batch_size: Option<usize>,
+    },
+    /// The columns of two datasets side by side, row by row (`zip`).
+    Zip {
+        /// Left columns.
+        left: Arc<LogicalPlan>,
+        /// Right columns (renamed `<name>_1` where the left has the name).
+        right: Arc<LogicalPlan>,
     },
     /// Rows where a predicate holds.
     Filter {
@@ -121,7 +159,8 @@ impl LogicalPlan {
             LogicalPlan::ReadParquet { .. }
             | LogicalPlan::ReadText { .. }
             | LogicalPlan::Range { .. }
-            | LogicalPlan::FromBatches { .. } => vec![],
+            | LogicalPlan::FromBatches { .. }
+            | LogicalPlan::FromRefs { .. } => vec![],
             LogicalPlan::MapBatches { input, .. }
             | LogicalPlan::Filter { input, .. }
             | LogicalPlan::Project { input, .. }
@@ -129,7 +168,9 @@ impl LogicalPlan {
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Aggregate { input, .. }
             | LogicalPlan::Repartition { input, .. }
-            | LogicalPlan::RandomShuffle { input, .. } => vec![input],
+            | LogicalPlan::RandomShuffle { input, .. }
+            | LogicalPlan::MapGroups { input, .. } => vec![input],
+            LogicalPlan::Zip { left, right } => vec![left, right],
             LogicalPlan::Union { inputs } => inputs.iter().collect(),
         }
     }
@@ -164,12 +205,27 @@ impl LogicalPlan {
                     batches.iter().map(|b| b.num_rows()).sum::<usize>()
                 )
             }
-            LogicalPlan::MapBatches {
-                name, batch_size, ..
-            } => format!(
-                "MapBatches: {name}, batch_size={}",
-                batch_size.map_or("none".to_string(), |b| b.to_string())
+            LogicalPlan::FromRefs { blocks, .. } => format!(
+                "FromRefs: {} blocks, {} rows",
+                blocks.len(),
+                blocks.iter().map(|b| b.1).sum::<u64>()
             ),
+            LogicalPlan::MapBatches {
+                name, opts, kind, ..
+            } => match kind {
+                MapKind::Batches => format!(
+                    "MapBatches: {name}, batch_size={}{}",
+                    opts.batch_size
+                        .map_or("none".to_string(), |b| b.to_string()),
+                    opts.describe()
+                ),
+                MapKind::Rows => format!("Map: {name}"),
+                MapKind::FlatMap => format!("FlatMap: {name}"),
+            },
+            LogicalPlan::MapGroups { keys, name, .. } => {
+                format!("MapGroups: {name} by [{}]", keys.join(", "))
+            }
+            LogicalPlan::Zip { .. } => "Zip".to_string(),
             LogicalPlan::Filter { predicate, .. } => format!("Filter: {predicate}"),
             LogicalPlan::Project { columns, .. } => {
                 format!("Project: {}", projection_text(columns))

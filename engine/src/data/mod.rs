@@ -30,13 +30,19 @@ mod logical;
 mod optimizer;
 pub(crate) mod physical;
 mod planner;
+mod progress;
+mod split;
+mod udf;
 
 pub use context::DataContext;
 pub use datafusion::logical_expr::Expr;
 pub use datafusion::prelude::{col, lit};
 pub use dataset::{
-    Dataset, ExecStats, GroupedData, WriteResult, from_batches, range, read_csv, read_json,
-    read_parquet,
+    Dataset, ExecStats, GroupedData, WriteResult, from_batches, from_items, range, read_csv,
+    read_json, read_parquet,
 };
-pub use logical::LogicalPlan;
+pub use logical::{LogicalPlan, MapKind};
 pub use physical::{Agg, AggKind};
+pub use progress::{OperatorProgress, Progress, ProgressSink};
+pub use split::SplitIter;
+pub use udf::{ActorFactory, BatchFn, BatchFnMut, Compute, MapOptions, MapUdf};

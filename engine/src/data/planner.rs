@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use crate::data::context::DataContext;
-use crate::data::logical::LogicalPlan;
+use crate::data::logical::{LogicalPlan, MapKind};
 use crate::data::physical::{
-    AggregateExchange, ExchangeOp, FilterOp, FromBatchesOp, LimitBarrierOp, MapBatchesOp,
-    PhysicalPlan, Pipeline, ProjectOp, RandomShuffleExchange, RangeOp, ReadParquetOp, ReadTextOp,
-    RepartitionExchange, RowOp, SortExchange, SourceOp,
+    AggregateExchange, ExchangeOp, FilterOp, FromBatchesOp, FromRefsOp, LimitBarrierOp,
+    MapBatchesOp, MapGroupsExchange, PhysicalPlan, Pipeline, ProjectOp, RandomShuffleExchange,
+    RangeOp, ReadParquetOp, ReadTextOp, RepartitionExchange, RowOp, SortExchange, SourceOp, ZipOp,
 };
 use crate::error::Result;
 
@@ -31,7 +31,11 @@ pub(crate) fn plan(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Physica
         .into_iter()
         .map(|(source, ops)| Arc::new(Pipeline { source, ops }))
         .collect();
-    Ok(PhysicalPlan { pipelines, limit })
+    Ok(PhysicalPlan {
+        pipelines,
+        limit,
+        state: Default::default(),
+    })
 }
 
 type Part = (Arc<dyn SourceOp>, Vec<Arc<dyn RowOp>>);
@@ -87,15 +91,46 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
             Arc::new(FromBatchesOp::new(batches.clone())),
             Vec::new(),
         )]),
+        LogicalPlan::FromRefs { blocks, .. } => Ok(vec![(
+            Arc::new(FromRefsOp::new(blocks.clone())),
+            Vec::new(),
+        )]),
         LogicalPlan::MapBatches {
             input,
             name,
             udf,
-            batch_size,
-        } => with_op(
+            opts,
+            kind,
+        } => {
+            let shown = match kind {
+                MapKind::Batches => name.clone(),
+                MapKind::Rows => format!("map {name}"),
+                MapKind::FlatMap => format!("flat_map {name}"),
+            };
+            with_op(input, Arc::new(MapBatchesOp::new(shown, udf, opts)))
+        }
+        LogicalPlan::MapGroups {
             input,
-            Arc::new(MapBatchesOp::new(name.clone(), udf.clone(), *batch_size)),
+            keys,
+            name,
+            udf,
+        } => exchange(
+            input,
+            Arc::new(MapGroupsExchange::new(
+                keys.clone(),
+                name.clone(),
+                udf.clone(),
+            )),
+            env,
         ),
+        LogicalPlan::Zip { left, right } => {
+            let side =
+                |p: &Arc<LogicalPlan>| crate::data::Dataset::from_plan(p.clone(), env.ctx.clone());
+            Ok(vec![(
+                Arc::new(ZipOp::new(side(left), side(right))),
+                Vec::new(),
+            )])
+        }
         LogicalPlan::Filter { input, predicate } => {
             with_op(input, Arc::new(FilterOp::new(predicate.clone())))
         }

@@ -46,7 +46,7 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn batch(start: i64, rows: i64) -> RecordBatch {
+pub(crate) fn batch(start: i64, rows: i64) -> RecordBatch {
     let ids = Int64Array::from_iter_values(start..start + rows);
     let values = Float64Array::from_iter_values(
         (start..start + rows).map(|i| (mix(i as u64) >> 11) as f64 / (1u64 << 53) as f64),
@@ -79,11 +79,11 @@ fn write_files(dir: &Path, files: i64, rows: i64, rg_rows: usize) -> Vec<RecordB
     all
 }
 
-fn concat(batches: &[RecordBatch]) -> RecordBatch {
+pub(crate) fn concat(batches: &[RecordBatch]) -> RecordBatch {
     concat_batches(&batches[0].schema(), batches).unwrap()
 }
 
-fn f64s(b: &RecordBatch, name: &str) -> Vec<f64> {
+pub(crate) fn f64s(b: &RecordBatch, name: &str) -> Vec<f64> {
     b.column_by_name(name)
         .unwrap()
         .as_any()
@@ -93,7 +93,7 @@ fn f64s(b: &RecordBatch, name: &str) -> Vec<f64> {
         .to_vec()
 }
 
-fn i64s(b: &RecordBatch, name: &str) -> Vec<i64> {
+pub(crate) fn i64s(b: &RecordBatch, name: &str) -> Vec<i64> {
     b.column_by_name(name)
         .unwrap()
         .as_any()

@@ -5,6 +5,7 @@
 
 mod actors;
 mod data;
+mod data_ops;
 mod lifecycle;
 mod objects;
 mod placement;

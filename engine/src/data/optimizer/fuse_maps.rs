@@ -1,10 +1,12 @@
-//! Fuses two adjacent `MapBatches` with the same batch size into one call chain, so a block
-//! goes through both functions in one task without an intermediate object.
+//! Fuses two adjacent stateless `MapBatches` (task compute) with the same options into one
+//! call chain, so a batch goes through both functions in one call without an intermediate
+//! object. Actor-pool maps keep their own pools.
 
 use std::sync::Arc;
 
-use crate::data::logical::LogicalPlan;
+use crate::data::logical::{LogicalPlan, MapKind};
 use crate::data::optimizer::Rule;
+use crate::data::udf::MapUdf;
 
 pub(crate) struct FuseMaps;
 
@@ -13,8 +15,9 @@ impl Rule for FuseMaps {
         let LogicalPlan::MapBatches {
             input,
             name,
-            udf,
-            batch_size,
+            udf: MapUdf::Fn(second),
+            opts,
+            kind: MapKind::Batches,
         } = plan.as_ref()
         else {
             return plan;
@@ -22,21 +25,23 @@ impl Rule for FuseMaps {
         let LogicalPlan::MapBatches {
             input: inner,
             name: inner_name,
-            udf: inner_udf,
-            batch_size: inner_size,
+            udf: MapUdf::Fn(first),
+            opts: inner_opts,
+            kind: MapKind::Batches,
         } = input.as_ref()
         else {
             return plan;
         };
-        if batch_size != inner_size {
+        if opts != inner_opts {
             return plan;
         }
-        let (first, second) = (inner_udf.clone(), udf.clone());
+        let (first, second) = (first.clone(), second.clone());
         Arc::new(LogicalPlan::MapBatches {
             input: inner.clone(),
             name: format!("{inner_name}->{name}"),
-            udf: Arc::new(move |b| second(first(b)?)),
-            batch_size: *batch_size,
+            udf: MapUdf::Fn(Arc::new(move |b| second(first(b)?))),
+            opts: opts.clone(),
+            kind: MapKind::Batches,
         })
     }
 }

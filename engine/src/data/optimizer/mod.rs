@@ -47,19 +47,37 @@ pub(crate) fn with_new_inputs(
         LogicalPlan::ReadParquet { .. }
         | LogicalPlan::ReadText { .. }
         | LogicalPlan::Range { .. }
-        | LogicalPlan::FromBatches { .. } => {
+        | LogicalPlan::FromBatches { .. }
+        | LogicalPlan::FromRefs { .. } => {
             return plan.clone();
         }
         LogicalPlan::MapBatches {
             input,
             name,
             udf,
-            batch_size,
+            opts,
+            kind,
         } => LogicalPlan::MapBatches {
             input: f(input),
             name: name.clone(),
             udf: udf.clone(),
-            batch_size: *batch_size,
+            opts: opts.clone(),
+            kind: *kind,
+        },
+        LogicalPlan::MapGroups {
+            input,
+            keys,
+            name,
+            udf,
+        } => LogicalPlan::MapGroups {
+            input: f(input),
+            keys: keys.clone(),
+            name: name.clone(),
+            udf: udf.clone(),
+        },
+        LogicalPlan::Zip { left, right } => LogicalPlan::Zip {
+            left: f(left),
+            right: f(right),
         },
         LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
             input: f(input),

@@ -241,20 +241,7 @@ impl Exchange for AggregateExchange {
     }
 
     fn partition(&self, batch: &RecordBatch, n: usize, _fragment: u64) -> Result<Vec<u32>> {
-        let keys: Vec<ArrayRef> = self
-            .keys
-            .iter()
-            .map(|k| {
-                batch
-                    .column_by_name(k)
-                    .cloned()
-                    .ok_or_else(|| Error::Internal(format!("key {k} lost")))
-            })
-            .collect::<Result<_>>()?;
-        let mut hashes = vec![0u64; batch.num_rows()];
-        create_hashes(&keys, &RandomState::with_seed(0), &mut hashes)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(hashes.iter().map(|h| (h % n as u64) as u32).collect())
+        hash_partition(batch, &self.keys, n)
     }
 
     fn reduce(&self, batches: Vec<RecordBatch>, _p: usize) -> Result<Vec<RecordBatch>> {
@@ -265,4 +252,32 @@ impl Exchange for AggregateExchange {
             .map(|b| self.finish(b))
             .collect()
     }
+}
+
+/// The columns `keys` of `batch`.
+pub(crate) fn key_columns(batch: &RecordBatch, keys: &[String]) -> Result<Vec<ArrayRef>> {
+    keys.iter()
+        .map(|k| {
+            batch.column_by_name(k).cloned().ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "no group key column {k:?} in {:?}",
+                    batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A partition in `0..n` for each row of `batch`, by the hash of its `keys`.
+pub(crate) fn hash_partition(batch: &RecordBatch, keys: &[String], n: usize) -> Result<Vec<u32>> {
+    let keys = key_columns(batch, keys)?;
+    let mut hashes = vec![0u64; batch.num_rows()];
+    create_hashes(&keys, &RandomState::with_seed(0), &mut hashes)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(hashes.iter().map(|h| (h % n as u64) as u32).collect())
 }

@@ -11,9 +11,16 @@
 //! A sort first materializes each fragment and samples its keys (returned with the block), so
 //! range boundaries are known before partitioning. The exchange runs when the executor
 //! prepares the plan, never during `explain`.
+//!
+//! Memory: every block the exchange puts (materialized fragments, partition pieces, reducer
+//! outputs) is spilled right away once the store's resident bytes pass
+//! `DataContext::exchange_spill_fraction` of its budget, so an exchange over more data than
+//! memory keeps a bounded footprint; reducers restore their inputs on access.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
@@ -22,7 +29,7 @@ use arrow::datatypes::SchemaRef;
 use crate::Block;
 use crate::core::api::ObjectRef;
 use crate::data::context::DataContext;
-use crate::data::physical::{OpCounters, PhysicalPlan, SourceOp};
+use crate::data::physical::{OpCounters, PhysicalPlan, SourceOp, bytes_of};
 use crate::error::{Error, Result, TaskResult};
 
 /// Rows of `batch` grouped by partition index (`parts[i]` for each row).
@@ -82,8 +89,10 @@ pub(crate) struct ExchangeOp {
     exchange: Arc<dyn Exchange>,
     ctx: DataContext,
     cpus: usize,
-    outputs: OnceLock<Vec<ObjectRef<Block>>>,
-    counters: OpCounters,
+    /// Reducer outputs; each is released once read (a plan runs once).
+    outputs: OnceLock<Vec<Mutex<Option<ObjectRef<Block>>>>>,
+    /// Shared with the map and reduce tasks (their peak bytes held).
+    counters: Arc<OpCounters>,
 }
 
 impl ExchangeOp {
@@ -99,7 +108,7 @@ impl ExchangeOp {
             ctx,
             cpus,
             outputs: OnceLock::new(),
-            counters: OpCounters::default(),
+            counters: Arc::new(OpCounters::default()),
         }
     }
 
@@ -114,7 +123,11 @@ impl ExchangeOp {
             .map(|p| p.source.num_fragments())
             .sum();
         let fixed_n = (!sampling).then(|| ex.partitions(None, fragments, &self.ctx, self.cpus));
+        let spill_over = crate::object_store_stats().map_or(u64::MAX, |s| {
+            (s.budget as f64 * self.ctx.exchange_spill_fraction) as u64
+        });
         let ex1 = ex.clone();
+        let counters = self.counters.clone();
         let map_outputs: Vec<(Vec<Option<ObjectRef<Block>>>, Option<ObjectRef<Block>>, u64)> =
             super::super::executor::run_per_fragment(
                 &self.input,
@@ -125,14 +138,13 @@ impl ExchangeOp {
                         batches.push(b);
                         Ok(true)
                     })?;
+                    let _input = counters.hold(bytes_of(&batches));
                     let batches = ex1.pre_map(batches)?;
-                    let bytes: u64 = batches
-                        .iter()
-                        .map(|b| b.get_array_memory_size() as u64)
-                        .sum();
+                    let bytes = bytes_of(&batches);
+                    let _output = counters.hold(bytes);
                     match fixed_n {
                         Some(n) => Ok((
-                            partition_and_put(ex1.as_ref(), &batches, n, frag)?,
+                            partition_and_put(ex1.as_ref(), &batches, n, frag, spill_over)?,
                             None,
                             bytes,
                         )),
@@ -141,7 +153,7 @@ impl ExchangeOp {
                                 Some(s) => Some(crate::put(Block::from(s))?),
                                 None => None,
                             };
-                            let whole = put_batches(batches)?;
+                            let whole = put_batches(batches, spill_over)?;
                             Ok((vec![whole], sample, bytes))
                         }
                     }
@@ -167,7 +179,13 @@ impl ExchangeOp {
                         Some(r) => crate::get(r)?.batches().to_vec(),
                         None => Vec::new(),
                     };
-                    Ok(partition_and_put(ex2.as_ref(), &batches, n, frag)?)
+                    Ok(partition_and_put(
+                        ex2.as_ref(),
+                        &batches,
+                        n,
+                        frag,
+                        spill_over,
+                    )?)
                 })
                 .name(&format!("{}Split", short(&ex.to_string())))
                 .max_retries(0);
@@ -181,8 +199,9 @@ impl ExchangeOp {
         };
         // Reduce side: partition p of every map output.
         let ex3 = ex.clone();
+        let counters = self.counters.clone();
         let reduce = crate::task(
-            move |inputs: Vec<ObjectRef<Block>>, p: u64| -> TaskResult<Block> {
+            move |inputs: Vec<ObjectRef<Block>>, p: u64| -> TaskResult<ObjectRef<Block>> {
                 let mut batches = Vec::new();
                 let mut schema = None;
                 for r in &inputs {
@@ -191,13 +210,17 @@ impl ExchangeOp {
                     batches.extend(b.batches().iter().cloned());
                 }
                 drop(inputs);
+                let _input = counters.hold(bytes_of(&batches));
                 let out = ex3.reduce(batches, p as usize)?;
+                let _output = counters.hold(bytes_of(&out));
                 let schema = match (out.first(), schema) {
                     (Some(first), _) => first.schema(),
                     (None, Some(s)) => s,
                     (None, None) => return Err(crate::UserError::msg("a reducer without input")),
                 };
-                Ok(Block::try_new(schema, out)?)
+                let block = Block::try_new(schema, out)?;
+                drop(_output);
+                Ok(put_block(block, spill_over)?)
             },
         )
         .name(&format!("{}Reduce", short(&ex.to_string())))
@@ -214,14 +237,7 @@ impl ExchangeOp {
         }
         drop(parts);
         // Wait for the reducers here: errors surface before anything downstream runs.
-        let (_, not_ready) = crate::wait(&outs, outs.len(), None)?;
-        debug_assert!(not_ready.is_empty());
-        for r in &outs {
-            if let Some(Err(e)) = crate::core::node::current()?.store.status(r.id()) {
-                return Err(e);
-            }
-        }
-        Ok(outs)
+        crate::get_all(&outs, None)
     }
 }
 
@@ -233,10 +249,22 @@ fn short(s: &str) -> String {
         .to_string()
 }
 
-fn put_batches(batches: Vec<RecordBatch>) -> Result<Option<ObjectRef<Block>>> {
+/// Puts `block`, spilling it at once when the store holds more than `spill_over` bytes.
+fn put_block(block: Block, spill_over: u64) -> Result<ObjectRef<Block>> {
+    let r = crate::put(block)?;
+    if crate::object_store_stats()?.resident_bytes > spill_over {
+        crate::spill(std::slice::from_ref(&r))?;
+    }
+    Ok(r)
+}
+
+fn put_batches(batches: Vec<RecordBatch>, spill_over: u64) -> Result<Option<ObjectRef<Block>>> {
     match batches.first() {
         None => Ok(None),
-        Some(b) => Ok(Some(crate::put(Block::try_new(b.schema(), batches)?)?)),
+        Some(b) => Ok(Some(put_block(
+            Block::try_new(b.schema(), batches)?,
+            spill_over,
+        )?)),
     }
 }
 
@@ -245,6 +273,7 @@ fn partition_and_put(
     batches: &[RecordBatch],
     n: usize,
     frag: u64,
+    spill_over: u64,
 ) -> Result<Vec<Option<ObjectRef<Block>>>> {
     let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
     for b in batches {
@@ -258,7 +287,10 @@ fn partition_and_put(
             }
         }
     }
-    parts.into_iter().map(put_batches).collect()
+    parts
+        .into_iter()
+        .map(|p| put_batches(p, spill_over))
+        .collect()
 }
 
 impl fmt::Display for ExchangeOp {
@@ -278,7 +310,9 @@ impl SourceOp for ExchangeOp {
     fn prepare(&self) -> Result<()> {
         if self.outputs.get().is_none() {
             let outs = self.run()?;
-            let _ = self.outputs.set(outs);
+            let _ = self
+                .outputs
+                .set(outs.into_iter().map(|r| Mutex::new(Some(r))).collect());
         }
         Ok(())
     }
@@ -287,11 +321,23 @@ impl SourceOp for ExchangeOp {
         self.outputs.get().map_or(0, |o| o.len())
     }
 
+    fn input_plan(&self) -> Option<&PhysicalPlan> {
+        Some(&self.input)
+    }
+
     fn read(&self, i: usize, each: &mut dyn FnMut(RecordBatch) -> Result<bool>) -> Result<()> {
-        let r = self.outputs.get().and_then(|o| o.get(i)).ok_or_else(|| {
-            Error::Internal(format!("exchange output {i} read before the exchange ran"))
-        })?;
-        let block = crate::get(r)?;
+        let r = self
+            .outputs
+            .get()
+            .and_then(|o| o.get(i))
+            .and_then(|slot| slot.lock().take())
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "exchange output {i} read before the exchange ran, or twice"
+                ))
+            })?;
+        let block = crate::get(&r)?;
+        drop(r);
         let started = std::time::Instant::now();
         self.counters.record(block.batches(), started);
         for b in block.batches() {

@@ -1,4 +1,5 @@
-//! `MapBatchesOp`: a user function over batches, re-chunked to `batch_size` rows.
+//! `MapBatchesOp`: a user function over batches, re-chunked to `batch_size` rows; run in the
+//! pipeline's task, or sent to an actor pool.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,28 +7,64 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-use crate::data::logical::BatchFn;
-use crate::data::physical::{OpCounters, RowOp, RowOpState};
+use crate::data::physical::actor_pool::ActorPool;
+use crate::data::physical::{OpCounters, RowOp, RowOpState, TaskDemand};
+use crate::data::udf::{BatchFn, Compute, MapOptions, MapUdf};
 use crate::error::{Error, Result};
+
+enum Runner {
+    Inline(Arc<BatchFn>),
+    Pool(ActorPool),
+}
 
 /// Runs a user function.
 pub(crate) struct MapBatchesOp {
     /// Name shown in plans and errors.
     name: String,
-    /// The function.
-    udf: Arc<BatchFn>,
+    /// The function, or the actors that run it.
+    runner: Runner,
     /// Rows per call.
     batch_size: Option<usize>,
+    /// What the pipeline's tasks need (task compute with resources).
+    demand: Option<TaskDemand>,
     counters: OpCounters,
 }
 
 impl MapBatchesOp {
-    pub(crate) fn new(name: String, udf: Arc<BatchFn>, batch_size: Option<usize>) -> Self {
+    pub(crate) fn new(name: String, udf: &MapUdf, opts: &MapOptions) -> Self {
+        let demand = TaskDemand {
+            num_cpus: opts.num_cpus.unwrap_or(1.0),
+            num_gpus: opts.num_gpus,
+            resources: opts.resources.clone(),
+        };
+        let (runner, demand) = match (udf, opts.compute) {
+            (MapUdf::Actor(factory), compute) => {
+                let (min, max) = match compute {
+                    Compute::Actors { min_size, max_size } => (min_size, max_size),
+                    Compute::Tasks => (1, 1),
+                };
+                let pool = ActorPool::new(name.clone(), factory.clone(), min, max, demand);
+                (Runner::Pool(pool), None)
+            }
+            (MapUdf::Fn(f), _) => (
+                Runner::Inline(f.clone()),
+                (!opts.default_resources()).then_some(demand),
+            ),
+        };
         MapBatchesOp {
             name,
-            udf,
-            batch_size,
+            runner,
+            batch_size: opts.batch_size,
+            demand,
             counters: OpCounters::default(),
+        }
+    }
+
+    /// Actors its pool started (0 for task compute).
+    pub(crate) fn pool_size(&self) -> usize {
+        match &self.runner {
+            Runner::Pool(p) => p.size(),
+            Runner::Inline(_) => 0,
         }
     }
 }
@@ -50,10 +87,17 @@ struct State<'a> {
 
 impl State<'_> {
     fn call(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
-        let result = (self.op.udf)(batch).map_err(|e| Error::InvalidData {
-            location: format!("MapBatches({})", self.op.name),
-            message: format!("the function failed: {e}"),
-        })?;
+        let result = match &self.op.runner {
+            Runner::Inline(f) => f(batch).map_err(|e| Error::InvalidData {
+                location: format!("MapBatches({})", self.op.name),
+                message: format!("the function failed: {e}"),
+            })?,
+            Runner::Pool(pool) => pool.call(batch)?,
+        };
+        // A row function that produced no rows has no schema to check.
+        if result.num_rows() == 0 && result.num_columns() == 0 {
+            return Ok(());
+        }
         match &self.schema {
             Some(s) if result.schema() != *s => {
                 return Err(Error::InvalidData {
@@ -119,5 +163,16 @@ impl RowOp for MapBatchesOp {
 
     fn counters(&self) -> &OpCounters {
         &self.counters
+    }
+
+    fn demand(&self) -> Option<&TaskDemand> {
+        self.demand.as_ref()
+    }
+
+    fn describe_state(&self) -> Option<String> {
+        match &self.runner {
+            Runner::Pool(_) => Some(format!("{} actors", self.pool_size())),
+            Runner::Inline(_) => None,
+        }
     }
 }

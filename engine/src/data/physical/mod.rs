@@ -2,6 +2,7 @@
 //! transform them. A [`Pipeline`] is a source and its fused row ops: one task runs one
 //! fragment through the whole pipeline.
 
+mod actor_pool;
 mod aggregate;
 mod exchange;
 pub(crate) mod exchange_api {
@@ -9,8 +10,10 @@ pub(crate) mod exchange_api {
 }
 mod filter;
 mod from_batches;
+mod from_refs;
 mod limit_barrier;
 mod map_batches;
+mod map_groups;
 mod project;
 mod random_shuffle;
 mod range;
@@ -18,6 +21,7 @@ mod read_parquet;
 mod read_text;
 mod repartition;
 mod sort;
+mod zip;
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,8 +35,10 @@ pub use aggregate::{Agg, AggKind};
 pub(crate) use exchange::ExchangeOp;
 pub(crate) use filter::FilterOp;
 pub(crate) use from_batches::FromBatchesOp;
+pub(crate) use from_refs::FromRefsOp;
 pub(crate) use limit_barrier::LimitBarrierOp;
 pub(crate) use map_batches::MapBatchesOp;
+pub(crate) use map_groups::MapGroupsExchange;
 pub(crate) use project::ProjectOp;
 pub(crate) use random_shuffle::RandomShuffleExchange;
 pub(crate) use range::RangeOp;
@@ -40,6 +46,7 @@ pub(crate) use read_parquet::ReadParquetOp;
 pub(crate) use read_text::ReadTextOp;
 pub(crate) use repartition::RepartitionExchange;
 pub(crate) use sort::SortExchange;
+pub(crate) use zip::{ZipOp, zip_schema};
 
 use crate::error::Result;
 
@@ -50,15 +57,82 @@ pub(crate) struct OpCounters {
     pub(crate) bytes: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) nanos: AtomicU64,
+    /// Tasks started.
     pub(crate) tasks: AtomicU64,
+    /// Tasks running now.
+    pub(crate) active: AtomicU64,
+    /// Bytes its running tasks hold now (inputs being processed and their outputs).
+    held: AtomicU64,
+    /// The most bytes held at once.
+    peak: AtomicU64,
+}
+
+/// Bytes an operator holds until dropped (see [`OpCounters::hold`]).
+pub(crate) struct Held<'a> {
+    counters: &'a OpCounters,
+    bytes: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.counters.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// A running task of an operator until dropped.
+pub(crate) struct Active<'a>(&'a OpCounters);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Bytes of Arrow data a batch spans (its slices of its buffers: a batch sliced from, or
+/// mapped in, a larger buffer counts only its own part).
+pub(crate) fn batch_bytes(b: &RecordBatch) -> u64 {
+    b.columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
+}
+
+/// Bytes of Arrow data in `batches` (see [`batch_bytes`]).
+pub(crate) fn bytes_of(batches: &[RecordBatch]) -> u64 {
+    batches.iter().map(batch_bytes).sum()
 }
 
 impl OpCounters {
+    /// Counts `bytes` as held by the operator (and its peak) until the guard drops.
+    pub(crate) fn hold(&self, bytes: u64) -> Held<'_> {
+        let now = self.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        Held {
+            counters: self,
+            bytes,
+        }
+    }
+
+    /// Counts a task as started and running until the guard drops.
+    pub(crate) fn start_task(&self) -> Active<'_> {
+        self.tasks.fetch_add(1, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Active(self)
+    }
+
+    /// The most bytes the operator's tasks held at once.
+    pub(crate) fn peak_bytes(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn record(&self, out: &[RecordBatch], started: Instant) {
         for b in out {
             self.rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-            self.bytes
-                .fetch_add(b.get_array_memory_size() as u64, Ordering::Relaxed);
+            self.bytes.fetch_add(batch_bytes(b), Ordering::Relaxed);
         }
         self.batches.fetch_add(out.len() as u64, Ordering::Relaxed);
         self.nanos
@@ -74,21 +148,32 @@ impl OpCounters {
         let mut started = Instant::now();
         move |b| {
             self.record(std::slice::from_ref(&b), started);
+            let _held = self.hold(batch_bytes(&b));
             let go = each(b);
             started = Instant::now();
             go
         }
     }
+}
 
-    pub(crate) fn line(&self, name: &str) -> String {
-        format!(
-            "{name}: {} rows, {} batches, {:.1} MiB, {} tasks, {:.3} s CPU",
-            self.rows.load(Ordering::Relaxed),
-            self.batches.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64,
-            self.tasks.load(Ordering::Relaxed),
-            self.nanos.load(Ordering::Relaxed) as f64 / 1e9
-        )
+/// Resources a pipeline's tasks ask for (the most any of its operators needs).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TaskDemand {
+    pub(crate) num_cpus: f64,
+    pub(crate) num_gpus: f64,
+    pub(crate) resources: Vec<(String, f64)>,
+}
+
+impl TaskDemand {
+    fn merge(&mut self, other: &TaskDemand) {
+        self.num_cpus = self.num_cpus.max(other.num_cpus);
+        self.num_gpus = self.num_gpus.max(other.num_gpus);
+        for (name, amount) in &other.resources {
+            match self.resources.iter_mut().find(|(n, _)| n == name) {
+                Some((_, a)) => *a = a.max(*amount),
+                None => self.resources.push((name.clone(), *amount)),
+            }
+        }
     }
 }
 
@@ -100,6 +185,10 @@ pub(crate) trait SourceOp: Send + Sync + fmt::Display {
     }
     /// How many fragments (read tasks) it splits into.
     fn num_fragments(&self) -> usize;
+    /// The plan it runs first (an exchange's input), for progress and stats.
+    fn input_plan(&self) -> Option<&PhysicalPlan> {
+        None
+    }
     /// Reads fragment `i`, calling `each` until it returns `false`.
     fn read(&self, i: usize, each: &mut dyn FnMut(RecordBatch) -> Result<bool>) -> Result<()>;
     /// Its counters.
@@ -122,6 +211,14 @@ pub(crate) trait RowOp: Send + Sync + fmt::Display {
     fn start(&self) -> Box<dyn RowOpState + '_>;
     /// Its counters.
     fn counters(&self) -> &OpCounters;
+    /// Resources the tasks running it need beyond the default (one CPU).
+    fn demand(&self) -> Option<&TaskDemand> {
+        None
+    }
+    /// Extra state for stats lines (e.g. actors started).
+    fn describe_state(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A source and the row operators fused after it.
@@ -138,12 +235,12 @@ impl Pipeline {
         i: usize,
         emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
     ) -> Result<()> {
-        self.source.counters().tasks.fetch_add(1, Ordering::Relaxed);
+        let _active: Vec<Active<'_>> = std::iter::once(self.source.counters())
+            .chain(self.ops.iter().map(|o| o.counters()))
+            .map(OpCounters::start_task)
+            .collect();
         let mut states: Vec<Box<dyn RowOpState + '_>> =
             self.ops.iter().map(|o| o.start()).collect();
-        for o in &self.ops {
-            o.counters().tasks.fetch_add(1, Ordering::Relaxed);
-        }
         let mut go_on = true;
         self.source.read(i, &mut |batch| {
             let outs = push_through(&self.ops, &mut states, 0, vec![batch], false)?;
@@ -179,6 +276,27 @@ impl Pipeline {
         s
     }
 
+    /// What its tasks need: one CPU, or more when an operator asks for it.
+    pub(crate) fn demand(&self) -> TaskDemand {
+        let mut d = TaskDemand {
+            num_cpus: 1.0,
+            num_gpus: 0.0,
+            resources: Vec::new(),
+        };
+        let mut custom_cpus = None::<f64>;
+        for o in &self.ops {
+            if let Some(od) = o.demand() {
+                custom_cpus = Some(custom_cpus.unwrap_or(0.0).max(od.num_cpus));
+                d.merge(od);
+            }
+        }
+        // An operator asking for fewer CPUs (e.g. 0.5) lowers the task's demand.
+        if let Some(c) = custom_cpus {
+            d.num_cpus = c;
+        }
+        d
+    }
+
     /// A short task name: the operator names without their arguments.
     pub(crate) fn task_name(&self) -> String {
         let short = |s: String| s.split('(').next().unwrap_or_default().to_string();
@@ -200,6 +318,8 @@ fn push_through(
     let mut cur = batches;
     for k in from..ops.len() {
         let started = Instant::now();
+        let counters = ops[k].counters();
+        let _input = counters.hold(bytes_of(&cur));
         let mut next = Vec::new();
         if flush && k == from {
             states[k].finish(&mut next)?;
@@ -208,16 +328,20 @@ fn push_through(
                 states[k].push(b, &mut next)?;
             }
         }
-        ops[k].counters().record(&next, started);
+        let _output = counters.hold(bytes_of(&next));
+        counters.record(&next, started);
         cur = next;
     }
     Ok(cur)
 }
 
 /// Pipelines to run, then a global row limit.
+#[derive(Clone)]
 pub(crate) struct PhysicalPlan {
     pub(crate) pipelines: Vec<Arc<Pipeline>>,
     pub(crate) limit: Option<usize>,
+    /// What the executor shares with the progress reporter.
+    pub(crate) state: Arc<crate::data::progress::ExecState>,
 }
 
 impl PhysicalPlan {

@@ -1,0 +1,20 @@
+"""The pipelines on Volley's Python package: the Ray Data pipelines of
+``pipelines_ray.py`` with ``import volley as ray``, as the package promises. Until the
+package is installed, the child reports the system as not available."""
+
+from __future__ import annotations
+
+from pipelines import System, child_main
+from pipelines_ray import ray_api_system
+
+
+def load() -> System:
+    """Volley's pipelines through its Python API."""
+    import volley
+    import volley.data  # noqa: F401  (a subpackage: imported for volley.data)
+
+    return ray_api_system(volley)
+
+
+if __name__ == "__main__":
+    child_main(load)

@@ -1,0 +1,471 @@
+"""Volley against Ray Data, Daft and pyarrow on the same machine, side by side.
+
+    .venv-bench/bin/python benches/compare/run.py [--systems ...] [--pipelines ...]
+        [--runs N] [--data DIR] [--out FILE] [--parts data,core] [--quick]
+
+(``make bench-compare`` creates ``.venv-bench``, builds the binaries, generates the data and
+runs this.) For every pipeline, for every system in turn, a fresh process starts the
+system, runs the pipeline once as a warm-up and then ``--runs`` times; it reports the wall
+time of each run, while this process samples the peak memory of the whole process tree
+(``proctree.py``). Every system's result is checked against the reference (pyarrow, else
+the first system that ran): the same row count and sum, read back from the parquet files
+for the write pipelines (and sorted for ``sort_write``). Any mismatch or failure is printed,
+marked in the results file, and makes the exit status 1.
+
+The core part runs ``ray microbenchmark`` and ``volley microbenchmark`` on the metrics both
+report, and init -> first task result with the idle memory floor (``core.py``).
+
+The results go to ``benches/results/<YYYY-MM-DD>.md`` (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import core
+import proctree
+import report
+from pipelines import PIPELINES, UNAVAILABLE, Checksum
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+#: Float sums of different systems may differ in their last bits (summation order).
+REL_TOL = 1e-9
+
+#: Environment of the measured processes: no telemetry, no progress bars, unbuffered output.
+CHILD_ENV = {
+    "PYTHONUNBUFFERED": "1",
+    "DO_NOT_TRACK": "1",
+    "DAFT_ANALYTICS_ENABLED": "0",
+    "DAFT_PROGRESS_BAR": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A compared system."""
+
+    name: str
+    #: Its name in the results file.
+    label: str
+    #: ``pipelines_<x>.py`` for Python systems; ``None`` for the Rust binary ``data_bench``.
+    script: str | None
+
+
+SYSTEMS = {
+    s.name: s
+    for s in [
+        SystemSpec("volley-rust", "Volley (Rust API)", None),
+        SystemSpec("volley-py", "Volley (Python API)", "pipelines_volley.py"),
+        SystemSpec("ray", "Ray Data", "pipelines_ray.py"),
+        SystemSpec("daft", "Daft", "pipelines_daft.py"),
+        SystemSpec("pyarrow", "pyarrow", "pipelines_pyarrow.py"),
+    ]
+}
+
+#: Pipelines ``data_bench`` does not have: a pandas UDF needs Python.
+RUST_LACKS = {"map_pandas_write"}
+
+
+class BenchError(Exception):
+    """A measurement that produced no usable result."""
+
+
+@dataclass
+class Result:
+    """One (system, pipeline) measurement."""
+
+    system: str
+    pipeline: str
+    #: ``ok``, ``failed``, ``mismatch``, ``not available`` or ``n/a``.
+    status: str
+    note: str = ""
+    times_s: list[float] = field(default_factory=list)
+    checksum: Checksum | None = None
+    peak_pss_kib: int = 0
+    peak_procs: int = 0
+
+
+@dataclass
+class Setup:
+    """What every measurement needs."""
+
+    python: str
+    bin_dir: Path
+    data: Path
+    scratch: Path
+    runs: int
+    timeout: float
+    #: System name -> its version, for the available systems.
+    versions: dict[str, str]
+    #: System name -> why it is not available.
+    unavailable: dict[str, str]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Volley against Ray Data, Daft and pyarrow, side by side.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: %(default)s")
+    parser.add_argument(
+        "--pipelines", default=",".join(PIPELINES), help="comma-separated: %(default)s"
+    )
+    parser.add_argument("--runs", type=int, default=3, help="measured runs after the warm-up")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("VOLLEY_BENCH_DIR", "/tmp/volley-bench-data")),
+        help="dataset directory with big/ and small/ (data_bench generate DIR)",
+    )
+    parser.add_argument("--out", type=Path, help="results file (benches/results/<date>.md)")
+    parser.add_argument("--parts", default="data,core", help="data, core or both")
+    parser.add_argument(
+        "--quick", action="store_true", help="core part in short trials (smoke test)"
+    )
+    parser.add_argument("--idle", type=float, default=10.0, help="idle seconds for the floor")
+    parser.add_argument("--bin-dir", type=Path, default=target / "release")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
+    args = parser.parse_args()
+    for option, known in (
+        ("systems", SYSTEMS),
+        ("pipelines", PIPELINES),
+        ("parts", ("data", "core")),
+    ):
+        chosen = [x for x in getattr(args, option).split(",") if x]
+        if unknown := [x for x in chosen if x not in known]:
+            parser.error(f"--{option}: unknown {unknown}; known: {', '.join(known)}")
+        setattr(args, option, chosen)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def check_systems(systems: list[str], python: str, bin_dir: Path) -> tuple[dict, dict]:
+    """Versions of the available systems, and why the others are not available."""
+    versions, unavailable = {}, {}
+    for name in systems:
+        spec = SYSTEMS[name]
+        if spec.script is None:
+            binary = bin_dir / "data_bench"
+            if not binary.exists():
+                sys.exit(
+                    f"run.py: {binary} is missing; build it with\n"
+                    "  cargo build --profile bench -p volley-benches --bin data_bench"
+                )
+            versions[name] = report.git_version(REPO)
+            continue
+        out = subprocess.run(
+            [python, str(HERE / spec.script), "--check"], capture_output=True, text=True, cwd=HERE
+        )
+        if out.returncode == UNAVAILABLE:
+            unavailable[name] = out.stderr.strip().splitlines()[-1]
+        elif out.returncode != 0:
+            sys.exit(f"run.py: {spec.script} --check failed:\n{out.stderr}")
+        else:
+            versions[name] = json.loads(out.stdout.splitlines()[-1])["version"]
+    return versions, unavailable
+
+
+def command(spec: SystemSpec, pipeline: str, setup: Setup, out: Path) -> list[str]:
+    """The child process of one measurement."""
+    if spec.script is None:
+        return [
+            str(setup.bin_dir / "data_bench"),
+            "run",
+            pipeline,
+            str(setup.data),
+            str(setup.runs),
+            "--json",
+            "--out",
+            str(out),
+        ]
+    return [
+        setup.python,
+        str(HERE / spec.script),
+        pipeline,
+        str(setup.data),
+        str(out),
+        str(setup.runs),
+    ]
+
+
+def read_back(out: Path, check_sorted: bool) -> Checksum:
+    """Rows and sum of ``value`` of the parquet files under ``out``; with ``check_sorted``,
+    also checks that each file is sorted by ``value`` and that the files' ranges do not
+    overlap."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    files = sorted(out.rglob("*.parquet"))
+    if not files:
+        raise BenchError(f"no parquet files written under {out}")
+    rows, total, ranges = 0, 0.0, []
+    for f in files:
+        values = pq.read_table(f, columns=["value"]).column("value")
+        rows += len(values)
+        total += pc.sum(values).as_py() or 0.0
+        if check_sorted and len(values):
+            v = values.to_numpy()
+            if (np.diff(v) < 0).any():
+                raise BenchError(f"{f.name} is not sorted by value")
+            ranges.append((v[0], v[-1], f.name))
+    ranges.sort()
+    for (_, high, a), (low, _, b) in zip(ranges, ranges[1:], strict=False):
+        if high > low:
+            raise BenchError(f"{a} and {b} overlap: the output is not sorted by value")
+    return Checksum(rows, total)
+
+
+def measure(spec: SystemSpec, pipeline: str, setup: Setup) -> Result:
+    """Runs one (system, pipeline) measurement in a fresh process."""
+    out = setup.scratch / f"{spec.name}-{pipeline}"
+    shutil.rmtree(out, ignore_errors=True)
+    m = proctree.measure(
+        command(spec, pipeline, setup, out), env=CHILD_ENV, cwd=str(HERE), timeout=setup.timeout
+    )
+    result = Result(spec.name, pipeline, "ok", peak_pss_kib=m.peak_pss_kib, peak_procs=m.peak_procs)
+    try:
+        if m.timed_out:
+            raise BenchError(f"timed out after {setup.timeout:g} s")
+        if m.returncode == UNAVAILABLE:
+            result.status, result.note = "not available", m.stderr_tail(1)
+            return result
+        reports = [json.loads(line) for _, line in m.stdout if line.startswith('{"')]
+        if m.returncode != 0 or not reports or "times_s" not in reports[-1]:
+            raise BenchError(f"exited with status {m.returncode}:\n{m.stderr_tail()}")
+        child = reports[-1]
+        result.times_s = child["times_s"]
+        if PIPELINES[pipeline].writes:
+            result.checksum = read_back(out, check_sorted=pipeline == "sort_write")
+            if child["rows"] is not None and child["rows"] != result.checksum.rows:
+                raise BenchError(
+                    f"reported {child['rows']} rows written, "
+                    f"but its files hold {result.checksum.rows}"
+                )
+        else:
+            result.checksum = Checksum(child["rows"], child["sum"])
+        if m.killed:
+            result.note = f"killed {len(m.killed)} processes left running: {m.killed[:3]}"
+    except BenchError as e:
+        result.status, result.note = "failed", str(e)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def agree(a: Checksum, b: Checksum) -> bool:
+    """Same rows, and sums equal (exactly for integers, to ``REL_TOL`` for floats)."""
+    if a.rows != b.rows or (a.sum is None) != (b.sum is None):
+        return False
+    if a.sum is None or (isinstance(a.sum, int) and isinstance(b.sum, int)):
+        return a.sum == b.sum
+    return math.isclose(a.sum, b.sum, rel_tol=REL_TOL)
+
+
+def verify(results: list[Result]) -> Result | None:
+    """Marks results that disagree with the reference (pyarrow, else the first that ran) as
+    ``mismatch``; returns the reference."""
+    ran = [r for r in results if r.status == "ok"]
+    reference = next((r for r in ran if r.system == "pyarrow"), ran[0] if ran else None)
+    for r in ran:
+        if not agree(r.checksum, reference.checksum):
+            r.status = "mismatch"
+            r.note = f"{r.checksum} differs from {reference.system}'s {reference.checksum}"
+    return reference
+
+
+def progress_line(r: Result) -> str:
+    if r.status != "ok":
+        return f"{r.status.upper()}: {r.note}"
+    t = r.times_s
+    return (
+        f"median {report.seconds(statistics.median(t))} "
+        f"({report.seconds(min(t))}–{report.seconds(max(t))}), "
+        f"peak {report.memory(r.peak_pss_kib)} in {r.peak_procs} processes, "
+        f"{r.checksum.rows:,} rows"
+        + ("" if r.checksum.sum is None else f", sum {r.checksum.sum:.12g}")
+    )
+
+
+def run_data(systems: list[str], pipelines: list[str], setup: Setup) -> dict[str, list[Result]]:
+    """Every (pipeline, system) measurement, systems interleaved within each pipeline."""
+    todo = [(p, s) for p in pipelines for s in systems]
+    results: dict[str, list[Result]] = {p: [] for p in pipelines}
+    for i, (pipeline, system) in enumerate(todo, 1):
+        prefix = f"[{i:>2}/{len(todo)}] {system:<11} {pipeline:<17}"
+        if system in setup.unavailable:
+            r = Result(system, pipeline, "not available", setup.unavailable[system])
+        elif system == "volley-rust" and pipeline in RUST_LACKS:
+            r = Result(system, pipeline, "n/a", "no pandas in the Rust API")
+        else:
+            print(f"{prefix} running ...", flush=True)
+            r = measure(SYSTEMS[system], pipeline, setup)
+        print(f"{prefix} {progress_line(r)}", flush=True)
+        results[pipeline].append(r)
+    for pipeline, rs in results.items():
+        reference = verify(rs)
+        for r in rs:
+            if r.status == "mismatch":
+                print(f"CHECK FAILED: {pipeline}: {r.system}: {r.note}", flush=True)
+        if reference and all(r.status != "mismatch" for r in rs):
+            print(f"check ok: {pipeline}: {len([r for r in rs if r.status == 'ok'])} systems agree")
+    return results
+
+
+def input_rows(data: Path) -> dict[str, tuple[int, int]]:
+    """Files and rows of ``big`` and ``small`` (from the parquet footers)."""
+    import pyarrow.dataset as ds
+
+    sizes = {}
+    for part in ("big", "small"):
+        d = ds.dataset(data / part, format="parquet")
+        sizes[part] = (len(d.files), d.count_rows())
+    return sizes
+
+
+def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -> list[str]:
+    """The data-pipeline section of the results file."""
+    lines = [
+        "## Data pipelines",
+        "",
+        f"Each system runs each pipeline in a fresh process: start, one warm-up, then "
+        f"{setup.runs} timed runs (wall time of the pipeline alone). Peak PSS is sampled every "
+        "50 ms over the whole process tree, helpers included (Ray's GCS, raylet, dashboard, "
+        "workers). Ratios are the peer's figure over Volley's: above 1, Volley is faster or "
+        "smaller. Rows/s counts input rows.",
+    ]
+    for pipeline, rs in results.items():
+        p = PIPELINES[pipeline]
+        files, rows = sizes[p.input]
+        ok = [r for r in rs if r.status == "ok"]
+        volley = next((r for r in ok if r.system == "volley-py"), None) or next(
+            (r for r in ok if r.system == "volley-rust"), None
+        )
+        header = ["system", "median", "min–max", "rows/s", "peak PSS", "processes"]
+        if volley:
+            header += [f"time ÷ {volley.system}", f"memory ÷ {volley.system}"]
+        table = []
+        for r in rs:
+            label = f"{SYSTEMS[r.system].label} {setup.versions.get(r.system, '')}".strip()
+            if r.status != "ok":
+                note = r.note.splitlines()[0] if r.note else ""
+                table.append([label, f"{r.status}: {note}"] + [""] * (len(header) - 2))
+                continue
+            median = statistics.median(r.times_s)
+            row = [
+                label,
+                report.seconds(median),
+                f"{report.seconds(min(r.times_s))}–{report.seconds(max(r.times_s))}",
+                report.rate(rows / median),
+                report.memory(r.peak_pss_kib),
+                str(r.peak_procs),
+            ]
+            if volley:
+                row += [
+                    report.ratio(median, statistics.median(volley.times_s)),
+                    report.ratio(r.peak_pss_kib, volley.peak_pss_kib),
+                ]
+            table.append(row)
+        lines += [
+            "",
+            f"### `{pipeline}`: {p.title}",
+            "",
+            f"Input: {p.input}, {files:,} files, {rows:,} rows.",
+            "",
+        ]
+        lines += report.table(header, table)
+        if ok:
+            c = ok[0].checksum
+            agreeing = [r.system for r in ok if r.status == "ok"]
+            summed = "" if c.sum is None else f", sum {c.sum:.12g}"
+            lines += ["", f"Checked: {c.rows:,} rows{summed}; agree: {', '.join(agreeing)}."]
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        import pyarrow  # noqa: F401  (the read-back checks need it)
+    except ImportError:
+        sys.exit("run.py: pyarrow is missing; run with .venv-bench/bin/python (make bench-compare)")
+
+    started = datetime.datetime.now()
+    out = args.out or REPO / "benches" / "results" / f"{started:%Y-%m-%d}.md"
+    python = sys.executable
+    systems = args.systems if "data" in args.parts else []
+    versions, unavailable = check_systems(systems, python, args.bin_dir)
+    for name, reason in unavailable.items():
+        print(f"{name}: not available ({reason})", flush=True)
+
+    doc = [
+        f"# Volley against Ray Data, Daft and pyarrow — {started:%Y-%m-%d}",
+        "",
+        f"- Machine: {report.machine()}",
+        f"- Python {sys.version.split()[0]}; "
+        + ", ".join(f"{SYSTEMS[n].label} {v}" for n, v in versions.items()),
+        f"- Command: `{shlex.join([Path(python).name, *sys.argv])}`",
+    ]
+    failures = []
+    if "data" in args.parts:
+        for d in ("big", "small"):
+            if not (args.data / d).is_dir():
+                sys.exit(
+                    f"run.py: {args.data / d} is missing; generate the data with\n"
+                    f"  {args.bin_dir / 'data_bench'} generate {args.data}"
+                )
+        sizes = input_rows(args.data)
+        setup = Setup(
+            python=python,
+            bin_dir=args.bin_dir,
+            data=args.data,
+            scratch=args.data / "compare-out",
+            runs=args.runs,
+            timeout=args.timeout,
+            versions=versions,
+            unavailable=unavailable,
+        )
+        results = run_data(systems, args.pipelines, setup)
+        shutil.rmtree(setup.scratch, ignore_errors=True)
+        doc += [
+            f"- Data: `{args.data}`: big {sizes['big'][0]:,} files, {sizes['big'][1]:,} rows; "
+            f"small {sizes['small'][0]:,} files, {sizes['small'][1]:,} rows",
+            "",
+        ]
+        doc += data_markdown(results, setup, sizes)
+        failures += [
+            f"{r.system} {r.pipeline}: {r.status}: {r.note.splitlines()[0] if r.note else ''}"
+            for rs in results.values()
+            for r in rs
+            if r.status in ("failed", "mismatch")
+        ]
+    if "core" in args.parts:
+        core_results = core.run_core(python, args.bin_dir, args.runs, args.quick, args.idle)
+        doc += ["", *core.markdown(core_results)]
+        failures += core_results.failed
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(doc) + "\n")
+    print(f"wrote {out}")
+    if failures:
+        print("\nFAILED:", *failures, sep="\n  ", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

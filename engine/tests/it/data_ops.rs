@@ -1,0 +1,532 @@
+//! Volley Data's row functions, zip, map_groups, materialize, streaming_split, actor pools,
+//! per-task resources, progress and exchange spilling — each checked against a direct
+//! computation on the same data.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use volley::arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use volley::data::{self, Compute, DataContext, MapOptions, Progress, ProgressSink, col, lit};
+use volley::{Error, UserError};
+
+use crate::data::{batch, concat, f64s, i64s};
+use crate::{start, start_with};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Item {
+    id: i64,
+    name: String,
+    score: f64,
+}
+
+fn items(n: i64) -> Vec<Item> {
+    (0..n)
+        .map(|i| Item {
+            id: i,
+            name: format!("n{}", i % 7),
+            score: i as f64 * 0.5,
+        })
+        .collect()
+}
+
+fn strs(b: &RecordBatch, name: &str) -> Vec<String> {
+    let a = b.column_by_name(name).unwrap();
+    let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+    (0..a.len()).map(|i| a.value(i).to_string()).collect()
+}
+
+#[test]
+fn from_items_map_and_flat_map_over_rows() {
+    let _rt = start();
+    let ds = data::from_items(&items(1000)).unwrap();
+    let schema = ds.schema().unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        ["id", "name", "score"],
+        "columns in the struct's order"
+    );
+    assert_eq!(ds.count().unwrap(), 1000);
+    let back = concat(&ds.take_all().unwrap());
+    assert_eq!(i64s(&back, "id"), (0..1000).collect::<Vec<_>>());
+    assert_eq!(strs(&back, "name")[8], "n1");
+
+    #[derive(Serialize)]
+    struct Doubled {
+        id: i64,
+        double: f64,
+    }
+    let mapped = ds.map("double", |r: Item| {
+        Ok(Doubled {
+            id: r.id,
+            double: r.score * 2.0,
+        })
+    });
+    let out = concat(&mapped.take_all().unwrap());
+    assert_eq!(out.num_rows(), 1000);
+    let direct: f64 = items(1000).iter().map(|r| r.score * 2.0).sum();
+    assert_eq!(f64s(&out, "double").iter().sum::<f64>(), direct);
+    assert!(mapped.explain().unwrap().contains("Map: double"));
+
+    // Every third row twice, the others not at all.
+    let flat = ds.flat_map("thirds", |r: Item| {
+        Ok(if r.id % 3 == 0 {
+            vec![r.clone(), r]
+        } else {
+            vec![]
+        })
+    });
+    let out = concat(&flat.take_all().unwrap());
+    let expected: Vec<i64> = (0..1000)
+        .filter(|i| i % 3 == 0)
+        .flat_map(|i| [i, i])
+        .collect();
+    assert_eq!(i64s(&out, "id"), expected);
+
+    // Rows that do not fit the function's type: an error naming the operator.
+    #[derive(Deserialize)]
+    struct Wrong {
+        #[allow(dead_code)]
+        missing: i64,
+    }
+    let err = ds
+        .map("wrong_type", |_: Wrong| Ok(serde_json::json!({"x": 1})))
+        .take_all()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("map wrong_type") && err.to_string().contains("missing"),
+        "{err}"
+    );
+    assert!(matches!(
+        data::from_items::<Item>(&[]),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn zip_pairs_rows_across_different_block_boundaries() {
+    let _rt = start();
+    // Left: uneven in-memory batches; right: a range with a computed column.
+    let left = data::from_batches(vec![batch(0, 10), batch(10, 333), batch(343, 657)]).unwrap();
+    let right = data::range(1000)
+        .unwrap()
+        .with_column("sq", col("id") * col("id"))
+        .unwrap();
+    let zipped = left.zip(&right);
+    let schema = zipped.schema().unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "value", "key", "id_1", "sq"]);
+    let out = concat(&zipped.take_all().unwrap());
+    assert_eq!(out.num_rows(), 1000);
+    assert_eq!(i64s(&out, "id"), i64s(&out, "id_1"));
+    let sq: Vec<i64> = i64s(&out, "id").iter().map(|i| i * i).collect();
+    assert_eq!(i64s(&out, "sq"), sq);
+    assert_eq!(f64s(&out, "value"), f64s(&batch(0, 1000), "value"));
+
+    let err = data::range(10)
+        .unwrap()
+        .zip(&data::range(11).unwrap())
+        .take_all()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("10") && m.contains("11")),
+        "{err}"
+    );
+}
+
+#[test]
+fn map_groups_calls_the_function_once_per_whole_group() {
+    let _rt = start();
+    let input = batch(0, 20_000);
+    let ds = data::from_batches(vec![input.slice(0, 7_000), input.slice(7_000, 13_000)])
+        .unwrap()
+        .repartition(4)
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let out = ds
+        .groupby(&["key"])
+        .map_groups("summarize", move |g| {
+            c.fetch_add(1, Ordering::Relaxed);
+            let keys = strs(&g, "key");
+            if keys.iter().any(|k| *k != keys[0]) {
+                return Err(UserError::msg("a group with two keys"));
+            }
+            let sum: f64 = f64s(&g, "value").iter().sum();
+            Ok(RecordBatch::try_from_iter([
+                (
+                    "key",
+                    Arc::new(StringArray::from(vec![keys[0].clone()])) as _,
+                ),
+                (
+                    "rows",
+                    Arc::new(Int64Array::from(vec![g.num_rows() as i64])) as _,
+                ),
+                ("sum", Arc::new(Float64Array::from(vec![sum])) as _),
+            ])?)
+        })
+        .unwrap()
+        .sort(&["key"], false)
+        .unwrap();
+    let got = concat(&out.take_all().unwrap());
+    let mut direct: BTreeMap<String, (i64, f64)> = BTreeMap::new();
+    for (k, v) in strs(&input, "key").into_iter().zip(f64s(&input, "value")) {
+        let e = direct.entry(k).or_default();
+        e.0 += 1;
+        e.1 += v;
+    }
+    assert_eq!(got.num_rows(), direct.len());
+    assert_eq!(calls.load(Ordering::Relaxed), direct.len());
+    for (i, (k, (rows, sum))) in direct.iter().enumerate() {
+        assert_eq!(&strs(&got, "key")[i], k);
+        assert_eq!(i64s(&got, "rows")[i], *rows);
+        assert!((f64s(&got, "sum")[i] - sum).abs() < 1e-9);
+    }
+    let err = ds.groupby(&["nope"]).map_groups("x", Ok).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[test]
+fn materialize_runs_the_plan_once_and_reads_blocks_from_the_store() {
+    let _rt = start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let ds = data::range(50_000)
+        .unwrap()
+        .map_batches("counted", None, move |b| {
+            c.fetch_add(1, Ordering::Relaxed);
+            Ok(b)
+        })
+        .materialize()
+        .unwrap();
+    let after = calls.load(Ordering::Relaxed);
+    assert!(after > 0);
+    assert!(volley::object_store_stats().unwrap().num_objects > 0);
+    assert_eq!(ds.count().unwrap(), 50_000);
+    let ids: Vec<i64> = ds
+        .take_all()
+        .unwrap()
+        .iter()
+        .flat_map(|b| i64s(b, "id"))
+        .collect();
+    assert_eq!(ids, (0..50_000).collect::<Vec<_>>());
+    let sum: i64 = ds
+        .filter(col("id").lt(lit(100i64)))
+        .unwrap()
+        .take_all()
+        .unwrap()
+        .iter()
+        .flat_map(|b| i64s(b, "id"))
+        .sum();
+    assert_eq!(sum, (0..100).sum::<i64>());
+    assert_eq!(calls.load(Ordering::Relaxed), after, "the map ran again");
+    assert!(ds.explain().unwrap().contains("FromRefs"));
+    drop(ds);
+}
+
+fn consume(it: data::SplitIter) -> std::thread::JoinHandle<(Vec<i64>, Option<String>)> {
+    std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        for b in it {
+            match b {
+                Ok(b) => ids.extend(i64s(&b, "id")),
+                Err(e) => return (ids, Some(e.to_string())),
+            }
+        }
+        (ids, None)
+    })
+}
+
+fn small_blocks() -> DataContext {
+    DataContext {
+        read_batch_rows: 1000,
+        target_max_block_size: 64 << 10,
+        ..DataContext::default()
+    }
+}
+
+#[test]
+fn streaming_split_deals_equal_shards_to_concurrent_consumers() {
+    let _rt = start();
+    let ds = data::range(10_000).unwrap().with_context(small_blocks());
+    for equal in [true, false] {
+        let shards: Vec<_> = ds
+            .streaming_split(3, equal)
+            .unwrap()
+            .into_iter()
+            .map(consume)
+            .collect();
+        let results: Vec<Vec<i64>> = shards
+            .into_iter()
+            .map(|h| {
+                let (ids, err) = h.join().unwrap();
+                assert_eq!(err, None);
+                ids
+            })
+            .collect();
+        let total: usize = results.iter().map(|r| r.len()).sum();
+        let distinct: HashSet<i64> = results.iter().flatten().copied().collect();
+        assert_eq!(distinct.len(), total, "a row went to two consumers");
+        if equal {
+            for r in &results {
+                assert_eq!(r.len(), 3333, "equal shards");
+            }
+        } else {
+            assert_eq!(total, 10_000);
+            assert!(results.iter().all(|r| !r.is_empty()));
+        }
+    }
+}
+
+#[test]
+fn streaming_split_detects_a_vanished_consumer() {
+    let _rt = start();
+    let ds = data::range(20_000).unwrap().with_context(small_blocks());
+    for equal in [true, false] {
+        let mut its = ds.streaming_split(2, equal).unwrap();
+        let survivor = consume(its.pop().unwrap());
+        let mut quitter = its.pop().unwrap();
+        let first = quitter.next().unwrap().unwrap().num_rows();
+        drop(quitter);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(survivor.join().unwrap()));
+        let (ids, err) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the other consumer hung");
+        if equal {
+            let err = err.expect("equal shards cannot survive a vanished consumer");
+            assert!(err.contains("consumer 0 of 2 went away"), "{err}");
+        } else {
+            assert_eq!(err, None);
+            assert_eq!(ids.len() + first, 20_000, "the rest goes to the survivor");
+        }
+    }
+}
+
+static CTORS: AtomicUsize = AtomicUsize::new(0);
+
+#[test]
+fn actor_pool_builds_state_once_per_actor_and_scales_within_bounds() {
+    let _rt = start_with(4.0, |_| {});
+    CTORS.store(0, Ordering::SeqCst);
+    let opts = MapOptions {
+        compute: Compute::Actors {
+            min_size: 1,
+            max_size: 3,
+        },
+        ..MapOptions::default()
+    };
+    let ds = data::range(200_000)
+        .unwrap()
+        .with_context(DataContext {
+            read_batch_rows: 2_000,
+            ..small_blocks()
+        })
+        .map_batches_actors(
+            "add_offset",
+            opts,
+            || {
+                CTORS.fetch_add(1, Ordering::SeqCst);
+                Ok(1_000_000i64) // e.g. a loaded model
+            },
+            |offset, b| {
+                std::thread::sleep(Duration::from_millis(2));
+                let ids = i64s(&b, "id");
+                Ok(RecordBatch::try_from_iter([(
+                    "x",
+                    Arc::new(Int64Array::from_iter_values(
+                        ids.iter().map(|i| i + *offset),
+                    )) as _,
+                )])?)
+            },
+        )
+        .unwrap();
+    let out = ds.take_all().unwrap();
+    let sum: i64 = out.iter().flat_map(|b| i64s(b, "x")).sum();
+    assert_eq!(sum, (0..200_000i64).map(|i| i + 1_000_000).sum::<i64>());
+    let ctors = CTORS.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&ctors), "{ctors} constructors");
+    let stats = ds.stats().unwrap().to_string();
+    assert!(stats.contains("actors"), "{stats}");
+    assert!(ds.explain().unwrap().contains("compute=actors(1..3)"));
+
+    // A failing constructor: the error names the operator and the cause.
+    let err = data::range(10)
+        .unwrap()
+        .map_batches_actors(
+            "loader",
+            MapOptions::default(),
+            || Err::<(), _>(UserError::msg("model file missing")),
+            |_, b| Ok(b),
+        )
+        .unwrap()
+        .take_all()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("MapBatches(loader)") && msg.contains("model file missing"),
+        "{msg}"
+    );
+    let bad = MapOptions {
+        compute: Compute::Actors {
+            min_size: 0,
+            max_size: 2,
+        },
+        ..MapOptions::default()
+    };
+    assert!(matches!(
+        data::range(1)
+            .unwrap()
+            .map_batches_actors("x", bad, || Ok(()), |_, b| Ok(b)),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn map_batches_resources_bound_concurrency_and_infeasible_demands_fail() {
+    let _rt = start_with(4.0, |c| {
+        c.resources.insert("slot".into(), 1.0);
+    });
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, m) = (now.clone(), most.clone());
+    let opts = MapOptions {
+        resources: vec![("slot".into(), 1.0)],
+        ..MapOptions::default()
+    };
+    let ds = data::range(40_000)
+        .unwrap()
+        .with_context(small_blocks())
+        .map_batches_with("one_at_a_time", opts, move |b| {
+            let running = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(running, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
+            n.fetch_sub(1, Ordering::SeqCst);
+            Ok(b)
+        })
+        .unwrap();
+    assert_eq!(ds.count().unwrap(), 40_000);
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "one slot: one task at a time"
+    );
+
+    let gpu = MapOptions {
+        num_gpus: 1.0,
+        ..MapOptions::default()
+    };
+    let err = data::range(10)
+        .unwrap()
+        .map_batches_with("needs_gpu", gpu, Ok)
+        .unwrap()
+        .take_all()
+        .unwrap_err();
+    assert!(matches!(err, Error::Infeasible(_)), "{err:?}");
+    assert!(err.to_string().contains("GPU"), "{err}");
+}
+
+#[test]
+fn progress_snapshots_and_stats_report_each_operator() {
+    let _rt = start();
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let s = seen.clone();
+    let ctx = DataContext {
+        progress_sink: Some(ProgressSink(Arc::new(move |p: &Progress| {
+            s.lock().unwrap().push(p.clone())
+        }))),
+        progress_interval: Duration::from_millis(20),
+        enable_progress_bars: false,
+        ..small_blocks()
+    };
+    let ds = data::range(20_000)
+        .unwrap()
+        .with_context(ctx)
+        .map_batches("slow", None, |b| {
+            std::thread::sleep(Duration::from_millis(5));
+            Ok(b)
+        });
+    let mut rows = 0;
+    for (i, b) in ds.iter_batches().unwrap().enumerate() {
+        rows += b.unwrap().num_rows();
+        if i == 2 {
+            // A consumer that stops pulling holds the pipeline back.
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    }
+    assert_eq!(rows, 20_000);
+    let seen = seen.lock().unwrap();
+    let last = seen.last().expect("no progress reported");
+    assert!(last.finished);
+    let map = last
+        .operators
+        .iter()
+        .find(|o| o.name.contains("MapBatchesOp(slow)"))
+        .expect("the map operator");
+    assert_eq!(map.rows, 20_000);
+    assert_eq!(map.tasks_active, 0);
+    assert!(map.peak_bytes > 0);
+    assert!(
+        seen.iter()
+            .any(|p| !p.finished && p.operators.iter().any(|o| o.tasks_active > 0)),
+        "no snapshot saw a running task"
+    );
+    assert!(
+        seen.iter().any(|p| p
+            .operators
+            .iter()
+            .any(|o| o.backpressure.as_deref() == Some("consumer"))),
+        "the slow consumer was not reported"
+    );
+    assert!(last.render_text().contains("MapBatchesOp(slow)"));
+    let stats = ds.stats().unwrap();
+    assert!(stats.to_string().contains("peak"), "{stats}");
+    assert!(stats.operators.iter().all(|o| o.rows == 20_000));
+}
+
+#[test]
+fn an_exchange_spills_past_its_share_of_the_store() {
+    let budget: u64 = 256 << 20;
+    let _rt = start_with(2.0, |c| c.object_store_memory = Some(budget));
+    // 16 Mi int64 keys (128 MiB) with a 64 MiB exchange share.
+    let n: u64 = 16 << 20;
+    let ds = data::range(n)
+        .unwrap()
+        .with_context(DataContext {
+            target_max_block_size: 8 << 20,
+            exchange_spill_fraction: 0.25,
+            ..DataContext::default()
+        })
+        .with_column("k", (col("id") * lit(48271i64)) % lit(2_147_483_647i64))
+        .unwrap()
+        .select_columns(&["k"])
+        .unwrap()
+        .sort(&["k"], true)
+        .unwrap();
+    let mut prev = i64::MAX;
+    let mut rows = 0u64;
+    for b in ds.iter_batches().unwrap() {
+        for v in i64s(&b.unwrap(), "k") {
+            assert!(v <= prev, "out of order at row {rows}");
+            prev = v;
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, n);
+    let s = volley::object_store_stats().unwrap();
+    assert!(s.spilled_objects_total > 0, "{s:?}");
+    assert!(
+        s.peak_resident_bytes < budget / 2,
+        "the exchange kept {} MiB resident: {s:?}",
+        s.peak_resident_bytes >> 20
+    );
+    let sort = ds.stats().unwrap();
+    assert!(
+        sort.operators
+            .iter()
+            .any(|o| o.name.contains("SortOp") && o.peak_bytes > 0),
+        "{sort}"
+    );
+}
