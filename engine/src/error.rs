@@ -33,13 +33,15 @@ pub enum Blame {
 }
 
 /// Why a task failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FailureCause {
     /// The task returned `Err` (an application error; retried only with `retry_exceptions`).
     UserError,
     /// The task panicked (treated like a crashed worker: a system failure, retried up to
     /// `max_retries`).
     Panic,
+    /// The worker process running it died (a system failure, retried up to `max_retries`).
+    WorkerDied,
 }
 
 impl fmt::Display for FailureCause {
@@ -47,12 +49,15 @@ impl fmt::Display for FailureCause {
         f.write_str(match self {
             FailureCause::UserError => "returned an error",
             FailureCause::Panic => "panicked",
+            FailureCause::WorkerDied => "lost its worker process",
         })
     }
 }
 
 /// Every error the engine returns.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// Errors are serializable so that a worker process receives the same error its node saw.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Error {
     // ---- the caller's input ----
     /// An argument is wrong: a bad option value, a type that does not match, a bad URL.
@@ -87,6 +92,9 @@ pub enum Error {
         message: String,
         /// How many times the task ran.
         attempts: u32,
+        /// The user's error object as its front end serialized it (a pickled Python
+        /// exception), so the caller can raise the same error; `None` for Rust errors.
+        payload: Option<ErrorPayload>,
     },
 
     // ---- execution ----
@@ -185,6 +193,9 @@ impl From<arrow::error::ArrowError> for Error {
     }
 }
 
+/// A front end's serialized error object (opaque to the engine).
+pub type ErrorPayload = std::sync::Arc<Vec<u8>>;
+
 /// An error raised by user code inside a task or actor method.
 ///
 /// Any `std::error::Error` converts into it with `?`, so task bodies can use `?` freely;
@@ -192,6 +203,8 @@ impl From<arrow::error::ArrowError> for Error {
 #[derive(Debug, Clone)]
 pub struct UserError {
     message: String,
+    payload: Option<ErrorPayload>,
+    worker_died: bool,
 }
 
 impl UserError {
@@ -199,12 +212,41 @@ impl UserError {
     pub fn msg(message: impl fmt::Display) -> Self {
         UserError {
             message: message.to_string(),
+            payload: None,
+            worker_died: false,
+        }
+    }
+
+    /// An error carrying the user's error object as its front end serialized it.
+    pub fn with_payload(message: impl fmt::Display, payload: ErrorPayload) -> Self {
+        UserError {
+            payload: Some(payload),
+            ..UserError::msg(message)
+        }
+    }
+
+    /// Not the user's error: the worker process running the user's code died. Tasks retry
+    /// it like a panic (up to `max_retries`); actors restart (up to `max_restarts`).
+    pub fn worker_died(message: impl fmt::Display) -> Self {
+        UserError {
+            worker_died: true,
+            ..UserError::msg(message)
         }
     }
 
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The serialized error object, if any.
+    pub fn payload(&self) -> Option<&ErrorPayload> {
+        self.payload.as_ref()
+    }
+
+    /// Whether the worker process died (a system failure).
+    pub fn is_worker_died(&self) -> bool {
+        self.worker_died
     }
 }
 
@@ -224,7 +266,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for UserError {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        UserError { message }
+        UserError::msg(message)
     }
 }
 

@@ -49,7 +49,9 @@ pub mod io;
 pub mod microbench;
 
 pub use crate::config::Config;
-pub use crate::core::actor::{ActorBuilder, ActorHandle, ActorOptions, actor, get_actor, kill};
+pub use crate::core::actor::{
+    ActorBuilder, ActorHandle, ActorOptions, actor, get_actor, kill, try_actor,
+};
 pub use crate::core::api::{
     CancelOptions, ObjectRef, RawRef, RuntimeContext, SegmentInfo, available_resources, cancel,
     cancel_task, cluster_resources, get, get_all, get_runtime_context, get_timeout, init,

@@ -70,7 +70,7 @@ impl Default for ActorOptions {
 
 /// Builds an actor: `volley::actor(Counter::default).name("c").spawn()`.
 pub struct ActorBuilder<A> {
-    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    factory: Arc<dyn Fn() -> TaskResult<A> + Send + Sync>,
     opts: ActorOptions,
 }
 
@@ -90,6 +90,16 @@ pub fn actor<A, F>(factory: F) -> ActorBuilder<A>
 where
     A: Send + Sync + 'static,
     F: Fn() -> A + Send + Sync + 'static,
+{
+    try_actor(move || Ok(factory()))
+}
+
+/// Like [`actor`], with a constructor that may fail: an `Err` kills the actor (or, on a
+/// restart, ends the restarts) with the error's message as the reason.
+pub fn try_actor<A, F>(factory: F) -> ActorBuilder<A>
+where
+    A: Send + Sync + 'static,
+    F: Fn() -> TaskResult<A> + Send + Sync + 'static,
 {
     ActorBuilder {
         factory: Arc::new(factory),
@@ -259,7 +269,7 @@ struct Mailbox<A> {
 pub(crate) struct ActorCore<A> {
     id: ActorId,
     display: String,
-    factory: Arc<dyn Fn() -> A + Send + Sync>,
+    factory: Arc<dyn Fn() -> TaskResult<A> + Send + Sync>,
     state: RwLock<Option<A>>,
     mb: Mutex<Mailbox<A>>,
     cv: Condvar,
@@ -334,8 +344,11 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
 
     fn construct(&self) -> std::result::Result<A, String> {
         let cur = CurrentTask::new(self.id.0, None, None, Some(self.id));
-        with_current(cur, || catch_unwind(AssertUnwindSafe(|| (self.factory)())))
-            .map_err(panic_message)
+        match with_current(cur, || catch_unwind(AssertUnwindSafe(|| (self.factory)()))) {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(e.message().to_string()),
+            Err(payload) => Err(panic_message(payload)),
+        }
     }
 
     fn thread_main(
@@ -445,6 +458,9 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
             Ok(Ok(None)) => node
                 .store
                 .fail(call.output, self.died_error("no live instance")),
+            Ok(Err(e)) if e.is_worker_died() => {
+                self.after_panic(node, call, task(), e.message().to_string());
+            }
             Ok(Err(e)) => node.store.fail(
                 call.output,
                 Error::TaskFailed {
@@ -452,6 +468,7 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
                     cause: FailureCause::UserError,
                     message: e.message().to_string(),
                     attempts: 1,
+                    payload: e.payload().cloned(),
                 },
             ),
             Err(payload) => {
@@ -477,6 +494,7 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
             cause: FailureCause::Panic,
             message: msg.clone(),
             attempts: 1,
+            payload: None,
         };
         if !can_restart {
             node.store.fail(call.output, failed);
@@ -590,6 +608,11 @@ impl<A: Send + Sync + 'static> ActorHandle<A> {
     /// Times the constructor was re-run.
     pub fn num_restarts(&self) -> i32 {
         self.core.mb.lock().restarts
+    }
+
+    /// Looks at the live instance, if there is one (waits while a `call` runs).
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&A) -> R) -> Option<R> {
+        self.core.state.read().as_ref().map(f)
     }
 }
 

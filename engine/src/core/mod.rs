@@ -12,6 +12,7 @@
 
 pub mod actor;
 pub mod api;
+pub mod foreign;
 pub mod generator;
 pub mod ids;
 pub(crate) mod node;
@@ -24,3 +25,4 @@ pub(crate) mod spill;
 pub mod store;
 pub mod task;
 pub mod transfer;
+pub mod worker;

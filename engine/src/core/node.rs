@@ -51,6 +51,10 @@ pub(crate) struct NodeInner {
     tasks: Mutex<HashMap<TaskId, Arc<TaskState>>>,
     pub(crate) actors: Mutex<HashMap<ActorId, Arc<dyn ActorControl>>>,
     pub(crate) named_actors: Mutex<HashMap<String, ActorId>>,
+    /// Worker processes (started on first use).
+    pub(crate) workers: crate::core::worker::WorkerPool,
+    /// Actors whose code runs in worker processes.
+    pub(crate) foreign_actors: crate::core::foreign::ForeignActors,
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: AtomicU64,
     worker_index: AtomicU32,
@@ -221,6 +225,40 @@ fn tune_allocator(threshold: usize) {
     ONCE.call_once(|| {});
 }
 
+/// Removes what nodes of dead processes left behind (a driver killed with SIGKILL cannot
+/// clean up): their session directories `session_<pid>_<node>` and their shared-memory
+/// segments `volley-<node>-*`. A live process's session is never touched.
+fn sweep_dead_sessions(temp_dir: &std::path::Path, shm_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((pid, node)) = name
+            .strip_prefix("session_")
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(pid, node)| Some((pid.parse::<i32>().ok()?, node.to_string())))
+        else {
+            continue;
+        };
+        // SAFETY: kill(2) with signal 0 only checks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if alive {
+            continue;
+        }
+        let prefix = format!("volley-{node}-");
+        if let Ok(segs) = std::fs::read_dir(shm_dir) {
+            for s in segs.flatten() {
+                if s.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(s.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+}
+
 /// Starts the node. Errors if one is running.
 pub(crate) fn init(config: Config) -> Result<()> {
     let _life = LIFECYCLE.lock();
@@ -264,6 +302,7 @@ pub(crate) fn init(config: Config) -> Result<()> {
         None if std::path::Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
         None => session_dir.clone(),
     };
+    sweep_dead_sessions(&config.temp_dir, &shm_dir);
     let shm_prefix = format!("volley-{id}-");
     let store = Store::new(
         StoreConfig {
@@ -287,10 +326,13 @@ pub(crate) fn init(config: Config) -> Result<()> {
     for (name, amount) in &config.resources {
         total.set(ResourceName::parse(name), *amount);
     }
+    let workers = crate::core::worker::WorkerPool::new(&config, &session_dir);
     let node = Arc::new(NodeInner {
         id,
         job: JobId(1),
         sched: Scheduler::new(id, total, config.max_worker_threads),
+        workers,
+        foreign_actors: Default::default(),
         config,
         store,
         session_dir,
@@ -324,6 +366,9 @@ pub(crate) fn shutdown() {
     for t in node.sched.shutdown() {
         fail_task_with(&node, t, Error::Shutdown);
     }
+    // Worker processes die now, so the calls waiting on them return.
+    node.workers.shutdown();
+    node.foreign_actors.clear();
     let actors: Vec<Arc<dyn ActorControl>> = node.actors.lock().drain().map(|(_, a)| a).collect();
     node.named_actors.lock().clear();
     for a in &actors {
@@ -651,6 +696,7 @@ impl NodeInner {
             cause,
             message,
             attempts,
+            payload: None,
         };
         match outcome {
             Ok(Ok(outputs)) => match &task.returns {
@@ -677,12 +723,22 @@ impl NodeInner {
                     Ok(())
                 }
             },
-            Ok(Err(CallError::User(e))) => Err((
+            Ok(Err(CallError::User(e))) if e.is_worker_died() => Err((
                 failed(
-                    FailureCause::UserError,
+                    FailureCause::WorkerDied,
                     e.message().to_string(),
                     task.attempt,
                 ),
+                true,
+            )),
+            Ok(Err(CallError::User(e))) => Err((
+                Error::TaskFailed {
+                    task: name(),
+                    cause: FailureCause::UserError,
+                    message: e.message().to_string(),
+                    attempts: task.attempt,
+                    payload: e.payload().cloned(),
+                },
                 task.retry_exceptions,
             )),
             Ok(Err(CallError::Setup(e))) => Err((e, false)),

@@ -761,32 +761,32 @@ impl Dataset {
         }))
     }
 
-    /// Splits into `n` datasets of consecutive rows, as equal in size as rows allow (the
-    /// rows are gathered in the driver first).
-    pub fn split(&self, n: usize) -> Result<Vec<Dataset>> {
+    /// Splits into `n` datasets of consecutive rows. The dataset is materialized once into
+    /// the object store (which spills past its budget) and its blocks are dealt out; a block
+    /// that straddles a cut is sliced, sharing its buffers. `equal = false` keeps every row
+    /// (shards differ by at most one row); `equal = true` gives every shard exactly
+    /// `count / n` rows and drops the last `count % n` (Ray's `split(n, equal=True)`).
+    pub fn split(&self, n: usize, equal: bool) -> Result<Vec<Dataset>> {
         if n == 0 {
             return Err(Error::InvalidArgument("split needs n >= 1".into()));
         }
-        let batches = self.take_all()?;
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => self.schema()?,
-        };
-        let all = arrow::compute::concat_batches(&schema, &batches)?;
-        let total = all.num_rows();
-        Ok((0..n)
-            .map(|i| {
-                let (start, end) = (i * total / n, (i + 1) * total / n);
-                self.with(LogicalPlan::FromBatches {
-                    schema: schema.clone(),
-                    batches: Arc::new(vec![all.slice(start, end - start)]),
-                })
+        let (schema, blocks) = self.materialize_blocks()?;
+        let total: u64 = blocks.iter().map(|b| b.1).sum();
+        let n64 = n as u64;
+        let sizes: Vec<u64> = (0..n64)
+            .map(|i| match equal {
+                true => total / n64,
+                false => (i + 1) * total / n64 - i * total / n64,
             })
+            .collect();
+        Ok(cut_blocks(blocks, &sizes)?
+            .into_iter()
+            .map(|part| self.with_refs(schema.clone(), part))
             .collect())
     }
 
     /// `(train, test)` with `test_fraction` of the rows in `test` (after an optional seeded
-    /// shuffle).
+    /// shuffle), through the object store like [`Dataset::split`].
     pub fn train_test_split(
         &self,
         test_fraction: f64,
@@ -801,21 +801,19 @@ impl Dataset {
             Some(seed) => self.random_shuffle(Some(seed)),
             None => self.clone(),
         };
-        let batches = ds.take_all()?;
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => ds.schema()?,
-        };
-        let all = arrow::compute::concat_batches(&schema, &batches)?;
-        let test_rows = (all.num_rows() as f64 * test_fraction).round() as usize;
-        let cut = all.num_rows() - test_rows;
-        let part = |b: RecordBatch| {
-            self.with(LogicalPlan::FromBatches {
-                schema: schema.clone(),
-                batches: Arc::new(vec![b]),
-            })
-        };
-        Ok((part(all.slice(0, cut)), part(all.slice(cut, test_rows))))
+        let (schema, blocks) = ds.materialize_blocks()?;
+        let total: u64 = blocks.iter().map(|b| b.1).sum();
+        let test_rows = (total as f64 * test_fraction).round() as u64;
+        let mut parts = cut_blocks(blocks, &[total - test_rows, test_rows])?.into_iter();
+        let mut next = || self.with_refs(schema.clone(), parts.next().unwrap_or_default());
+        Ok((next(), next()))
+    }
+
+    fn with_refs(&self, schema: SchemaRef, blocks: Vec<(ObjectRef<Block>, u64)>) -> Dataset {
+        self.with(LogicalPlan::FromRefs {
+            schema,
+            blocks: Arc::new(blocks),
+        })
     }
 
     /// The first `n` rows.
@@ -832,10 +830,7 @@ impl Dataset {
     /// past its budget); the returned dataset reads them instead of re-running the plan.
     pub fn materialize(&self) -> Result<Dataset> {
         let (schema, blocks) = self.materialize_blocks()?;
-        Ok(self.with(LogicalPlan::FromRefs {
-            schema,
-            blocks: Arc::new(blocks),
-        }))
+        Ok(self.with_refs(schema, blocks))
     }
 
     /// The blocks of this dataset, in the store, with their row counts.
@@ -1126,4 +1121,61 @@ impl Agg {
             column: Some(column.to_string()),
         }
     }
+}
+
+/// Cuts `blocks` (in order) into consecutive pieces of `sizes[i]` rows; rows past the sum of
+/// `sizes` are dropped. A block that straddles a cut is sliced (the slices share its
+/// buffers) and each slice is put in the store as a block of its own.
+fn cut_blocks(
+    blocks: Vec<(ObjectRef<Block>, u64)>,
+    sizes: &[u64],
+) -> Result<Vec<Vec<(ObjectRef<Block>, u64)>>> {
+    let mut queue: std::collections::VecDeque<(ObjectRef<Block>, u64, u64)> =
+        blocks.into_iter().map(|(r, rows)| (r, 0, rows)).collect();
+    let mut out = Vec::with_capacity(sizes.len());
+    for &size in sizes {
+        let mut part = Vec::new();
+        let mut need = size;
+        while need > 0 {
+            let Some((r, start, rows)) = queue.pop_front() else {
+                break;
+            };
+            let take = rows.min(need);
+            if start == 0 && take == rows {
+                part.push((r, rows));
+            } else {
+                let block = crate::get(&r)?;
+                let piece = slice_batches(block.batches(), start as usize, take as usize);
+                part.push((
+                    crate::put(Block::try_new(block.schema().clone(), piece)?)?,
+                    take,
+                ));
+                if take < rows {
+                    queue.push_front((r, start + take, rows - take));
+                }
+            }
+            need -= take;
+        }
+        out.push(part);
+    }
+    Ok(out)
+}
+
+/// Rows `start..start + len` of `batches` (zero-copy slices).
+fn slice_batches(batches: &[RecordBatch], mut start: usize, mut len: usize) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for b in batches {
+        if len == 0 {
+            break;
+        }
+        if start >= b.num_rows() {
+            start -= b.num_rows();
+            continue;
+        }
+        let take = (b.num_rows() - start).min(len);
+        out.push(b.slice(start, take));
+        len -= take;
+        start = 0;
+    }
+    out
 }

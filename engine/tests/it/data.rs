@@ -796,10 +796,33 @@ fn sized_batches_splits_and_train_test_split() {
         .flat_map(|b| i64s(&b.unwrap(), "id"))
         .collect();
     assert_eq!(ids, (0..1003).collect::<Vec<_>>());
-    let parts = ds.split(4).unwrap();
+    // Small blocks, so cuts fall inside blocks.
+    let small = ds.clone().with_context(DataContext {
+        read_batch_rows: 64,
+        target_max_block_size: 1,
+        ..DataContext::default()
+    });
+    let parts = small.split(4, false).unwrap();
     let counts: Vec<u64> = parts.iter().map(|p| p.count().unwrap()).collect();
-    assert_eq!(counts.iter().sum::<u64>(), 1003);
-    assert!(counts.iter().all(|c| (250..=251).contains(c)), "{counts:?}");
+    assert_eq!(counts, [250, 251, 251, 251]);
+    let ids: Vec<i64> = parts
+        .iter()
+        .flat_map(|p| p.take_all().unwrap())
+        .flat_map(|b| i64s(&b, "id"))
+        .collect();
+    assert_eq!(
+        ids,
+        (0..1003).collect::<Vec<_>>(),
+        "consecutive rows, each once"
+    );
+    let equal = small.split(4, true).unwrap();
+    let counts: Vec<u64> = equal.iter().map(|p| p.count().unwrap()).collect();
+    assert_eq!(counts, [250; 4]);
+    let firsts: Vec<i64> = equal
+        .iter()
+        .map(|p| i64s(&p.take(1).unwrap()[0], "id")[0])
+        .collect();
+    assert_eq!(firsts, [0, 250, 500, 750]);
     let (train, test) = ds.train_test_split(0.25, Some(3)).unwrap();
     assert_eq!((train.count().unwrap(), test.count().unwrap()), (752, 251));
     let mut all: Vec<i64> = train

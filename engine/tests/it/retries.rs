@@ -39,6 +39,7 @@ fn exhausted_retries_give_an_error_naming_the_task() {
             cause,
             message,
             attempts,
+            payload: None,
         } => {
             assert!(task.starts_with("load_partition ("), "{task}");
             assert_eq!(*cause, FailureCause::Panic);

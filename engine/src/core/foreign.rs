@@ -1,0 +1,1443 @@
+//! Foreign functions, actors and values: the core API for front ends whose code the engine
+//! cannot run itself (the Python package). Functions and classes are opaque bytes (pickled)
+//! kept in a function table; their tasks and actor calls run in worker processes
+//! ([`crate::core::worker`]); values are pickled bytes or Arrow blocks.
+//!
+//! Every function here works in two places:
+//! - in the driver (local mode) it calls the in-process node;
+//! - in a worker process (after [`worker_connect`]) it sends a [`Request`] to the node over
+//!   the channel of the call running on this thread (or the worker's client channel), and
+//!   the node serves it with the same functions ([`serve_request`]).
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::Duration;
+
+use arrow::buffer::Buffer;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::core::actor::{ActorHandle, ActorOptions, try_actor};
+use crate::core::api::{ObjectRef, RawRef};
+use crate::core::ids::{ActorId, ObjectId};
+use crate::core::node::{NodeInner, current};
+use crate::core::object::{
+    Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
+};
+use crate::core::task::{Arg, CallCtx, CallError, ErasedFn, Func, Output, TaskOptions};
+use crate::core::worker::{
+    Call, CallKind, CallOutcome, FromWorker, RefSync, ReleaseLater, ToWorker, WireData, WireId,
+    WireValue, WorkerProc, WorkerShared, read_frame, write_frame,
+};
+use crate::error::{Error, Result, TaskResult, UserError};
+
+/// A function's (or class's) id in the function table: a hash of its bytes.
+pub type FunctionId = u64;
+
+static FUNCTIONS: LazyLock<RwLock<HashMap<FunctionId, Arc<Vec<u8>>>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+
+/// Stores a pickled function or class once per process and returns its id.
+pub fn register_function(bytes: Vec<u8>) -> FunctionId {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    let id = h.finish();
+    FUNCTIONS
+        .write()
+        .entry(id)
+        .or_insert_with(|| Arc::new(bytes));
+    id
+}
+
+/// The bytes of a registered function.
+pub fn function_bytes(id: FunctionId) -> Result<Arc<Vec<u8>>> {
+    FUNCTIONS
+        .read()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| Error::NotFound(format!("function {id:#x} is not registered")))
+}
+
+/// Objects up to this size travel inline in messages; larger ones through shared memory.
+const INLINE_BYTES: usize = 100 << 10;
+
+// ---------------------------------------------------------------------------------------------
+// Values and refs
+// ---------------------------------------------------------------------------------------------
+
+/// A value a front end stores: pickled bytes or an Arrow block, and the refs inside it.
+#[derive(Debug, Clone)]
+pub struct PutValue {
+    /// The data.
+    pub data: ForeignValue,
+    /// Ids of the refs serialized inside it (alive while it is stored).
+    pub nested: Vec<ObjectId>,
+}
+
+/// A value as a front end reads it.
+#[derive(Debug, Clone)]
+pub enum ForeignValue {
+    /// Pickled bytes.
+    Pickle(Bytes),
+    /// Arrow data (a table, or a pickle with out-of-band buffers): zero-copy, read from the
+    /// store's memory or a mapped shared-memory segment.
+    Arrow(Block),
+}
+
+impl ForeignValue {
+    fn into_data(self) -> ObjectData {
+        match self {
+            ForeignValue::Pickle(data) => ObjectData::Bytes {
+                format: BytesFormat::Pickle,
+                data,
+            },
+            ForeignValue::Arrow(b) => ObjectData::Arrow(b),
+        }
+    }
+
+    fn from_data(data: ObjectData) -> Result<Self> {
+        match data {
+            ObjectData::Arrow(b) => Ok(ForeignValue::Arrow(b)),
+            ObjectData::Bytes {
+                format: BytesFormat::Pickle,
+                data,
+            } => Ok(ForeignValue::Pickle(data)),
+            ObjectData::Bytes { .. } => Err(Error::InvalidArgument(
+                "the object was stored by Rust code (bincode), not by Python".into(),
+            )),
+        }
+    }
+
+    fn to_wire(&self) -> Result<WireData> {
+        Ok(match self {
+            ForeignValue::Pickle(b) => WireData::Pickle(b.to_vec()),
+            ForeignValue::Arrow(_) => {
+                let bufs = encode_ipc(&self.clone().into_data())?;
+                let mut out = Vec::with_capacity(bufs.iter().map(|b| b.len()).sum());
+                for b in &bufs {
+                    out.extend_from_slice(b.as_slice());
+                }
+                WireData::Ipc(out)
+            }
+        })
+    }
+
+    fn from_wire(w: WireData) -> Result<Self> {
+        match w {
+            WireData::Pickle(b) => Ok(ForeignValue::Pickle(Bytes::from(b))),
+            WireData::Ipc(b) => Self::from_data(decode_ipc(Buffer::from_vec(b))?),
+            WireData::Segment { path, .. } => {
+                let seg = crate::core::shm::map_segment(std::path::Path::new(&path))?;
+                Self::from_data(seg.data().clone())
+            }
+        }
+    }
+}
+
+/// What the store holds for a foreign value.
+pub(crate) struct ForeignObject {
+    data: ObjectData,
+    nested: Vec<ObjectId>,
+    /// The worker's references to the nested refs, released once they are referenced here.
+    hold: Option<ReleaseLater>,
+}
+
+impl Value for ForeignObject {
+    fn into_data(self) -> Result<ObjectData> {
+        for id in self.nested {
+            note_nested_ref(id);
+        }
+        drop(self.hold);
+        Ok(self.data)
+    }
+
+    fn from_data(data: &ObjectData) -> Result<Self> {
+        Ok(ForeignObject {
+            data: data.clone(),
+            nested: Vec::new(),
+            hold: None,
+        })
+    }
+}
+
+/// A front end's reference to an object. In the driver it owns a count on the object; in a
+/// worker the node counts it for the worker, and dropping it tells the node.
+#[derive(Debug)]
+pub struct ForeignRef {
+    id: ObjectId,
+    local: Option<RawRef>,
+}
+
+impl ForeignRef {
+    /// The object's id.
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    /// A new reference to an object another reference keeps alive now (e.g. one just
+    /// deserialized from a value).
+    pub fn borrow(id: ObjectId) -> Result<Self> {
+        if let Some(c) = client() {
+            c.sync.lock().acquired.push(id.to_bytes());
+            return Ok(ForeignRef { id, local: None });
+        }
+        let node = current()?;
+        if !node.store.add_ref(id) {
+            return Err(Error::ObjectLost {
+                object: id.to_string(),
+                reason: "it was freed before this reference to it was made".into(),
+            });
+        }
+        Ok(ForeignRef {
+            id,
+            local: Some(RawRef::adopt(&node, id)),
+        })
+    }
+
+    /// A reference the node already counted for this process.
+    fn adopt(id: ObjectId) -> Self {
+        ForeignRef { id, local: None }
+    }
+
+    fn from_raw(raw: RawRef) -> Self {
+        ForeignRef {
+            id: raw.id(),
+            local: Some(raw),
+        }
+    }
+}
+
+impl Clone for ForeignRef {
+    fn clone(&self) -> Self {
+        if self.local.is_none()
+            && let Some(c) = client()
+        {
+            c.sync.lock().acquired.push(self.id.to_bytes());
+        }
+        ForeignRef {
+            id: self.id,
+            local: self.local.clone(),
+        }
+    }
+}
+
+impl Drop for ForeignRef {
+    fn drop(&mut self) {
+        if self.local.is_none()
+            && let Some(c) = client()
+        {
+            c.sync.lock().released.push(self.id.to_bytes());
+        }
+    }
+}
+
+fn ids_from_wire(ids: &[WireId]) -> Result<Vec<ObjectId>> {
+    ids.iter()
+        .map(|b| {
+            ObjectId::from_bytes(b)
+                .ok_or_else(|| Error::InvalidArgument("a malformed object id".into()))
+        })
+        .collect()
+}
+
+fn to_wire_ids(ids: impl IntoIterator<Item = ObjectId>) -> Vec<WireId> {
+    ids.into_iter().map(ObjectId::to_bytes).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and arguments
+// ---------------------------------------------------------------------------------------------
+
+/// Options of a foreign task (Ray's names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForeignTaskOptions {
+    /// Shown in errors.
+    pub name: String,
+    /// Outputs.
+    pub num_returns: u32,
+    /// CPUs (default 1).
+    pub num_cpus: f64,
+    /// GPUs.
+    pub num_gpus: f64,
+    /// Memory in bytes.
+    pub memory: u64,
+    /// Custom resources.
+    pub resources: Vec<(String, f64)>,
+    /// Retries on worker death; `None`: the config's default.
+    pub max_retries: Option<i32>,
+    /// Also retry exceptions.
+    pub retry_exceptions: bool,
+}
+
+/// Options of a foreign actor (Ray's names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForeignActorOptions {
+    /// The class name, shown in errors.
+    pub class_name: String,
+    /// A name to find it by.
+    pub name: Option<String>,
+    /// CPUs held for its life (Ray: 0 once placed).
+    pub num_cpus: f64,
+    /// GPUs held for its life.
+    pub num_gpus: f64,
+    /// Custom resources held for its life.
+    pub resources: Vec<(String, f64)>,
+    /// Calls running at once (threads, or coroutines for an async actor).
+    pub max_concurrency: u32,
+    /// Restarts after its worker dies; -1 unlimited.
+    pub max_restarts: i32,
+    /// Retries of a call interrupted by a restart.
+    pub max_task_retries: i32,
+    /// Outlives its handles.
+    pub detached: bool,
+}
+
+/// The arguments of a call: the pickled `(args, kwargs)` structure with placeholders for
+/// the top-level refs, the refs nested deeper inside it, and the top-level refs, which are
+/// resolved to their values before the call runs.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ForeignArgs {
+    /// The pickled structure.
+    pub structure: Vec<u8>,
+    /// Refs nested in the structure (kept alive for the call).
+    pub nested: Vec<WireId>,
+    /// Top-level ref arguments.
+    pub refs: Vec<WireId>,
+}
+
+impl ForeignArgs {
+    /// Builds the arguments from ids.
+    pub fn new(structure: Vec<u8>, nested: &[ObjectId], refs: &[ObjectId]) -> Self {
+        ForeignArgs {
+            structure,
+            nested: to_wire_ids(nested.iter().copied()),
+            refs: to_wire_ids(refs.iter().copied()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API (driver or worker)
+// ---------------------------------------------------------------------------------------------
+
+/// Stores a value.
+pub fn put(value: PutValue) -> Result<ForeignRef> {
+    if let Some(c) = client() {
+        let wire = WireValue {
+            data: value.data.to_wire()?,
+            nested: to_wire_ids(value.nested),
+        };
+        return match c.request(Request::Put(wire))? {
+            Reply::Refs(ids) => Ok(adopt_all(&ids)?.remove(0)),
+            other => Err(unexpected(&other)),
+        };
+    }
+    local_put(value).map(ForeignRef::from_raw)
+}
+
+fn local_put(value: PutValue) -> Result<RawRef> {
+    let r = crate::put(ForeignObject {
+        data: value.data.into_data(),
+        nested: value.nested,
+        hold: None,
+    })?;
+    Ok(r.raw().clone())
+}
+
+/// Waits for the objects and returns their values; `timeout` bounds the whole wait.
+pub fn get(refs: &[ForeignRef], timeout: Option<Duration>) -> Result<Vec<ForeignValue>> {
+    let ids: Vec<ObjectId> = refs.iter().map(|r| r.id).collect();
+    if let Some(c) = client() {
+        let req = Request::Get {
+            ids: to_wire_ids(ids),
+            timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        };
+        return match c.request(req)? {
+            Reply::Values(v) => v.into_iter().map(ForeignValue::from_wire).collect(),
+            other => Err(unexpected(&other)),
+        };
+    }
+    let node = current()?;
+    let refs: Vec<ObjectRef<ForeignObject>> = ids
+        .iter()
+        .map(|id| typed_ref(&node, *id))
+        .collect::<Result<_>>()?;
+    crate::get_all(&refs, timeout)?
+        .into_iter()
+        .map(|o| ForeignValue::from_data(o.data))
+        .collect()
+}
+
+/// Waits until `num_returns` of the objects are ready or `timeout` passes; which are ready.
+pub fn wait(
+    refs: &[ForeignRef],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> Result<Vec<bool>> {
+    let ids: Vec<ObjectId> = refs.iter().map(|r| r.id).collect();
+    if let Some(c) = client() {
+        let req = Request::Wait {
+            ids: to_wire_ids(ids),
+            num_returns: num_returns as u32,
+            timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        };
+        return match c.request(req)? {
+            Reply::Ready(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        };
+    }
+    local_wait(&ids, num_returns, timeout)
+}
+
+fn local_wait(
+    ids: &[ObjectId],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> Result<Vec<bool>> {
+    let node = current()?;
+    let refs: Vec<ObjectRef<ForeignObject>> = ids
+        .iter()
+        .map(|id| typed_ref(&node, *id))
+        .collect::<Result<_>>()?;
+    let (ready, _) = crate::wait(&refs, num_returns, timeout)?;
+    let ready: HashSet<ObjectId> = ready.iter().map(|r| r.id()).collect();
+    Ok(ids.iter().map(|id| ready.contains(id)).collect())
+}
+
+/// Submits a task running the registered function `function` in a worker process.
+pub fn submit_task(
+    function: FunctionId,
+    args: ForeignArgs,
+    opts: ForeignTaskOptions,
+) -> Result<Vec<ForeignRef>> {
+    if let Some(c) = client() {
+        let req = Request::Submit {
+            function,
+            function_bytes: c.first_send(function)?,
+            args,
+            opts,
+        };
+        return match c.request(req)? {
+            Reply::Refs(ids) => adopt_all(&ids),
+            other => Err(unexpected(&other)),
+        };
+    }
+    local_submit(function, args, opts).map(|v| v.into_iter().map(ForeignRef::from_raw).collect())
+}
+
+fn local_submit(
+    function: FunctionId,
+    args: ForeignArgs,
+    opts: ForeignTaskOptions,
+) -> Result<Vec<RawRef>> {
+    let node = current()?;
+    function_bytes(function)?;
+    let nested = ids_from_wire(&args.nested)?;
+    let refs = ids_from_wire(&args.refs)?;
+    // The nested refs are held for the task's life (released with its value argument).
+    for id in &nested {
+        if !node.store.add_ref(*id) {
+            return Err(lost_arg(*id, &opts.name));
+        }
+    }
+    let mut core_args = vec![Arg::Value {
+        data: ObjectData::Bytes {
+            format: BytesFormat::Pickle,
+            data: Bytes::from(args.structure),
+        },
+        nested,
+    }];
+    core_args.extend(refs.iter().map(|id| Arg::Ref(*id)));
+    let num_returns = opts.num_returns.max(1);
+    let task_opts = TaskOptions {
+        name: Some(opts.name.clone()),
+        num_cpus: opts.num_cpus,
+        num_gpus: opts.num_gpus,
+        memory: opts.memory,
+        resources: opts.resources.clone(),
+        max_retries: opts.max_retries,
+        retry_exceptions: opts.retry_exceptions,
+        num_returns: num_returns as usize,
+        ..TaskOptions::default()
+    };
+    let func = task_fn(function, refs, num_returns);
+    let ids = node
+        .submit_task(crate::core::task::TaskRequest {
+            name: Arc::from(opts.name.as_str()),
+            func: Func::Closure(func),
+            args: core_args,
+            num_returns: num_returns as usize,
+            streaming: None,
+            opts: task_opts,
+        })?
+        .fixed();
+    Ok(ids.into_iter().map(|id| RawRef::adopt(&node, id)).collect())
+}
+
+fn lost_arg(id: ObjectId, task: &str) -> Error {
+    Error::ObjectLost {
+        object: id.to_string(),
+        reason: format!("argument of task {task} was freed"),
+    }
+}
+
+/// The core task body of a foreign task: lease a worker, run the call, collect outputs.
+fn task_fn(function: FunctionId, refs: Vec<ObjectId>, num_returns: u32) -> Arc<ErasedFn> {
+    Arc::new(move |ctx: &mut CallCtx<'_>| {
+        let node = current().map_err(CallError::Setup)?;
+        let args = wire_args(&node, &ctx.args, &refs).map_err(CallError::Setup)?;
+        let call = Call {
+            kind: CallKind::Task,
+            name: ctx.task_name(),
+            function,
+            function_bytes: None,
+            args,
+            num_returns,
+        };
+        let worker = node.workers.lease(&node).map_err(CallError::Setup)?;
+        // A worker that died is dropped (killed and reaped), never reused.
+        let (outcome, _later) = worker.run(&node, call).map_err(CallError::User)?;
+        node.workers.give_back(worker);
+        outputs(&node, outcome, num_returns, true).map_err(CallError::User)
+    })
+}
+
+/// The arguments as the worker gets them: the structure inline, each ref argument inline
+/// when small, else as its shared-memory segment (mapped, not copied).
+fn wire_args(node: &NodeInner, args: &[ObjectData], refs: &[ObjectId]) -> Result<Vec<WireData>> {
+    let mut out = Vec::with_capacity(args.len());
+    for (i, data) in args.iter().enumerate() {
+        let id = i.checked_sub(1).and_then(|j| refs.get(j)).copied();
+        out.push(wire_data(node, data, id)?);
+    }
+    Ok(out)
+}
+
+fn wire_data(node: &NodeInner, data: &ObjectData, id: Option<ObjectId>) -> Result<WireData> {
+    match (data, id) {
+        (
+            ObjectData::Bytes {
+                format: BytesFormat::Pickle,
+                data,
+            },
+            _,
+        ) if data.len() <= INLINE_BYTES || id.is_none() => Ok(WireData::Pickle(data.to_vec())),
+        (_, Some(id)) => {
+            let seg = node.store.segment(id)?;
+            Ok(WireData::Segment {
+                path: seg.path().to_string_lossy().into_owned(),
+                len: seg.len() as u64,
+            })
+        }
+        (other, None) => ForeignValue::from_data(other.clone())?.to_wire(),
+    }
+}
+
+/// Turns a worker's outcome into outputs; `reference`: take a reference on each nested ref
+/// (for task outputs, which the store adopts when it seals them).
+fn outputs(
+    node: &NodeInner,
+    outcome: CallOutcome,
+    num_returns: u32,
+    reference: bool,
+) -> TaskResult<Vec<Output>> {
+    let values = match outcome {
+        CallOutcome::Ok(v) => v,
+        CallOutcome::Err { message, payload } => {
+            return Err(match payload {
+                Some(p) => UserError::with_payload(message, Arc::new(p)),
+                None => UserError::msg(message),
+            });
+        }
+    };
+    if values.len() != num_returns as usize {
+        return Err(UserError::msg(format!(
+            "the function returned {} values but num_returns={num_returns}",
+            values.len()
+        )));
+    }
+    values
+        .into_iter()
+        .map(|v| {
+            let data = ForeignValue::from_wire(v.data)
+                .map_err(|e| UserError::msg(e.to_string()))?
+                .into_data();
+            let nested = ids_from_wire(&v.nested).map_err(|e| UserError::msg(e.to_string()))?;
+            if reference {
+                for id in &nested {
+                    node.store.add_ref(*id);
+                }
+            }
+            Ok((data, nested))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actors
+// ---------------------------------------------------------------------------------------------
+
+/// A foreign actor's instance on the node: its worker process.
+pub(crate) struct ActorProxy {
+    worker: WorkerProc,
+    class: FunctionId,
+}
+
+/// The node's table of foreign actors (handles counted for the driver).
+#[derive(Default)]
+pub(crate) struct ForeignActors {
+    actors: Mutex<HashMap<ActorId, ActorEntry>>,
+}
+
+impl ForeignActors {
+    /// Drops every actor (at shutdown).
+    pub(crate) fn clear(&self) {
+        let all: Vec<ActorEntry> = self.actors.lock().drain().map(|(_, e)| e).collect();
+        drop(all);
+    }
+}
+
+struct ActorEntry {
+    handle: ActorHandle<ActorProxy>,
+    opts: ForeignActorOptions,
+    /// Driver-side handles; at 0 a non-detached actor stops.
+    handles: Arc<AtomicUsize>,
+}
+
+/// A front end's handle on a foreign actor.
+#[derive(Debug)]
+pub struct ForeignActor {
+    id: ActorId,
+    opts: ForeignActorOptions,
+    counted: Option<Arc<AtomicUsize>>,
+}
+
+impl ForeignActor {
+    /// The actor's id.
+    pub fn id(&self) -> ActorId {
+        self.id
+    }
+
+    /// Its options.
+    pub fn options(&self) -> &ForeignActorOptions {
+        &self.opts
+    }
+
+    /// The id as bytes (to pickle a handle).
+    pub fn id_bytes(&self) -> WireId {
+        actor_wire(self.id)
+    }
+
+    /// A handle from pickled id bytes (does not keep the actor alive).
+    pub fn from_id_bytes(b: &[u8], opts: ForeignActorOptions) -> Result<Self> {
+        let id = ObjectId::from_bytes(b)
+            .map(|o| ActorId(o.task))
+            .ok_or_else(|| Error::InvalidArgument("a malformed actor id".into()))?;
+        Ok(ForeignActor {
+            id,
+            opts,
+            counted: None,
+        })
+    }
+}
+
+impl Clone for ForeignActor {
+    fn clone(&self) -> Self {
+        if let Some(c) = &self.counted {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        ForeignActor {
+            id: self.id,
+            opts: self.opts.clone(),
+            counted: self.counted.clone(),
+        }
+    }
+}
+
+impl Drop for ForeignActor {
+    fn drop(&mut self) {
+        let Some(c) = &self.counted else { return };
+        if c.fetch_sub(1, Ordering::AcqRel) == 1
+            && !self.opts.detached
+            && let Ok(node) = current()
+        {
+            // The last driver handle: let the actor finish its queued calls and stop.
+            node.foreign_actors.actors.lock().remove(&self.id);
+        }
+    }
+}
+
+fn actor_wire(id: ActorId) -> WireId {
+    ObjectId {
+        task: id.0,
+        index: 0,
+    }
+    .to_bytes()
+}
+
+/// Creates an actor of the registered class `class` in a worker process of its own.
+pub fn create_actor(
+    class: FunctionId,
+    args: ForeignArgs,
+    opts: ForeignActorOptions,
+) -> Result<ForeignActor> {
+    if let Some(c) = client() {
+        let req = Request::CreateActor {
+            class,
+            class_bytes: c.first_send(class)?,
+            args,
+            opts: opts.clone(),
+        };
+        return match c.request(req)? {
+            Reply::Actor { id, opts } => ForeignActor::from_id_bytes(&id, opts),
+            other => Err(unexpected(&other)),
+        };
+    }
+    let (id, handles) = local_create_actor(class, args, opts.clone())?;
+    Ok(ForeignActor {
+        id,
+        opts,
+        counted: Some(handles),
+    })
+}
+
+fn local_create_actor(
+    class: FunctionId,
+    args: ForeignArgs,
+    opts: ForeignActorOptions,
+) -> Result<(ActorId, Arc<AtomicUsize>)> {
+    let node = current()?;
+    function_bytes(class)?;
+    // The constructor's arguments are kept for restarts.
+    let refs: Vec<ForeignRef> = ids_from_wire(&args.refs)?
+        .into_iter()
+        .chain(ids_from_wire(&args.nested)?)
+        .map(ForeignRef::borrow)
+        .collect::<Result<_>>()?;
+    let concurrency = opts.max_concurrency.max(1);
+    let class_name = opts.class_name.clone();
+    let held = (args.clone(), refs);
+    let factory = move || -> TaskResult<ActorProxy> {
+        let node = current().map_err(|e| UserError::msg(e.to_string()))?;
+        let worker = node
+            .workers
+            .spawn(&node, concurrency)
+            .map_err(|e| UserError::msg(e.to_string()))?;
+        let (args, _keep) = &held;
+        let call = Call {
+            kind: CallKind::ActorNew,
+            name: format!("{class_name}.__init__"),
+            function: class,
+            function_bytes: None,
+            args: resolve_args(&node, args).map_err(|e| UserError::msg(e.to_string()))?,
+            num_returns: 1,
+        };
+        match worker.run(&node, call)?.0 {
+            CallOutcome::Ok(_) => Ok(ActorProxy { worker, class }),
+            CallOutcome::Err { message, .. } => Err(UserError::msg(format!(
+                "the constructor of {class_name} raised:\n{message}"
+            ))),
+        }
+    };
+    let core_opts = ActorOptions {
+        name: opts.name.clone(),
+        max_concurrency: concurrency as usize,
+        max_restarts: opts.max_restarts,
+        max_task_retries: opts.max_task_retries,
+        task: TaskOptions {
+            name: Some(opts.class_name.clone()),
+            num_cpus: opts.num_cpus,
+            num_gpus: opts.num_gpus,
+            resources: opts.resources.clone(),
+            ..TaskOptions::default()
+        },
+        detached: opts.detached,
+    };
+    let handle = try_actor(factory).options(core_opts).spawn()?;
+    let id = handle.id();
+    let handles = Arc::new(AtomicUsize::new(1));
+    node.foreign_actors.actors.lock().insert(
+        id,
+        ActorEntry {
+            handle,
+            opts,
+            handles: handles.clone(),
+        },
+    );
+    Ok((id, handles))
+}
+
+/// Resolves an actor call's arguments (waiting for ref arguments) into wire form.
+fn resolve_args(node: &Arc<NodeInner>, args: &ForeignArgs) -> Result<Vec<WireData>> {
+    let refs = ids_from_wire(&args.refs)?;
+    let typed: Vec<ObjectRef<ForeignObject>> = refs
+        .iter()
+        .map(|id| typed_ref(node, *id))
+        .collect::<Result<_>>()?;
+    let values = crate::get_all(&typed, None)?;
+    let mut out = vec![WireData::Pickle(args.structure.clone())];
+    for (v, id) in values.into_iter().zip(&refs) {
+        out.push(wire_data(node, &v.data, Some(*id))?);
+    }
+    Ok(out)
+}
+
+/// Calls `method` on the actor; returns a ref to its result.
+pub fn call_actor(
+    actor: &ForeignActor,
+    method: &str,
+    args: ForeignArgs,
+    num_returns: u32,
+) -> Result<Vec<ForeignRef>> {
+    if let Some(c) = client() {
+        let req = Request::CallActor {
+            actor: actor_wire(actor.id),
+            method: method.to_string(),
+            args,
+            num_returns,
+        };
+        return match c.request(req)? {
+            Reply::Refs(ids) => adopt_all(&ids),
+            other => Err(unexpected(&other)),
+        };
+    }
+    local_call_actor(actor.id, method, args, num_returns)
+        .map(|v| v.into_iter().map(ForeignRef::from_raw).collect())
+}
+
+fn local_call_actor(
+    actor: ActorId,
+    method: &str,
+    args: ForeignArgs,
+    num_returns: u32,
+) -> Result<Vec<RawRef>> {
+    if num_returns != 1 {
+        return Err(Error::InvalidArgument(format!(
+            "actor methods return one value (num_returns={num_returns} is not supported yet)"
+        )));
+    }
+    let node = current()?;
+    let handle = node
+        .foreign_actors
+        .actors
+        .lock()
+        .get(&actor)
+        .map(|e| e.handle.clone())
+        .ok_or_else(|| Error::ActorDied {
+            actor: actor.to_string(),
+            reason: "it was killed, or all its handles were dropped".into(),
+        })?;
+    // Keep the argument refs alive until the call runs.
+    let keep: Vec<ForeignRef> = ids_from_wire(&args.refs)?
+        .into_iter()
+        .chain(ids_from_wire(&args.nested)?)
+        .map(ForeignRef::borrow)
+        .collect::<Result<_>>()?;
+    let method = method.to_string();
+    let r = handle.call_shared(move |proxy: &ActorProxy| {
+        let _keep = &keep;
+        let node = current().map_err(|e| UserError::msg(e.to_string()))?;
+        let call = Call {
+            kind: CallKind::ActorMethod(method.clone()),
+            name: method.clone(),
+            function: proxy.class,
+            function_bytes: None,
+            args: resolve_args(&node, &args).map_err(|e| UserError::msg(e.to_string()))?,
+            num_returns: 1,
+        };
+        let (outcome, later) = proxy.worker.run(&node, call)?;
+        let (data, nested) = outputs(&node, outcome, 1, false)?.remove(0);
+        Ok(ForeignObject {
+            data,
+            nested,
+            hold: Some(later),
+        })
+    })?;
+    Ok(vec![r.raw().clone()])
+}
+
+/// Kills the actor (`no_restart = false` lets it restart if it has restarts left).
+pub fn kill_actor(actor: &ForeignActor, no_restart: bool) -> Result<()> {
+    if let Some(c) = client() {
+        let req = Request::KillActor {
+            actor: actor_wire(actor.id),
+            no_restart,
+        };
+        return c.request(req).map(|_| ());
+    }
+    local_kill(actor.id, no_restart)
+}
+
+fn local_kill(actor: ActorId, no_restart: bool) -> Result<()> {
+    let node = current()?;
+    let mut table = node.foreign_actors.actors.lock();
+    let Some(entry) = table.get(&actor) else {
+        return Ok(());
+    };
+    if no_restart {
+        entry.handle.kill();
+        table.remove(&actor);
+    } else {
+        // Kill the process: the actor restarts per max_restarts.
+        if let Some(pid) = entry.handle.peek(|p| p.worker.shared.pid) {
+            // SAFETY: kill(2) on the pid of the actor's live worker process.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The live actor named `name`.
+pub fn get_actor(name: &str) -> Result<ForeignActor> {
+    if let Some(c) = client() {
+        return match c.request(Request::GetActor {
+            name: name.to_string(),
+        })? {
+            Reply::Actor { id, opts } => ForeignActor::from_id_bytes(&id, opts),
+            other => Err(unexpected(&other)),
+        };
+    }
+    let (id, opts, handles) = local_get_actor(name)?;
+    handles.fetch_add(1, Ordering::Relaxed);
+    Ok(ForeignActor {
+        id,
+        opts,
+        counted: Some(handles),
+    })
+}
+
+fn local_get_actor(name: &str) -> Result<(ActorId, ForeignActorOptions, Arc<AtomicUsize>)> {
+    let node = current()?;
+    let table = node.foreign_actors.actors.lock();
+    table
+        .iter()
+        .find(|(_, e)| e.opts.name.as_deref() == Some(name) && e.handle.is_alive())
+        .map(|(id, e)| (*id, e.opts.clone(), e.handles.clone()))
+        .ok_or_else(|| Error::NotFound(format!("no live actor named {name:?}")))
+}
+
+/// Whether the actor is alive, and how often it restarted.
+pub fn actor_state(actor: &ForeignActor) -> Result<(bool, i32)> {
+    if let Some(c) = client() {
+        return match c.request(Request::ActorState {
+            actor: actor_wire(actor.id),
+        })? {
+            Reply::ActorState { alive, restarts } => Ok((alive, restarts)),
+            other => Err(unexpected(&other)),
+        };
+    }
+    local_actor_state(actor.id)
+}
+
+fn local_actor_state(actor: ActorId) -> Result<(bool, i32)> {
+    let node = current()?;
+    Ok(node
+        .foreign_actors
+        .actors
+        .lock()
+        .get(&actor)
+        .map_or((false, 0), |e| {
+            (e.handle.is_alive(), e.handle.num_restarts())
+        }))
+}
+
+/// Cancels the task producing `r`.
+pub fn cancel(r: &ForeignRef, force: bool, recursive: bool) -> Result<()> {
+    if let Some(c) = client() {
+        return c
+            .request(Request::Cancel {
+                id: r.id.to_bytes(),
+                force,
+                recursive,
+            })
+            .map(|_| ());
+    }
+    local_cancel(r.id, force, recursive)
+}
+
+fn local_cancel(id: ObjectId, force: bool, recursive: bool) -> Result<()> {
+    crate::cancel_task(id.task, crate::CancelOptions { force, recursive })
+}
+
+/// The cluster's resources (`available`: those free now), by name.
+pub fn resources(available: bool) -> Result<Vec<(String, f64)>> {
+    if let Some(c) = client() {
+        return match c.request(Request::Resources { available })? {
+            Reply::Resources(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        };
+    }
+    local_resources(available)
+}
+
+fn local_resources(available: bool) -> Result<Vec<(String, f64)>> {
+    let set = if available {
+        crate::available_resources()?
+    } else {
+        crate::cluster_resources()?
+    };
+    Ok(set.iter().map(|(n, v)| (n.to_string(), v)).collect())
+}
+
+fn typed_ref(node: &NodeInner, id: ObjectId) -> Result<ObjectRef<ForeignObject>> {
+    if !node.store.add_ref(id) {
+        return Err(Error::ObjectLost {
+            object: id.to_string(),
+            reason: "it was freed".into(),
+        });
+    }
+    Ok(ObjectRef::from_raw(RawRef::adopt(node, id)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests from workers, served by the node
+// ---------------------------------------------------------------------------------------------
+
+/// A worker's request to its node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// [`submit_task`].
+    Submit {
+        /// The function.
+        function: FunctionId,
+        /// Its bytes, the first time this worker submits it.
+        function_bytes: Option<Vec<u8>>,
+        /// Arguments.
+        args: ForeignArgs,
+        /// Options.
+        opts: ForeignTaskOptions,
+    },
+    /// [`put`].
+    Put(WireValue),
+    /// [`get`].
+    Get {
+        /// The objects.
+        ids: Vec<WireId>,
+        /// Bound of the wait.
+        timeout_ms: Option<u64>,
+    },
+    /// [`wait`].
+    Wait {
+        /// The objects.
+        ids: Vec<WireId>,
+        /// How many to wait for.
+        num_returns: u32,
+        /// Bound of the wait.
+        timeout_ms: Option<u64>,
+    },
+    /// [`create_actor`].
+    CreateActor {
+        /// The class.
+        class: FunctionId,
+        /// Its bytes, the first time.
+        class_bytes: Option<Vec<u8>>,
+        /// Constructor arguments.
+        args: ForeignArgs,
+        /// Options.
+        opts: ForeignActorOptions,
+    },
+    /// [`call_actor`].
+    CallActor {
+        /// The actor.
+        actor: WireId,
+        /// The method.
+        method: String,
+        /// Arguments.
+        args: ForeignArgs,
+        /// Outputs.
+        num_returns: u32,
+    },
+    /// [`kill_actor`].
+    KillActor {
+        /// The actor.
+        actor: WireId,
+        /// No restart.
+        no_restart: bool,
+    },
+    /// [`get_actor`].
+    GetActor {
+        /// Its name.
+        name: String,
+    },
+    /// [`actor_state`].
+    ActorState {
+        /// The actor.
+        actor: WireId,
+    },
+    /// [`cancel`].
+    Cancel {
+        /// An output of the task.
+        id: WireId,
+        /// Ray's `force`.
+        force: bool,
+        /// Also its children.
+        recursive: bool,
+    },
+    /// [`resources`].
+    Resources {
+        /// Free now, or all.
+        available: bool,
+    },
+}
+
+/// The node's answer to a [`Request`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    /// New refs (counted for the worker).
+    Refs(Vec<WireId>),
+    /// Values.
+    Values(Vec<WireData>),
+    /// Which objects are ready.
+    Ready(Vec<bool>),
+    /// An actor.
+    Actor {
+        /// Its id.
+        id: WireId,
+        /// Its options.
+        opts: ForeignActorOptions,
+    },
+    /// An actor's state.
+    ActorState {
+        /// Alive.
+        alive: bool,
+        /// Restarts so far.
+        restarts: i32,
+    },
+    /// Resources by name.
+    Resources(Vec<(String, f64)>),
+    /// Done.
+    Unit,
+}
+
+fn unexpected(r: &Reply) -> Error {
+    Error::Internal(format!("unexpected reply from the node: {r:?}"))
+}
+
+fn wire_actor(b: &WireId) -> Result<ActorId> {
+    ObjectId::from_bytes(b)
+        .map(|o| ActorId(o.task))
+        .ok_or_else(|| Error::InvalidArgument("a malformed actor id".into()))
+}
+
+fn hand_out(shared: &WorkerShared, refs: Vec<RawRef>) -> Reply {
+    let ids = to_wire_ids(refs.iter().map(RawRef::id));
+    for r in refs {
+        shared.hold(r);
+    }
+    Reply::Refs(ids)
+}
+
+/// Serves a worker's request on the node.
+pub(crate) fn serve_request(
+    node: &Arc<NodeInner>,
+    shared: &WorkerShared,
+    req: Request,
+) -> Result<Reply> {
+    let timeout = |ms: Option<u64>| ms.map(Duration::from_millis);
+    Ok(match req {
+        Request::Submit {
+            function,
+            function_bytes,
+            args,
+            opts,
+        } => {
+            if let Some(b) = function_bytes {
+                register_function(b);
+            }
+            hand_out(shared, local_submit(function, args, opts)?)
+        }
+        Request::Put(v) => {
+            let value = PutValue {
+                data: ForeignValue::from_wire(v.data)?,
+                nested: ids_from_wire(&v.nested)?,
+            };
+            hand_out(shared, vec![local_put(value)?])
+        }
+        Request::Get { ids, timeout_ms } => {
+            let ids = ids_from_wire(&ids)?;
+            let refs: Vec<ObjectRef<ForeignObject>> = ids
+                .iter()
+                .map(|id| typed_ref(node, *id))
+                .collect::<Result<_>>()?;
+            let values = crate::get_all(&refs, timeout(timeout_ms))?;
+            let mut out = Vec::with_capacity(values.len());
+            for (v, id) in values.into_iter().zip(ids) {
+                out.push(wire_data(node, &v.data, Some(id))?);
+            }
+            Reply::Values(out)
+        }
+        Request::Wait {
+            ids,
+            num_returns,
+            timeout_ms,
+        } => Reply::Ready(local_wait(
+            &ids_from_wire(&ids)?,
+            num_returns as usize,
+            timeout(timeout_ms),
+        )?),
+        Request::CreateActor {
+            class,
+            class_bytes,
+            args,
+            opts,
+        } => {
+            if let Some(b) = class_bytes {
+                register_function(b);
+            }
+            let (id, _) = local_create_actor(class, args, opts.clone())?;
+            Reply::Actor {
+                id: actor_wire(id),
+                opts,
+            }
+        }
+        Request::CallActor {
+            actor,
+            method,
+            args,
+            num_returns,
+        } => hand_out(
+            shared,
+            local_call_actor(wire_actor(&actor)?, &method, args, num_returns)?,
+        ),
+        Request::KillActor { actor, no_restart } => {
+            local_kill(wire_actor(&actor)?, no_restart)?;
+            Reply::Unit
+        }
+        Request::GetActor { name } => {
+            let (id, opts, _) = local_get_actor(&name)?;
+            Reply::Actor {
+                id: actor_wire(id),
+                opts,
+            }
+        }
+        Request::ActorState { actor } => {
+            let (alive, restarts) = local_actor_state(wire_actor(&actor)?)?;
+            Reply::ActorState { alive, restarts }
+        }
+        Request::Cancel {
+            id,
+            force,
+            recursive,
+        } => {
+            let id = ObjectId::from_bytes(&id)
+                .ok_or_else(|| Error::InvalidArgument("a malformed object id".into()))?;
+            local_cancel(id, force, recursive)?;
+            Reply::Unit
+        }
+        Request::Resources { available } => Reply::Resources(local_resources(available)?),
+    })
+}
+
+fn adopt_all(ids: &[WireId]) -> Result<Vec<ForeignRef>> {
+    Ok(ids_from_wire(ids)?
+        .into_iter()
+        .map(ForeignRef::adopt)
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker side
+// ---------------------------------------------------------------------------------------------
+
+/// A worker process's connection to its node.
+struct WorkerClient {
+    calls: Vec<Mutex<UnixStream>>,
+    client: Mutex<UnixStream>,
+    sync: Mutex<RefSync>,
+    sent: Mutex<HashSet<FunctionId>>,
+}
+
+static CLIENT: OnceLock<WorkerClient> = OnceLock::new();
+
+thread_local! {
+    /// The call channel whose call runs on this thread.
+    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+fn client() -> Option<&'static WorkerClient> {
+    CLIENT.get()
+}
+
+/// True in a worker process (after [`worker_connect`]).
+pub fn is_worker() -> bool {
+    client().is_some()
+}
+
+impl WorkerClient {
+    fn take_sync(&self) -> RefSync {
+        std::mem::take(&mut *self.sync.lock())
+    }
+
+    fn first_send(&self, f: FunctionId) -> Result<Option<Vec<u8>>> {
+        if self.sent.lock().insert(f) {
+            Ok(Some(function_bytes(f)?.to_vec()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn request(&self, req: Request) -> Result<Reply> {
+        let io = |e: std::io::Error| Error::io("talking to the node", e);
+        let exchange = |ch: &mut UnixStream| -> Result<Reply> {
+            let msg = FromWorker::Request {
+                sync: self.take_sync(),
+                req,
+            };
+            write_frame(ch, &msg).map_err(io)?;
+            match read_frame::<ToWorker>(ch).map_err(io)? {
+                ToWorker::Reply(r) => r,
+                ToWorker::Call(_) => Err(Error::Internal(
+                    "the node sent a call while a request was pending".into(),
+                )),
+            }
+        };
+        match CURRENT.with(|c| c.get()) {
+            Some(i) => exchange(&mut self.calls[i].lock()),
+            None => exchange(&mut self.client.lock()),
+        }
+    }
+}
+
+/// Connects this process to its node as a worker (from `VOLLEY_WORKER_SOCKET`,
+/// `VOLLEY_WORKER_TOKEN`, `VOLLEY_WORKER_CHANNELS`) and returns the number of call
+/// channels. Starts a thread that exits the process when the node goes away (stdin EOF).
+pub fn worker_connect() -> Result<usize> {
+    if let Some(c) = client() {
+        return Ok(c.calls.len());
+    }
+    let var =
+        |k: &str| std::env::var(k).map_err(|_| Error::InvalidArgument(format!("{k} is not set")));
+    let socket = var("VOLLEY_WORKER_SOCKET")?;
+    let token: u64 = var("VOLLEY_WORKER_TOKEN")?
+        .parse()
+        .map_err(|_| Error::InvalidArgument("bad VOLLEY_WORKER_TOKEN".into()))?;
+    let channels: u32 = var("VOLLEY_WORKER_CHANNELS")?
+        .parse()
+        .map_err(|_| Error::InvalidArgument("bad VOLLEY_WORKER_CHANNELS".into()))?;
+    let connect = |channel: u32| -> Result<UnixStream> {
+        let mut s = UnixStream::connect(&socket)
+            .map_err(|e| Error::io(format!("connecting to {socket}"), e))?;
+        write_frame(&mut s, &FromWorker::Hello { token, channel })
+            .map_err(|e| Error::io(format!("greeting {socket}"), e))?;
+        Ok(s)
+    };
+    let calls = (0..channels)
+        .map(|i| connect(i).map(Mutex::new))
+        .collect::<Result<Vec<_>>>()?;
+    let client = Mutex::new(connect(channels)?);
+    std::thread::Builder::new()
+        .name("volley-lifeline".into())
+        .spawn(|| {
+            let mut buf = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            // The node never writes: only EOF (or an error) ends this read.
+            while matches!(std::io::Read::read(&mut stdin, &mut buf), Ok(n) if n > 0) {}
+            std::process::exit(1);
+        })
+        .map_err(|e| Error::io("starting the lifeline thread", e))?;
+    let _ = CLIENT.set(WorkerClient {
+        calls,
+        client,
+        sync: Mutex::new(RefSync::default()),
+        sent: Mutex::new(HashSet::new()),
+    });
+    Ok(channels as usize)
+}
+
+/// A call for the worker to run, received on call channel `channel`.
+#[derive(Debug)]
+pub struct WorkerCall {
+    /// Task, constructor or method.
+    pub kind: CallKind,
+    /// `name (task id)`.
+    pub name: String,
+    /// The function's id.
+    pub function: FunctionId,
+    /// Arguments: the pickled structure first, then the resolved ref arguments.
+    pub args: Vec<ForeignValue>,
+    /// Outputs expected.
+    pub num_returns: u32,
+}
+
+/// Waits for the next call on `channel` and makes this thread the one that runs it;
+/// `None` when the node closed the channel.
+pub fn worker_next_call(channel: usize) -> Result<Option<WorkerCall>> {
+    let c = client().ok_or_else(|| Error::InvalidArgument("not a worker process".into()))?;
+    let ch = c
+        .calls
+        .get(channel)
+        .ok_or_else(|| Error::InvalidArgument(format!("no call channel {channel}")))?;
+    let msg = read_frame::<ToWorker>(&mut *ch.lock());
+    let call = match msg {
+        Ok(ToWorker::Call(call)) => call,
+        Ok(ToWorker::Reply(_)) => {
+            return Err(Error::Internal("a reply without a request".into()));
+        }
+        Err(_) => return Ok(None),
+    };
+    if let Some(b) = call.function_bytes {
+        register_function(b);
+    }
+    CURRENT.with(|cur| cur.set(Some(channel)));
+    Ok(Some(WorkerCall {
+        kind: call.kind,
+        name: call.name,
+        function: call.function,
+        args: call
+            .args
+            .into_iter()
+            .map(ForeignValue::from_wire)
+            .collect::<Result<_>>()?,
+        num_returns: call.num_returns,
+    }))
+}
+
+/// What a worker's call produced.
+#[derive(Debug)]
+pub enum WorkerOutcome {
+    /// The outputs.
+    Ok(Vec<PutValue>),
+    /// The user's code raised.
+    Err {
+        /// The message with its traceback.
+        message: String,
+        /// The pickled exception.
+        payload: Option<Vec<u8>>,
+    },
+}
+
+/// Reports the end of the call running on `channel`.
+pub fn worker_finish(channel: usize, outcome: WorkerOutcome) -> Result<()> {
+    let c = client().ok_or_else(|| Error::InvalidArgument("not a worker process".into()))?;
+    CURRENT.with(|cur| cur.set(None));
+    let outcome = match outcome {
+        WorkerOutcome::Ok(values) => CallOutcome::Ok(
+            values
+                .into_iter()
+                .map(|v| {
+                    Ok(WireValue {
+                        data: v.data.to_wire()?,
+                        nested: to_wire_ids(v.nested),
+                    })
+                })
+                .collect::<Result<_>>()?,
+        ),
+        WorkerOutcome::Err { message, payload } => CallOutcome::Err { message, payload },
+    };
+    let msg = FromWorker::Done {
+        sync: c.take_sync(),
+        outcome,
+    };
+    let ch = c
+        .calls
+        .get(channel)
+        .ok_or_else(|| Error::InvalidArgument(format!("no call channel {channel}")))?;
+    write_frame(&mut *ch.lock(), &msg).map_err(|e| Error::io("reporting to the node", e))
+}

@@ -1,0 +1,586 @@
+//! Worker processes: functions the engine cannot run itself (pickled Python functions and
+//! classes) run in processes the node starts with [`Config::worker_command`] and reuses.
+//!
+//! ```text
+//!  node thread running task T ──Call──────────► worker process, call channel k
+//!        │ serves the worker's requests ◄─Request─┤ (nested submit / get / put / wait ...)
+//!        │ ─────────────────────Reply──────────►  │
+//!        ◄────────────────────Done(outputs)───────┘
+//! ```
+//!
+//! - **Protocol**: frames of a little-endian `u32` length and a bincode message over one
+//!   Unix socket per channel. A worker opens `channels` call channels plus one client
+//!   channel (requests from threads that are not running a call, e.g. an async actor's
+//!   event loop), each starting with [`FromWorker::Hello`].
+//! - **Calls** run on the node thread that holds the task's (or actor's) resources; it
+//!   serves the worker's requests itself, so a worker blocked in `get` hands its CPU back
+//!   exactly like a Rust task does, and nested tasks never deadlock.
+//! - **Lifetimes**: task workers return to an idle list after each call and are reused; an
+//!   actor has a worker of its own for its life. A worker's stdin is a pipe the node never
+//!   writes: when the node's process dies, the worker reads EOF and exits, so even a
+//!   SIGKILLed driver leaves no workers behind. Shutdown kills and reaps every worker.
+//! - **Failures**: a worker that dies fails its call with [`UserError::worker_died`], which
+//!   tasks retry (`max_retries`) and actors answer with a restart (`max_restarts`).
+//! - **Refs held by a worker** are counted on the node, per worker process: refs the node
+//!   hands out (submit, put) count at once; refs the worker deserializes and drops are
+//!   reported in the [`RefSync`] of its next message.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::core::api::RawRef;
+use crate::core::foreign::{Reply, Request, serve_request};
+use crate::core::ids::ObjectId;
+use crate::core::node::NodeInner;
+use crate::error::{Error, Result, UserError};
+
+/// An object id on the wire.
+pub type WireId = [u8; ObjectId::LEN];
+
+/// Object data on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WireData {
+    /// A pickled value, inline.
+    Pickle(Vec<u8>),
+    /// An Arrow IPC stream, inline (an Arrow object, or a bytes object in its IPC form).
+    Ipc(Vec<u8>),
+    /// A sealed shared-memory segment holding the object's Arrow IPC stream: map it.
+    Segment {
+        /// The segment file.
+        path: String,
+        /// Its length.
+        len: u64,
+    },
+}
+
+/// An object a worker made (a result or a `put`): its data and the refs inside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireValue {
+    /// The data (`Pickle` or `Ipc`).
+    pub data: WireData,
+    /// Refs serialized inside it (the worker holds them while it sends).
+    pub nested: Vec<WireId>,
+}
+
+/// What a call runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CallKind {
+    /// A task: call the function.
+    Task,
+    /// An actor's constructor: instantiate the class.
+    ActorNew,
+    /// An actor method, by name.
+    ActorMethod(String),
+}
+
+/// A call sent to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Call {
+    /// Task, constructor or method.
+    pub kind: CallKind,
+    /// `name (task id)`, for errors and the runtime context.
+    pub name: String,
+    /// The function's (or class's) id in the function table.
+    pub function: u64,
+    /// The function's bytes when this worker has not seen it yet.
+    pub function_bytes: Option<Vec<u8>>,
+    /// Arguments: the pickled argument structure first, then the resolved ref arguments.
+    pub args: Vec<WireData>,
+    /// Outputs expected.
+    pub num_returns: u32,
+}
+
+/// How a call ended, as the worker reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CallOutcome {
+    /// The outputs.
+    Ok(Vec<WireValue>),
+    /// The user's code raised: the message (with its traceback) and the pickled exception.
+    Err {
+        /// Shown to the user.
+        message: String,
+        /// The exception, pickled, if it could be.
+        payload: Option<Vec<u8>>,
+    },
+}
+
+/// Refs a worker took or dropped since its last message.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RefSync {
+    /// Deserialized refs the worker now holds (one count each).
+    pub acquired: Vec<WireId>,
+    /// Refs the worker dropped (one count each).
+    pub released: Vec<WireId>,
+}
+
+/// Node → worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Run this.
+    Call(Call),
+    /// The answer to the worker's last request.
+    Reply(std::result::Result<Reply, Error>),
+}
+
+/// Worker → node.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The first frame on each connection.
+    Hello {
+        /// The token the node gave the process.
+        token: u64,
+        /// Which channel (`0..channels` call channels, `channels` the client channel).
+        channel: u32,
+    },
+    /// The call is finished.
+    Done {
+        /// Refs taken and dropped.
+        sync: RefSync,
+        /// Its outcome.
+        outcome: CallOutcome,
+    },
+    /// A request on behalf of the running call (or of the client channel).
+    Request {
+        /// Refs taken and dropped.
+        sync: RefSync,
+        /// The request.
+        req: Request,
+    },
+}
+
+/// Writes one frame.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result<()> {
+    let body = bincode::serialize(msg).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| std::io::Error::other("a message larger than 4 GiB"))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    w.write_all(&frame)?;
+    w.flush()
+}
+
+/// Reads one frame.
+pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> std::io::Result<T> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut body)?;
+    bincode::deserialize(&body).map_err(std::io::Error::other)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node side
+// ---------------------------------------------------------------------------------------------
+
+/// What the node keeps per worker process, shared by its channels.
+pub(crate) struct WorkerShared {
+    pub(crate) pid: u32,
+    /// Refs the worker holds, with their counts.
+    held: Mutex<HashMap<ObjectId, (RawRef, u32)>>,
+    /// Functions the worker has been sent.
+    seen: Mutex<HashSet<u64>>,
+}
+
+impl WorkerShared {
+    /// Counts `r` as held by the worker (it was handed to it).
+    pub(crate) fn hold(&self, r: RawRef) {
+        let mut held = self.held.lock();
+        held.entry(r.id()).or_insert((r, 0)).1 += 1;
+    }
+
+    fn apply(&self, node: &NodeInner, sync: RefSync) {
+        if sync.acquired.is_empty() && sync.released.is_empty() {
+            return;
+        }
+        self.acquire(node, &sync.acquired);
+        self.release(&sync.released);
+    }
+
+    fn acquire(&self, node: &NodeInner, ids: &[WireId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut held = self.held.lock();
+        for id in ids.iter().filter_map(|b| ObjectId::from_bytes(b)) {
+            match held.get_mut(&id) {
+                Some(e) => e.1 += 1,
+                None => {
+                    if node.store.add_ref(id) {
+                        held.insert(id, (RawRef::adopt(node, id), 1));
+                    }
+                }
+            }
+        }
+    }
+
+    fn release(&self, ids: &[WireId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut held = self.held.lock();
+        for id in ids.iter().filter_map(|b| ObjectId::from_bytes(b)) {
+            if let Some(e) = held.get_mut(&id) {
+                e.1 -= 1;
+                if e.1 == 0 {
+                    held.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// The function's bytes if this worker has not been sent them yet.
+    fn function_bytes(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        if self.seen.lock().insert(id) {
+            Ok(Some(crate::core::foreign::function_bytes(id)?.to_vec()))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// The refs a worker dropped before it reported a call done: released when this drops,
+/// once the call's outputs (which may contain them) hold references of their own.
+pub(crate) struct ReleaseLater {
+    shared: Arc<WorkerShared>,
+    ids: Vec<WireId>,
+}
+
+impl Drop for ReleaseLater {
+    fn drop(&mut self) {
+        self.shared.release(&self.ids);
+    }
+}
+
+/// A running worker process: its call channels and what the node keeps for it.
+pub(crate) struct WorkerProc {
+    token: u64,
+    child: Child,
+    calls: Mutex<Vec<UnixStream>>,
+    pub(crate) shared: Arc<WorkerShared>,
+    client: Option<JoinHandle<()>>,
+    live: Arc<Mutex<HashMap<u64, u32>>>,
+}
+
+impl WorkerProc {
+    /// Runs `call` on a free call channel, serving the worker's requests on this thread.
+    /// `Err` means the worker died (the message says how). Keep the [`ReleaseLater`] until
+    /// the outcome's values are stored.
+    pub(crate) fn run(
+        &self,
+        node: &Arc<NodeInner>,
+        mut call: Call,
+    ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
+        let mut ch = self.calls.lock().pop().ok_or_else(|| {
+            UserError::msg("internal: no free channel to the worker process (a bug)")
+        })?;
+        call.function_bytes = self
+            .shared
+            .function_bytes(call.function)
+            .map_err(|e| UserError::msg(e.to_string()))?;
+        let out = self.serve(node, &mut ch, call);
+        if out.is_ok() {
+            self.calls.lock().push(ch);
+        }
+        out
+    }
+
+    fn serve(
+        &self,
+        node: &Arc<NodeInner>,
+        ch: &mut UnixStream,
+        call: Call,
+    ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
+        let name = call.name.clone();
+        let died = |e: std::io::Error| {
+            UserError::worker_died(format!(
+                "the worker process (pid {}) running {name} died: {e}",
+                self.shared.pid
+            ))
+        };
+        write_frame(ch, &ToWorker::Call(call)).map_err(died)?;
+        loop {
+            match read_frame::<FromWorker>(ch).map_err(died)? {
+                FromWorker::Done { sync, outcome } => {
+                    self.shared.acquire(node, &sync.acquired);
+                    let later = ReleaseLater {
+                        shared: self.shared.clone(),
+                        ids: sync.released,
+                    };
+                    return Ok((outcome, later));
+                }
+                FromWorker::Request { sync, req } => {
+                    self.shared.apply(node, sync);
+                    let reply = serve_request(node, &self.shared, req);
+                    write_frame(ch, &ToWorker::Reply(reply)).map_err(died)?;
+                }
+                FromWorker::Hello { .. } => {
+                    return Err(UserError::worker_died(format!(
+                        "the worker process (pid {}) broke the protocol",
+                        self.shared.pid
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        {
+            // Reaped under the lock, so shutdown never signals a recycled pid.
+            let mut live = self.live.lock();
+            live.remove(&self.token);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        self.calls.lock().clear();
+        if let Some(h) = self.client.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Serves a worker's client channel until it closes.
+fn serve_client(node: std::sync::Weak<NodeInner>, shared: Arc<WorkerShared>, mut ch: UnixStream) {
+    while let Ok(msg) = read_frame::<FromWorker>(&mut ch) {
+        let FromWorker::Request { sync, req } = msg else {
+            break;
+        };
+        let Some(node) = node.upgrade() else { break };
+        shared.apply(&node, sync);
+        let reply = serve_request(&node, &shared, req);
+        drop(node);
+        if write_frame(&mut ch, &ToWorker::Reply(reply)).is_err() {
+            break;
+        }
+    }
+}
+
+type Arrivals = Sender<(u32, UnixStream)>;
+
+/// The node's worker processes.
+pub(crate) struct WorkerPool {
+    command: Option<Vec<String>>,
+    start_timeout: Duration,
+    socket: PathBuf,
+    listener: Mutex<Option<JoinHandle<()>>>,
+    pending: Arc<Mutex<HashMap<u64, Arrivals>>>,
+    idle: Mutex<Vec<WorkerProc>>,
+    /// Pids of every live worker by token (killed at shutdown).
+    live: Arc<Mutex<HashMap<u64, u32>>>,
+    next_token: AtomicU64,
+    closed: Arc<AtomicBool>,
+}
+
+impl WorkerPool {
+    pub(crate) fn new(config: &Config, session_dir: &std::path::Path) -> Self {
+        WorkerPool {
+            command: config.worker_command.clone(),
+            start_timeout: config.worker_start_timeout,
+            socket: session_dir.join("workers.sock"),
+            listener: Mutex::new(None),
+            pending: Arc::new(Mutex::new(HashMap::new())),
+            idle: Mutex::new(Vec::new()),
+            live: Arc::new(Mutex::new(HashMap::new())),
+            next_token: AtomicU64::new(1),
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts the listener the first time a worker is needed.
+    fn listen(&self) -> Result<()> {
+        let mut l = self.listener.lock();
+        if l.is_some() {
+            return Ok(());
+        }
+        let listener = UnixListener::bind(&self.socket)
+            .map_err(|e| Error::io(format!("binding {}", self.socket.display()), e))?;
+        let pending = self.pending.clone();
+        let closed = self.closed.clone();
+        let h = std::thread::Builder::new()
+            .name("volley-workers".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if closed.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let Ok(mut conn) = conn else { continue };
+                    // A hello that never comes must not stall the others.
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let Ok(FromWorker::Hello { token, channel }) = read_frame(&mut conn) else {
+                        continue;
+                    };
+                    let _ = conn.set_read_timeout(None);
+                    if let Some(tx) = pending.lock().get(&token) {
+                        let _ = tx.send((channel, conn));
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the worker listener", e))?;
+        *l = Some(h);
+        Ok(())
+    }
+
+    /// Starts a worker process with `channels` call channels.
+    pub(crate) fn spawn(&self, node: &Arc<NodeInner>, channels: u32) -> Result<WorkerProc> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown);
+        }
+        let cmd = self
+            .command
+            .as_ref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Error::InvalidArgument(
+                    "this function runs in a worker process, but no worker command is configured \
+                 (Config::worker_command / VOLLEY_WORKER_COMMAND)"
+                        .into(),
+                )
+            })?;
+        self.listen()?;
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = channel();
+        self.pending.lock().insert(token, tx);
+        let spawned = Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .env("VOLLEY_WORKER_SOCKET", &self.socket)
+            .env("VOLLEY_WORKER_TOKEN", token.to_string())
+            .env("VOLLEY_WORKER_CHANNELS", channels.to_string())
+            .env("VOLLEY_NODE_ID", node.id.to_string())
+            .stdin(Stdio::piped())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                self.pending.lock().remove(&token);
+                return Err(Error::io(format!("starting worker process {:?}", cmd), e));
+            }
+        };
+        self.live.lock().insert(token, child.id());
+        let got = self.collect(child, &rx, channels);
+        self.pending.lock().remove(&token);
+        let (child, mut conns) = match got {
+            Ok(x) => x,
+            Err(e) => {
+                self.live.lock().remove(&token);
+                return Err(e);
+            }
+        };
+        let shared = Arc::new(WorkerShared {
+            pid: child.id(),
+            held: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashSet::new()),
+        });
+        let client_ch = conns
+            .pop()
+            .ok_or_else(|| Error::Internal("no client channel".into()))?;
+        let (weak, sh) = (Arc::downgrade(node), shared.clone());
+        let client = std::thread::Builder::new()
+            .name("volley-worker-client".into())
+            .spawn(move || serve_client(weak, sh, client_ch))
+            .map_err(|e| Error::io("starting a worker client thread", e))?;
+        Ok(WorkerProc {
+            token,
+            child,
+            calls: Mutex::new(conns),
+            shared,
+            client: Some(client),
+            live: self.live.clone(),
+        })
+    }
+
+    /// Waits for the `channels + 1` connections of a new worker, in channel order.
+    fn collect(
+        &self,
+        mut child: Child,
+        rx: &Receiver<(u32, UnixStream)>,
+        channels: u32,
+    ) -> Result<(Child, Vec<UnixStream>)> {
+        let deadline = Instant::now() + self.start_timeout;
+        let mut slots: Vec<Option<UnixStream>> = (0..=channels).map(|_| None).collect();
+        let mut missing = slots.len();
+        while missing > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Wake now and then to notice a worker that exited before connecting.
+            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok((ch, conn)) => {
+                    if let Some(slot) = slots.get_mut(ch as usize)
+                        && slot.is_none()
+                    {
+                        *slot = Some(conn);
+                        missing -= 1;
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return Err(Error::Io {
+                            context: format!("starting a worker process (pid {})", child.id()),
+                            message: format!("it exited with {status} before connecting"),
+                        });
+                    }
+                    if Instant::now() >= deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(Error::Io {
+                            context: "starting a worker process".into(),
+                            message: format!(
+                                "it did not connect within {:?} (worker_start_timeout)",
+                                self.start_timeout
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok((child, slots.into_iter().flatten().collect()))
+    }
+
+    /// An idle task worker, or a new one.
+    pub(crate) fn lease(&self, node: &Arc<NodeInner>) -> Result<WorkerProc> {
+        if let Some(w) = self.idle.lock().pop() {
+            return Ok(w);
+        }
+        self.spawn(node, 1)
+    }
+
+    /// Takes a task worker back for reuse.
+    pub(crate) fn give_back(&self, w: WorkerProc) {
+        if !self.closed.load(Ordering::Acquire) {
+            self.idle.lock().push(w);
+        }
+    }
+
+    /// Kills every worker (their calls fail at once) and stops the listener.
+    pub(crate) fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        for pid in self.live.lock().values() {
+            // SAFETY: kill(2) on a child this pool started and has not reaped: a worker is
+            // reaped only under this lock, after it left the map.
+            unsafe {
+                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+        let idle: Vec<WorkerProc> = self.idle.lock().drain(..).collect();
+        drop(idle);
+        if let Some(h) = self.listener.lock().take() {
+            // Wake the accept loop so it sees `closed`.
+            let _ = UnixStream::connect(&self.socket);
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}

@@ -1,0 +1,63 @@
+"""Volley: Ray's Python API on a native Rust engine.
+
+``import volley as ray`` and a Ray script runs unchanged::
+
+    import volley as ray
+
+    ray.init()
+
+    @ray.remote
+    def square(x):
+        return x * x
+
+    assert ray.get([square.remote(i) for i in range(4)]) == [0, 1, 4, 9]
+    ray.shutdown()
+"""
+
+from volley import exceptions
+from volley._api import (
+    ActorClass,
+    ActorHandle,
+    ObjectRef,
+    RemoteFunction,
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    method,
+    nodes,
+    put,
+    remote,
+    shutdown,
+    wait,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "ObjectRef",
+    "RemoteFunction",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "get_actor",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]

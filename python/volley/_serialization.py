@@ -1,0 +1,107 @@
+"""How Python values become objects in the store, and back.
+
+- A ``pyarrow.Table`` or ``RecordBatch`` is stored as Arrow: it reaches the store, workers
+  and ``get`` without copying (a worker maps the object's shared-memory segment).
+- Anything else is pickled with protocol 5 (cloudpickle, so lambdas and local classes
+  work). Out-of-band buffers (numpy arrays, ...) are kept apart from the pickle in an Arrow
+  record batch of one row, so a worker reads them straight from shared memory.
+- ``ObjectRef``s inside a value stay refs: pickling one records it, so the containing
+  object keeps it alive.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import threading
+from typing import Any, List, Tuple
+
+import cloudpickle
+import pyarrow as pa
+
+from volley import _native
+
+#: Schema metadata naming what an Arrow object holds.
+_KIND = b"volley.kind"
+_KIND_BATCH = b"record_batch"
+_KIND_PICKLE5 = b"pickle5"
+#: Out-of-band buffers smaller than this stay inside the pickle.
+_OOB_MIN = 64 << 10
+
+_local = threading.local()
+
+
+def _note_ref(ref: Any) -> None:
+    """Called by ``ObjectRef.__reduce__``: records a ref serialized inside a value."""
+    refs = getattr(_local, "refs", None)
+    if refs is not None:
+        refs.append(ref)
+
+
+def _rebuild_ref(id_bytes: bytes) -> Any:
+    return _native.ObjectRef._borrow(id_bytes)
+
+
+def _large_binary(buf: Any) -> pa.Array:
+    data = pa.py_buffer(buf)
+    offsets = pa.py_buffer(struct.pack("<qq", 0, data.size))
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data])
+
+
+def dumps(value: Any, copy_buffers: bool = True) -> Tuple[Any, List[Any]]:
+    """``(payload, nested_refs)``: ``payload`` is ``bytes`` (a pickle) or a pyarrow
+    ``Table`` (Arrow data, or a pickle with its out-of-band buffers). ``copy_buffers``
+    copies out-of-band buffers, so later changes to the caller's arrays do not show."""
+    if isinstance(value, pa.Table):
+        return value, []
+    if isinstance(value, pa.RecordBatch):
+        table = pa.Table.from_batches([value])
+        meta = dict(value.schema.metadata or {})
+        meta[_KIND] = _KIND_BATCH
+        return table.replace_schema_metadata(meta), []
+    prev = getattr(_local, "refs", None)
+    _local.refs = []
+    buffers: List[pickle.PickleBuffer] = []
+    try:
+        data = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        refs = _local.refs
+    finally:
+        _local.refs = prev
+    big = [b for b in buffers if b.raw().nbytes >= _OOB_MIN]
+    if not big:
+        if buffers:  # only small buffers: keep them in the pickle
+            _local.refs = []
+            try:
+                data = cloudpickle.dumps(value, protocol=5)
+                refs = _local.refs
+            finally:
+                _local.refs = prev
+        return data, refs
+    cols = [_large_binary(data)]
+    for b in buffers:
+        raw = b.raw()
+        cols.append(_large_binary(raw.tobytes() if copy_buffers else raw))
+    names = ["pickle"] + [f"buffer{i}" for i in range(len(buffers))]
+    schema = pa.schema([pa.field(n, pa.large_binary()) for n in names], {_KIND: _KIND_PICKLE5})
+    return pa.Table.from_arrays(cols, schema=schema), refs
+
+
+def loads(payload: Any) -> Any:
+    """The inverse of :func:`dumps`, for what the native module returns (``bytes`` or an
+    Arrow stream object)."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return pickle.loads(payload)
+    table = pa.RecordBatchReader.from_stream(payload).read_all()
+    meta = table.schema.metadata or {}
+    kind = meta.get(_KIND)
+    if kind == _KIND_PICKLE5:
+        cols = [table.column(i).chunk(0) for i in range(table.num_columns)]
+        # Buffers are read in place (from shared memory in a worker): no copy.
+        bufs = [c[0].as_buffer() for c in cols]
+        return pickle.loads(bufs[0], buffers=bufs[1:])
+    if kind == _KIND_BATCH:
+        rest = {k: v for k, v in meta.items() if k != _KIND}
+        table = table.replace_schema_metadata(rest or None)
+        batches = table.combine_chunks().to_batches()
+        return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+    return table

@@ -1,0 +1,133 @@
+"""The worker process: ``python -m volley._worker``, started by the node.
+
+It connects its call channels to the node (``volley._native.worker_connect``) and serves
+calls on them: one thread per channel (an actor with ``max_concurrency = n`` has ``n``),
+running tasks, an actor's constructor and its methods. An async actor's coroutines run on
+one event loop thread. Tasks inside the worker use the same API as the driver: their
+requests go to the node over the channel of the call they run in. The process exits when
+the node closes its channels, or when the node's process dies (its stdin reaches EOF).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import threading
+import traceback
+from typing import Any, Dict, List, Optional
+
+import cloudpickle
+
+from volley import _native
+from volley._serialization import dumps, loads
+
+_functions: Dict[int, Any] = {}
+_instance: Any = None
+_loop: Optional[asyncio.AbstractEventLoop] = None
+_local = threading.local()
+_THIS_FILE = os.path.abspath(__file__)
+
+
+def current_task_name() -> Optional[str]:
+    """The name of the task or method running on this thread (None in the driver)."""
+    return getattr(_local, "task", None)
+
+
+def _function(fn_id: int) -> Any:
+    f = _functions.get(fn_id)
+    if f is None:
+        f = cloudpickle.loads(_native.function_bytes(fn_id))
+        _functions[fn_id] = f
+    return f
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+        threading.Thread(target=_loop.run_forever, name="volley-actor-loop", daemon=True).start()
+    return _loop
+
+
+def _user_traceback(e: BaseException) -> str:
+    """The traceback of the user's code only: frames of this file are left out."""
+    te = traceback.TracebackException(type(e), e, e.__traceback__)
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if os.path.abspath(f.filename) != _THIS_FILE]
+    )
+    return "".join(te.format())
+
+
+def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
+    global _instance
+    from volley._api import _unpack
+
+    values = [loads(a) for a in args[1:]]
+    fargs, fkwargs = _unpack(args[0], values)
+    if kind == "task":
+        return _function(fn_id)(*fargs, **fkwargs)
+    if kind == "init":
+        _instance = _function(fn_id)(*fargs, **fkwargs)
+        return None
+    result = getattr(_instance, method)(*fargs, **fkwargs)
+    if inspect.iscoroutine(result):
+        result = asyncio.run_coroutine_threadsafe(result, _event_loop()).result()
+    return result
+
+
+def _outputs(result: Any, num_returns: int) -> List[Any]:
+    if num_returns == 1:
+        results = [result]
+    else:
+        results = list(result)
+        if len(results) != num_returns:
+            raise ValueError(
+                f"the function returned {len(results)} values but num_returns={num_returns}"
+            )
+    out = []
+    for r in results:
+        payload, nested = dumps(r, copy_buffers=False)
+        out.append((payload, nested))
+    return out
+
+
+def _serve(channel: int) -> None:
+    while True:
+        call = _native.worker_next_call(channel)
+        if call is None:
+            return
+        kind, method, name, fn_id, args, num_returns = call
+        _local.task = name
+        try:
+            outputs = _outputs(_run(kind, method, fn_id, args), num_returns)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
+            message = _user_traceback(e)
+            try:
+                payload: Optional[bytes] = cloudpickle.dumps(e)
+            except Exception:  # an exception that does not pickle: its text is enough
+                payload = None
+            _native.worker_finish_err(channel, message, payload)
+        else:
+            _native.worker_finish_ok(channel, outputs)
+        finally:
+            _local.task = None
+
+
+def main() -> None:
+    channels = _native.worker_connect()
+    threads = [
+        threading.Thread(target=_serve, args=(ch,), name=f"volley-call-{ch}", daemon=True)
+        for ch in range(1, channels)
+    ]
+    for t in threads:
+        t.start()
+    _serve(0)
+    for t in threads:
+        t.join()
+    # Skip interpreter teardown: the node is gone or done with this process.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Volley's exceptions, with Ray's names as aliases (``RayTaskError``, ``RayActorError``...).
+
+The engine maps each of its errors to one class here (``python/src/lib.rs``, ``to_py_err``).
+A task that raised gives a :class:`TaskError` that is *also* an instance of the user's own
+exception class, so ``except ValueError`` catches a remote ``ValueError``; its message is
+the user's traceback from the worker, shown once.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Optional
+
+
+class VolleyError(Exception):
+    """Base class of every Volley error."""
+
+
+class VolleyValueError(VolleyError, ValueError):
+    """A bad argument or option."""
+
+
+class VolleyNotFoundError(VolleyError, LookupError):
+    """A named thing (actor, function) does not exist."""
+
+
+class VolleyDataError(VolleyError, ValueError):
+    """Bad input data: a corrupt file, conflicting schemas."""
+
+
+class VolleyNotInitializedError(VolleyError, RuntimeError):
+    """The API was used before ``volley.init()``."""
+
+
+class VolleyIOError(VolleyError, OSError):
+    """An I/O error (file, URL, socket)."""
+
+
+class VolleyShutdownError(VolleyError, RuntimeError):
+    """The runtime is shutting down."""
+
+
+class VolleyInternalError(VolleyError, RuntimeError):
+    """A bug in Volley: please report it."""
+
+
+class GetTimeoutError(VolleyError, TimeoutError):
+    """``get`` or ``wait`` ran out of time."""
+
+
+class TaskCancelledError(VolleyError):
+    """The task was cancelled."""
+
+
+class ActorDiedError(VolleyError):
+    """The actor is dead: killed, out of restarts, or its constructor raised."""
+
+
+class ObjectLostError(VolleyError):
+    """The object cannot be found or restored."""
+
+
+class ObjectStoreFullError(VolleyError, MemoryError):
+    """The object store cannot make room: everything in it is in use."""
+
+
+class InfeasibleError(VolleyError):
+    """The resources asked for can never be met by the cluster."""
+
+
+class TaskError(VolleyError):
+    """A task or actor method raised (or its worker died); see :attr:`cause`."""
+
+    def __init__(self, message: str, task: str = "", cause: Optional[BaseException] = None):
+        super().__init__(message)
+        self.task = task
+        self.cause = cause
+        self._message = message
+
+    def __str__(self) -> str:
+        return self._message
+
+
+class WorkerCrashedError(TaskError):
+    """The worker process running the task died, and no retries were left."""
+
+
+#: Ray's names.
+RayError = VolleyError
+RayTaskError = TaskError
+RayActorError = ActorDiedError
+ActorError = ActorDiedError
+
+_DUAL_CLASSES: dict = {}
+
+
+def _dual_class(cause_cls: type) -> type:
+    """``TaskError(<cause_cls>)``: a subclass of both, made once per class."""
+    cls = _DUAL_CLASSES.get(cause_cls)
+    if cls is None:
+
+        def __init__(self, message, task="", cause=None):
+            TaskError.__init__(self, message, task, cause)
+
+        def __getattr__(self, name):
+            cause = self.__dict__.get("cause")
+            if cause is None:
+                raise AttributeError(name)
+            return getattr(cause, name)
+
+        try:
+            cls = type(
+                f"TaskError({cause_cls.__name__})",
+                (TaskError, cause_cls),
+                {"__init__": __init__, "__getattr__": __getattr__, "__str__": TaskError.__str__},
+            )
+        except TypeError:  # a class that cannot be subclassed (final, or a layout clash)
+            cls = TaskError
+        _DUAL_CLASSES[cause_cls] = cls
+    return cls
+
+
+def _task_failure(task: str, cause: str, message: str, payload: Optional[bytes]) -> TaskError:
+    """Builds the exception for a failed task (called by the native module)."""
+    if cause == "worker_died":
+        return WorkerCrashedError(f"task {task} failed: {message}", task)
+    user = None
+    if payload is not None:
+        try:
+            user = pickle.loads(payload)
+        except Exception:  # an exception that does not unpickle: keep the text
+            user = None
+    if isinstance(user, TaskError):
+        # Raised again by a task that got it from its own dependency: keep the original.
+        return user
+    if isinstance(user, BaseException) and isinstance(user, Exception):
+        err = _dual_class(type(user))(message, task, user)
+        err.args = user.args
+        return err
+    return TaskError(message, task, user)
+
+
+__all__ = [
+    "VolleyError",
+    "VolleyValueError",
+    "VolleyNotFoundError",
+    "VolleyDataError",
+    "VolleyNotInitializedError",
+    "VolleyIOError",
+    "VolleyShutdownError",
+    "VolleyInternalError",
+    "GetTimeoutError",
+    "TaskCancelledError",
+    "ActorDiedError",
+    "ObjectLostError",
+    "ObjectStoreFullError",
+    "InfeasibleError",
+    "TaskError",
+    "WorkerCrashedError",
+    "RayError",
+    "RayTaskError",
+    "RayActorError",
+    "ActorError",
+]

@@ -1,0 +1,163 @@
+"""Behaviour tier: actors (ordering, threaded, async, named, kill, restart)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from conftest import wait_until
+from volley import exceptions
+
+
+def test_calls_run_in_order_with_state(rt):
+    @rt.remote
+    class Counter:
+        def __init__(self, start):
+            self.n = start
+            self.log = []
+
+        def add(self, k):
+            self.n += k
+            self.log.append(k)
+            return self.n
+
+        def history(self):
+            return self.log
+
+    c = Counter.remote(100)
+    refs = [c.add.remote(i) for i in range(50)]
+    assert rt.get(refs)[-1] == 100 + sum(range(50))
+    assert rt.get(c.history.remote()) == list(range(50))
+
+
+def test_threaded_actor_runs_calls_concurrently(rt):
+    @rt.remote(max_concurrency=3)
+    class Meeting:
+        def __init__(self):
+            self.barrier = threading.Barrier(3, timeout=20)
+
+        def meet(self):
+            # Only completes if three calls run at the same time.
+            return self.barrier.wait() >= 0
+
+    m = Meeting.remote()
+    assert rt.get([m.meet.remote() for _ in range(3)], timeout=60) == [True] * 3
+
+
+def test_async_actor_interleaves_coroutines(rt):
+    import asyncio
+
+    @rt.remote
+    class Async:
+        def __init__(self):
+            self.event = None
+
+        async def wait_for_go(self):
+            if self.event is None:
+                self.event = asyncio.Event()
+            await asyncio.wait_for(self.event.wait(), 20)
+            return "released"
+
+        async def go(self):
+            if self.event is None:
+                self.event = asyncio.Event()
+            self.event.set()
+            return "set"
+
+    a = Async.remote()
+    waiting = a.wait_for_go.remote()
+    time.sleep(0.2)
+    assert rt.get(a.go.remote(), timeout=30) == "set"
+    assert rt.get(waiting, timeout=30) == "released"
+
+
+def test_named_actors_and_handles_passed_to_tasks(rt):
+    @rt.remote
+    class Store:
+        def __init__(self):
+            self.d = {}
+
+        def set(self, k, v):
+            self.d[k] = v
+
+        def get(self, k):
+            return self.d.get(k)
+
+    s = Store.options(name="kv").remote()
+    rt.get(s.set.remote("a", 1))
+    same = rt.get_actor("kv")
+    assert rt.get(same.get.remote("a")) == 1
+    with pytest.raises(ValueError):
+        rt.get_actor("no-such-actor")
+
+    @rt.remote
+    def use(handle):
+        rt.get(handle.set.remote("b", 2))
+        return rt.get(handle.get.remote("b"))
+
+    assert rt.get(use.remote(s)) == 2
+
+
+def test_killed_actor_raises_actor_died(rt):
+    @rt.remote
+    class Victim:
+        def pid(self):
+            return os.getpid()
+
+    v = Victim.remote()
+    pid = rt.get(v.pid.remote())
+    rt.kill(v)
+    with pytest.raises(exceptions.ActorDiedError):
+        rt.get(v.pid.remote())
+    # Its worker process is gone (killed and reaped).
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+
+
+def test_actor_restarts_after_its_worker_is_killed(rt):
+    @rt.remote(max_restarts=1)
+    class Phoenix:
+        def __init__(self):
+            self.calls = 0
+
+        def pid(self):
+            self.calls += 1
+            return os.getpid(), self.calls
+
+    p = Phoenix.remote()
+    pid, calls = rt.get(p.pid.remote())
+    assert calls == 1
+    os.kill(pid, signal.SIGKILL)
+    # The call running when the worker died fails; the next ones go to the new instance.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            new_pid, calls = rt.get(p.pid.remote(), timeout=30)
+            break
+        except exceptions.ActorDiedError:
+            raise
+        except exceptions.VolleyError:
+            assert time.monotonic() < deadline
+    assert new_pid != pid and calls == 1, "state was rebuilt by the constructor"
+    # Out of restarts: the next death is final.
+    os.kill(new_pid, signal.SIGKILL)
+    with pytest.raises(exceptions.VolleyError):
+        rt.get(p.pid.remote(), timeout=30)
+    with pytest.raises(exceptions.ActorDiedError):
+        rt.get(p.pid.remote(), timeout=30)
+
+
+def test_constructor_error_kills_the_actor(rt):
+    @rt.remote
+    class Broken:
+        def __init__(self):
+            raise ValueError("no config")
+
+        def ping(self):
+            return 1
+
+    b = Broken.remote()
+    with pytest.raises(exceptions.ActorDiedError, match="no config"):
+        rt.get(b.ping.remote(), timeout=30)

@@ -1,0 +1,64 @@
+"""Behaviour tier: worker death and zero-copy arguments."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pyarrow as pa
+
+
+def test_a_worker_killed_mid_task_is_retried(rt, tmp_path):
+    marker = tmp_path / "attempts"
+
+    @rt.remote(max_retries=2)
+    def dies_once(path):
+        attempts = int(open(path).read()) if os.path.exists(path) else 0
+        with open(path, "w") as f:
+            f.write(str(attempts + 1))
+        if attempts == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return attempts
+
+    assert rt.get(dies_once.remote(str(marker)), timeout=60) == 1
+    assert marker.read_text() == "2"
+
+
+def test_exhausted_retries_raise_worker_crashed(rt):
+    from volley import exceptions
+
+    @rt.remote(max_retries=0)
+    def always_dies():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    try:
+        rt.get(always_dies.remote(), timeout=60)
+    except exceptions.WorkerCrashedError as e:
+        assert "died" in str(e)
+    else:
+        raise AssertionError("expected WorkerCrashedError")
+
+
+def test_a_100_mib_arrow_table_reaches_the_task_without_a_copy(rt):
+    n = 100 * (1 << 20) // 8
+    table = pa.table({"x": pa.array(range(n), type=pa.int64())})
+    ref = rt.put(table)
+
+    @rt.remote
+    def where(t):
+        addr = t.column("x").chunk(0).buffers()[1].address
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split()
+                lo, hi = (int(v, 16) for v in parts[0].split("-"))
+                if lo <= addr < hi:
+                    return (
+                        parts[-1] if len(parts) >= 6 else "",
+                        t.num_rows,
+                        t.column("x")[n - 1].as_py(),
+                    )
+        return ("", t.num_rows, None)
+
+    mapping, rows, last = rt.get(where.remote(ref), timeout=60)
+    assert rows == n and last == n - 1
+    assert mapping.startswith("/dev/shm/volley-"), f"the column was copied (it lies in {mapping!r})"

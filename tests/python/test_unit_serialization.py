@@ -1,0 +1,82 @@
+"""Unit tier: serialization and exception classes, without a runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from volley import exceptions
+from volley._serialization import dumps, loads
+
+
+class _Stream:
+    """What the native module hands back for Arrow payloads: an Arrow C stream."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.table.__arrow_c_stream__(requested_schema)
+
+
+def roundtrip(value):
+    payload, nested = dumps(value)
+    assert nested == []
+    return loads(payload if isinstance(payload, bytes) else _Stream(payload))
+
+
+def test_plain_values_are_pickled_inline():
+    payload, _ = dumps({"a": [1, 2.5, "x"], "b": None})
+    assert isinstance(payload, bytes)
+    assert roundtrip({"a": [1, 2.5, "x"], "b": None}) == {"a": [1, 2.5, "x"], "b": None}
+
+
+def test_lambdas_and_local_classes_pickle():
+    class Local:
+        def __init__(self, v):
+            self.v = v
+
+    f = lambda x: x + 1  # noqa: E731
+    g, obj = roundtrip((f, Local(3)))
+    assert g(1) == 2 and obj.v == 3
+
+
+def test_large_numpy_arrays_travel_as_out_of_band_buffers():
+    arr = np.arange(1 << 20, dtype=np.float64)
+    payload, _ = dumps(arr)
+    assert isinstance(payload, pa.Table)
+    assert payload.schema.metadata[b"volley.kind"] == b"pickle5"
+    # The buffer is copied at put (later writes to the array must not show) ...
+    arr[0] = -1.0
+    back = loads(_Stream(payload))
+    assert back[0] == 0.0 and back[1:].tolist() == list(range(1, 1 << 20))
+    # ... and read in place on the way back.
+    assert not back.flags.owndata
+
+
+def test_arrow_tables_and_batches_keep_their_type():
+    t = pa.table({"x": [1, 2, 3], "s": ["a", "b", None]})
+    assert roundtrip(t).equals(t)
+    b = t.to_batches()[0]
+    back = roundtrip(b)
+    assert isinstance(back, pa.RecordBatch) and back.equals(b)
+
+
+def test_task_error_is_an_instance_of_the_users_class():
+    import pickle
+
+    err = exceptions._task_failure(
+        "f (t1)", "error", "Traceback: ...\nValueError: bad", pickle.dumps(ValueError("bad"))
+    )
+    assert isinstance(err, ValueError)
+    assert isinstance(err, exceptions.TaskError)
+    assert isinstance(err, exceptions.RayTaskError)
+    assert err.args == ("bad",)
+    assert "ValueError: bad" in str(err)
+    with pytest.raises(ValueError):
+        raise err
+
+
+def test_worker_death_is_a_worker_crashed_error():
+    err = exceptions._task_failure("f (t1)", "worker_died", "the worker process died", None)
+    assert isinstance(err, exceptions.WorkerCrashedError)
