@@ -98,31 +98,12 @@ pub fn parse(input: &str) -> Result<(Location, Path)> {
             path,
         ));
     }
-    if url.scheme() == "s3" || url.scheme() == "s3a" {
-        // Credentials, region and endpoint come from the usual AWS_* environment variables
-        // (AWS_ENDPOINT and AWS_ALLOW_HTTP for S3-compatible servers).
-        // Fail within seconds, not minutes, when the endpoint cannot be reached.
-        let retry = object_store::RetryConfig {
-            max_retries: 3,
-            retry_timeout: std::time::Duration::from_secs(20),
-            ..Default::default()
-        };
-        let store = object_store::aws::AmazonS3Builder::from_env()
-            .with_url(url.as_str())
-            .with_retry(retry)
-            .with_config(
-                object_store::aws::AmazonS3ConfigKey::Client(
-                    object_store::ClientConfigKey::ConnectTimeout,
-                ),
-                "5s",
-            )
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("cannot open {input:?}: {e}")))?;
+    if let Some(store) = cloud_store(&url, input)? {
         let path = Path::from_url_path(url.path())
             .map_err(|e| Error::InvalidArgument(format!("bad path in {input:?}: {e}")))?;
         return Ok((
             Location {
-                store: Arc::new(store),
+                store,
                 base,
                 local: false,
             },
@@ -140,6 +121,53 @@ pub fn parse(input: &str) -> Result<(Location, Path)> {
         },
         path,
     ))
+}
+
+/// The store for an `s3://`, `gs://` or Azure URL, configured from the environment, or `None`
+/// for other schemes.
+///
+/// - `s3://`, `s3a://`: the usual `AWS_*` variables (`AWS_ENDPOINT` and `AWS_ALLOW_HTTP` for
+///   S3-compatible servers).
+/// - `gs://`: the `GOOGLE_*` variables (`GOOGLE_SERVICE_ACCOUNT`, `GOOGLE_SERVICE_ACCOUNT_KEY`,
+///   `GOOGLE_APPLICATION_CREDENTIALS`; for emulators `GOOGLE_BASE_URL`, `GOOGLE_ALLOW_HTTP` and
+///   a `GOOGLE_SERVICE_ACCOUNT_KEY` with `"disable_oauth": true`).
+/// - `az://`, `abfs://`, `abfss://`, `azure://`, `adl://`: the `AZURE_*` variables
+///   (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...; for Azurite,
+///   `AZURE_STORAGE_USE_EMULATOR=true` and `AZURITE_BLOB_STORAGE_URL`).
+///
+/// All of them retry a few times within 20 s and give up connecting after 5 s, so an
+/// unreachable endpoint fails within seconds, not minutes.
+fn cloud_store(url: &Url, input: &str) -> Result<Option<Arc<dyn ObjectStore>>> {
+    use object_store::ClientConfigKey::ConnectTimeout;
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+
+    let retry = object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(20),
+        ..Default::default()
+    };
+    // The builders share no trait: one macro gives them all the same settings.
+    macro_rules! open {
+        ($builder:ident, $config_key:ident) => {
+            Arc::new(
+                $builder::from_env()
+                    .with_url(url.as_str())
+                    .with_retry(retry)
+                    .with_config($config_key::Client(ConnectTimeout), "5s")
+                    .build()
+                    .map_err(|e| Error::InvalidArgument(format!("cannot open {input:?}: {e}")))?,
+            )
+        };
+    }
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "s3" | "s3a" => open!(AmazonS3Builder, AmazonS3ConfigKey),
+        "gs" => open!(GoogleCloudStorageBuilder, GoogleConfigKey),
+        "az" | "abfs" | "abfss" | "azure" | "adl" => open!(MicrosoftAzureBuilder, AzureConfigKey),
+        _ => return Ok(None),
+    };
+    Ok(Some(store))
 }
 
 fn is_glob(s: &str) -> bool {

@@ -4,6 +4,7 @@
 //! shares one process between tests (`cargo test`); under nextest each runs alone.
 
 mod actors;
+mod cloud_urls;
 mod data;
 mod data_ops;
 mod lifecycle;
