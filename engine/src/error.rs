@@ -205,6 +205,9 @@ pub struct UserError {
     message: String,
     payload: Option<ErrorPayload>,
     worker_died: bool,
+    /// An engine error that already names its task or operator: the task fails with it
+    /// unchanged rather than wrapping it.
+    engine: Option<Box<Error>>,
 }
 
 impl UserError {
@@ -214,6 +217,7 @@ impl UserError {
             message: message.to_string(),
             payload: None,
             worker_died: false,
+            engine: None,
         }
     }
 
@@ -232,6 +236,22 @@ impl UserError {
             worker_died: true,
             ..UserError::msg(message)
         }
+    }
+
+    /// An engine error raised inside a task body (e.g. by a data operator it runs), passed
+    /// through: the task fails with this very error, its type and payload kept.
+    pub fn from_engine(e: Error) -> Self {
+        UserError {
+            message: e.to_string(),
+            payload: None,
+            worker_died: false,
+            engine: Some(Box::new(e)),
+        }
+    }
+
+    /// The engine error passed through, if any.
+    pub fn engine_error(&self) -> Option<&Error> {
+        self.engine.as_deref()
     }
 
     /// The message.

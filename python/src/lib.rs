@@ -21,6 +21,8 @@ use volley::core::foreign::{
 use volley::core::worker::CallKind;
 use volley::{Block, Error, FailureCause, ObjectId};
 
+mod data;
+
 const STREAM: &CStr = c"arrow_array_stream";
 
 // ---------------------------------------------------------------------------------------------
@@ -28,7 +30,7 @@ const STREAM: &CStr = c"arrow_array_stream";
 // ---------------------------------------------------------------------------------------------
 
 /// Raises the `volley.exceptions` class for `e` (the one place errors are mapped).
-fn to_py_err(e: Error) -> PyErr {
+pub(crate) fn to_py_err(e: Error) -> PyErr {
     Python::attach(|py| match make_py_err(py, &e) {
         Ok(err) => err,
         Err(failed) => failed,
@@ -81,9 +83,9 @@ fn make_py_err(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
     Ok(PyErr::from_value(value))
 }
 
-type Res<T> = PyResult<T>;
+pub(crate) type Res<T> = PyResult<T>;
 
-fn eng<T>(r: volley::Result<T>) -> Res<T> {
+pub(crate) fn eng<T>(r: volley::Result<T>) -> Res<T> {
     r.map_err(to_py_err)
 }
 
@@ -94,8 +96,8 @@ fn eng<T>(r: volley::Result<T>) -> Res<T> {
 /// An Arrow C stream over a block's batches (`__arrow_c_stream__`), for pyarrow to import
 /// without copying.
 #[pyclass(module = "volley._native", frozen)]
-struct ArrowStream {
-    block: Block,
+pub(crate) struct ArrowStream {
+    pub(crate) block: Block,
 }
 
 #[pymethods]
@@ -122,7 +124,7 @@ impl ArrowStream {
 
 /// Reads any object with `__arrow_c_stream__` (a pyarrow Table or RecordBatch) into a
 /// block, sharing its buffers.
-fn block_from_py(obj: &Bound<'_, PyAny>) -> Res<Block> {
+pub(crate) fn block_from_py(obj: &Bound<'_, PyAny>) -> Res<Block> {
     let capsule = obj.call_method0("__arrow_c_stream__")?;
     let capsule = capsule.cast::<PyCapsule>()?;
     let ptr = capsule.pointer_checked(Some(STREAM))?;
@@ -629,5 +631,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(worker_finish_ok, m)?)?;
     m.add_function(wrap_pyfunction!(worker_finish_err, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_class::<data::PyDataset>()?;
+    m.add_class::<data::BatchIter>()?;
+    m.add_function(wrap_pyfunction!(data::data_read_parquet, m)?)?;
+    m.add_function(wrap_pyfunction!(data::data_read_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(data::data_read_json, m)?)?;
+    m.add_function(wrap_pyfunction!(data::data_range, m)?)?;
+    m.add_function(wrap_pyfunction!(data::data_from_arrow, m)?)?;
     Ok(())
 }

@@ -14,7 +14,7 @@
     ray.shutdown()
 """
 
-from volley import exceptions
+from volley import data, exceptions
 from volley._api import (
     ActorClass,
     ActorHandle,
@@ -47,6 +47,7 @@ __all__ = [
     "available_resources",
     "cancel",
     "cluster_resources",
+    "data",
     "exceptions",
     "get",
     "get_actor",

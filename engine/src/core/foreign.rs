@@ -579,6 +579,145 @@ fn outputs(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Calls from the engine itself (user functions inside data operators)
+// ---------------------------------------------------------------------------------------------
+
+/// The arguments of a direct call in wire form: inline values inline, Arrow data through a
+/// shared-memory segment (the worker maps it without copying). The returned refs keep the
+/// segments until the call is done.
+fn direct_args(node: &NodeInner, args: Vec<ForeignValue>) -> Result<(Vec<WireData>, Vec<RawRef>)> {
+    let mut wire = Vec::with_capacity(args.len());
+    let mut keep = Vec::new();
+    for a in args {
+        match a {
+            ForeignValue::Pickle(b) => wire.push(WireData::Pickle(b.to_vec())),
+            arrow @ ForeignValue::Arrow(_) => {
+                let r = local_put(PutValue {
+                    data: arrow,
+                    nested: Vec::new(),
+                })?;
+                let seg = node.store.segment(r.id())?;
+                wire.push(WireData::Segment {
+                    path: seg.path().to_string_lossy().into_owned(),
+                    len: seg.len() as u64,
+                });
+                keep.push(r);
+            }
+        }
+    }
+    Ok((wire, keep))
+}
+
+fn values_of(node: &NodeInner, outcome: CallOutcome, n: u32) -> TaskResult<Vec<ForeignValue>> {
+    outputs(node, outcome, n, false)?
+        .into_iter()
+        .map(|(data, _)| ForeignValue::from_data(data).map_err(|e| UserError::msg(e.to_string())))
+        .collect()
+}
+
+/// Calls the registered function `function` with `args` in a pooled worker process, on this
+/// thread (which serves the worker's requests), and returns its `num_returns` results.
+/// Arguments follow the task convention: the pickled argument structure, then the values
+/// it refers to. A worker that dies fails the call with [`UserError::worker_died`].
+pub fn call_function(
+    function: FunctionId,
+    name: &str,
+    args: Vec<ForeignValue>,
+    num_returns: u32,
+) -> TaskResult<Vec<ForeignValue>> {
+    let node = current().map_err(|e| UserError::msg(e.to_string()))?;
+    let (wire, _keep) = direct_args(&node, args).map_err(|e| UserError::msg(e.to_string()))?;
+    let worker = node
+        .workers
+        .lease(&node)
+        .map_err(|e| UserError::msg(e.to_string()))?;
+    let call = Call {
+        kind: CallKind::Task,
+        name: name.to_string(),
+        function,
+        function_bytes: None,
+        args: wire,
+        num_returns,
+    };
+    let (outcome, _later) = worker.run(&node, call)?;
+    node.workers.give_back(worker);
+    values_of(&node, outcome, num_returns)
+}
+
+/// An instance of a registered class in a worker process of its own (e.g. a callable class
+/// in an actor-pool `map_batches`), called directly from the thread that owns it. Dropping
+/// it ends the process.
+pub struct ForeignInstance {
+    worker: WorkerProc,
+    class: FunctionId,
+    name: String,
+}
+
+impl std::fmt::Debug for ForeignInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ForeignInstance({}, pid {})",
+            self.name, self.worker.shared.pid
+        )
+    }
+}
+
+impl ForeignInstance {
+    /// Starts a worker and constructs the class there with `args` (task convention).
+    pub fn new(class: FunctionId, name: &str, args: Vec<ForeignValue>) -> TaskResult<Self> {
+        let node = current().map_err(|e| UserError::msg(e.to_string()))?;
+        let worker = node
+            .workers
+            .spawn(&node, 1)
+            .map_err(|e| UserError::msg(e.to_string()))?;
+        let this = ForeignInstance {
+            worker,
+            class,
+            name: name.to_string(),
+        };
+        this.run(&node, CallKind::ActorNew, args, 1)?;
+        Ok(this)
+    }
+
+    /// Calls `method` on the instance.
+    pub fn call(
+        &self,
+        method: &str,
+        args: Vec<ForeignValue>,
+        num_returns: u32,
+    ) -> TaskResult<Vec<ForeignValue>> {
+        let node = current().map_err(|e| UserError::msg(e.to_string()))?;
+        self.run(
+            &node,
+            CallKind::ActorMethod(method.to_string()),
+            args,
+            num_returns,
+        )
+    }
+
+    fn run(
+        &self,
+        node: &Arc<NodeInner>,
+        kind: CallKind,
+        args: Vec<ForeignValue>,
+        num_returns: u32,
+    ) -> TaskResult<Vec<ForeignValue>> {
+        let (wire, _keep) = direct_args(node, args).map_err(|e| UserError::msg(e.to_string()))?;
+        let call = Call {
+            kind,
+            name: self.name.clone(),
+            function: self.class,
+            function_bytes: None,
+            args: wire,
+            num_returns,
+        };
+        let (outcome, _later) = self.worker.run(node, call)?;
+        values_of(node, outcome, num_returns)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Actors
 // ---------------------------------------------------------------------------------------------
 

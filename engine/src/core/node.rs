@@ -723,6 +723,10 @@ impl NodeInner {
                     Ok(())
                 }
             },
+            Ok(Err(CallError::User(e))) if e.engine_error().is_some() => Err((
+                e.engine_error().cloned().unwrap_or(Error::Shutdown),
+                task.retry_exceptions,
+            )),
             Ok(Err(CallError::User(e))) if e.is_worker_died() => Err((
                 failed(
                     FailureCause::WorkerDied,

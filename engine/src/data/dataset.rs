@@ -539,6 +539,13 @@ impl Dataset {
         Ok(self.project(cols))
     }
 
+    /// [`Dataset::with_column`] with the value as a SQL expression over the columns
+    /// (e.g. `"value * 2"`).
+    pub fn with_column_sql(&self, name: &str, value: &str) -> Result<Dataset> {
+        let schema = self.schema()?;
+        self.with_column(name, expr::parse_sql(value, &schema)?)
+    }
+
     fn project(&self, columns: Vec<(Expr, String)>) -> Dataset {
         self.with(LogicalPlan::Project {
             input: self.plan.clone(),
@@ -977,7 +984,7 @@ impl Dataset {
                     sink.write(&b, &io)?;
                     Ok(true)
                 })?;
-                Ok(sink.finish(&io)?)
+                sink.finish(&io)
             })?
         };
         drop(reporter);

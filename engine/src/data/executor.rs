@@ -16,7 +16,7 @@ use crate::core::generator::{ObjectRefGenerator, StreamingFunction};
 use crate::data::context::DataContext;
 use crate::data::physical::{PhysicalPlan, Pipeline};
 use crate::data::progress::ExecState;
-use crate::error::{Result, TaskResult};
+use crate::error::{Result, UserError};
 use crate::{Block, Emitter};
 
 /// Runs fragment `frag` of `pipeline`, emitting blocks of about `target` bytes.
@@ -25,7 +25,7 @@ fn run_fragment(
     frag: u64,
     target: u64,
     out: &Emitter<'_, Block>,
-) -> TaskResult<()> {
+) -> Result<()> {
     let mut acc: Vec<RecordBatch> = Vec::new();
     let mut bytes = 0u64;
     let emit = |acc: &mut Vec<RecordBatch>| -> crate::Result<()> {
@@ -96,7 +96,7 @@ impl BatchStream {
                 let pipeline = p.clone();
                 let d = p.demand();
                 let mut f = crate::streaming_task(move |out: &Emitter<'_, Block>, frag: u64| {
-                    run_fragment(&pipeline, frag, target, out)
+                    run_fragment(&pipeline, frag, target, out).map_err(UserError::from_engine)
                 })
                 .name(&p.task_name())
                 .max_retries(0)
@@ -223,7 +223,7 @@ impl Iterator for BatchStream {
 pub(crate) fn run_per_fragment<R: crate::Value>(
     plan: &PhysicalPlan,
     name: &str,
-    f: impl Fn(&Arc<Pipeline>, u64, u64) -> TaskResult<R> + Send + Sync + 'static,
+    f: impl Fn(&Arc<Pipeline>, u64, u64) -> Result<R> + Send + Sync + 'static,
 ) -> Result<Vec<R>> {
     plan.prepare()?;
     let f = Arc::new(f);
@@ -233,11 +233,13 @@ pub(crate) fn run_per_fragment<R: crate::Value>(
         let pipeline = p.clone();
         let f = f.clone();
         let d = p.demand();
-        let mut task = crate::task(move |frag: u64, index: u64| f(&pipeline, frag, index))
-            .name(&format!("{}->{name}", p.task_name()))
-            .max_retries(0)
-            .num_cpus(d.num_cpus)
-            .num_gpus(d.num_gpus);
+        let mut task = crate::task(move |frag: u64, index: u64| {
+            f(&pipeline, frag, index).map_err(UserError::from_engine)
+        })
+        .name(&format!("{}->{name}", p.task_name()))
+        .max_retries(0)
+        .num_cpus(d.num_cpus)
+        .num_gpus(d.num_gpus);
         for (name, amount) in &d.resources {
             task = task.resource(name, *amount);
         }

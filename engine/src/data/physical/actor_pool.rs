@@ -129,9 +129,14 @@ impl ActorPool {
             .call(move |a: &mut UdfActor| a.call(batch.clone()))
             .and_then(|r| crate::get(&r));
         slot.busy.fetch_sub(1, Ordering::Relaxed);
-        let block = result.map_err(|e| Error::InvalidData {
-            location: format!("MapBatches({})", self.name),
-            message: format!("the function failed in its actor: {e}"),
+        let block = result.map_err(|e| match e {
+            Error::TaskFailed {
+                cause: crate::FailureCause::UserError,
+                message,
+                payload,
+                ..
+            } => super::udf_failed(&self.name, message, payload),
+            other => other,
         })?;
         match block.batches() {
             [one] => Ok(one.clone()),

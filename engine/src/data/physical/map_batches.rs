@@ -44,7 +44,14 @@ impl MapBatchesOp {
                     Compute::Tasks => (1, 1),
                 };
                 let pool = ActorPool::new(name.clone(), factory.clone(), min, max, demand);
-                (Runner::Pool(pool), None)
+                // The pipeline's tasks only feed the actors, which hold their own CPUs: a
+                // pool as large as the cluster must not starve the tasks that feed it.
+                let feed = TaskDemand {
+                    num_cpus: 0.0,
+                    num_gpus: 0.0,
+                    resources: Vec::new(),
+                };
+                (Runner::Pool(pool), Some(feed))
             }
             (MapUdf::Fn(f), _) => (
                 Runner::Inline(f.clone()),
@@ -88,9 +95,8 @@ struct State<'a> {
 impl State<'_> {
     fn call(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
         let result = match &self.op.runner {
-            Runner::Inline(f) => f(batch).map_err(|e| Error::InvalidData {
-                location: format!("MapBatches({})", self.op.name),
-                message: format!("the function failed: {e}"),
+            Runner::Inline(f) => f(batch).map_err(|e| {
+                super::udf_failed(&self.op.name, e.message().to_string(), e.payload().cloned())
             })?,
             Runner::Pool(pool) => pool.call(batch)?,
         };

@@ -1,0 +1,545 @@
+"""The ``Dataset`` class and its constructors (Ray Data's names and arguments)."""
+
+from __future__ import annotations
+
+import html
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import cloudpickle
+import pyarrow as pa
+
+from volley import _native
+from volley._api import _Slot
+from volley._serialization import dumps
+
+_BATCH_FORMATS = ("default", "pyarrow", "pandas", "numpy")
+
+
+def _paths(paths: Union[str, Sequence[str]]) -> List[str]:
+    return [paths] if isinstance(paths, str) else [str(p) for p in paths]
+
+
+def _table(stream: Any) -> pa.Table:
+    return pa.RecordBatchReader.from_stream(stream).read_all()
+
+
+def _check_format(batch_format: Optional[str]) -> str:
+    fmt = batch_format or "default"
+    if fmt not in _BATCH_FORMATS:
+        raise ValueError(f"batch_format must be one of {_BATCH_FORMATS}, got {batch_format!r}")
+    return "numpy" if fmt == "default" else fmt
+
+
+def _to_format(table: pa.Table, fmt: str) -> Any:
+    if fmt == "pyarrow":
+        return table
+    if fmt == "pandas":
+        return table.to_pandas()
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def _from_format(batch: Any) -> pa.Table:
+    if isinstance(batch, pa.Table):
+        return batch
+    if isinstance(batch, pa.RecordBatch):
+        return pa.Table.from_batches([batch])
+    if isinstance(batch, dict):
+        return pa.table(batch)
+    try:
+        import pandas as pd
+
+        if isinstance(batch, pd.DataFrame):
+            return pa.Table.from_pandas(batch, preserve_index=False)
+    except ImportError:  # pandas is optional
+        pass
+    raise TypeError(
+        "a map_batches function must return a pyarrow Table or RecordBatch, a pandas "
+        f"DataFrame, or a dict of arrays; got {type(batch).__name__}"
+    )
+
+
+class _BatchFn:
+    """Runs in a worker: the user's function on one batch, in the asked format."""
+
+    def __init__(self, fn: Callable, fmt: str, args: tuple, kwargs: dict) -> None:
+        self.fn, self.fmt, self.args, self.kwargs = fn, fmt, args, kwargs
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return _from_format(self.fn(_to_format(table, self.fmt), *self.args, **self.kwargs))
+
+
+class _BatchClass:
+    """Runs in a worker: one instance of the user's callable class, called per batch."""
+
+    def __init__(
+        self, cls: type, fmt: str, args: tuple, kwargs: dict, cargs: tuple, ckwargs: dict
+    ) -> None:
+        self.instance = cls(*cargs, **ckwargs)
+        self.fmt, self.args, self.kwargs = fmt, args, kwargs
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        out = self.instance(_to_format(table, self.fmt), *self.args, **self.kwargs)
+        return _from_format(out)
+
+
+def _structure(*args: Any) -> bytes:
+    payload, _ = dumps((list(args), {}))
+    return payload
+
+
+#: Every batch call gets one argument: the batch (the first ref value).
+_BATCH_ARG = _structure(_Slot(0))
+
+
+@dataclass
+class ActorPoolStrategy:
+    """Run a callable class in a pool of actors (Ray's ``compute=ActorPoolStrategy(...)``)."""
+
+    min_size: int = 1
+    max_size: Optional[int] = None
+    size: Optional[int] = None
+
+    def bounds(self) -> Tuple[int, int]:
+        if self.size is not None:
+            return self.size, self.size
+        return self.min_size, self.max_size or self.min_size
+
+
+class DataContext:
+    """Execution settings with Ray's names. Values set here apply to datasets created
+    afterwards in this process (``DataContext.get_current()``)."""
+
+    _current: Optional["DataContext"] = None
+
+    def __init__(self) -> None:
+        self.target_max_block_size = 128 << 20
+        self.enable_progress_bars = False
+        self.execution_options = None
+
+    @classmethod
+    def get_current(cls) -> "DataContext":
+        if cls._current is None:
+            cls._current = DataContext()
+        return cls._current
+
+
+def _pool_bounds(compute: Any, concurrency: Any) -> Tuple[int, int]:
+    if isinstance(compute, ActorPoolStrategy):
+        return compute.bounds()
+    if isinstance(concurrency, int):
+        return concurrency, concurrency
+    if isinstance(concurrency, tuple) and len(concurrency) == 2:
+        return int(concurrency[0]), int(concurrency[1])
+    if concurrency is None:
+        return 1, max(1, int(dict(_native.resources(False)).get("CPU", 1)))
+    raise ValueError(f"concurrency must be an int or a (min, max) tuple, got {concurrency!r}")
+
+
+class Dataset:
+    """A lazy dataset of Arrow blocks: transformations add operators, consumption runs them."""
+
+    def __init__(self, native: Any) -> None:
+        self._ds = native
+
+    # ---- transformations ------------------------------------------------------------------
+
+    def map_batches(
+        self,
+        fn: Any,
+        *,
+        batch_size: Union[int, None, str] = "default",
+        compute: Any = None,
+        batch_format: Optional[str] = "default",
+        zero_copy_batch: bool = False,
+        fn_args: Optional[Sequence[Any]] = None,
+        fn_kwargs: Optional[Dict[str, Any]] = None,
+        fn_constructor_args: Optional[Sequence[Any]] = None,
+        fn_constructor_kwargs: Optional[Dict[str, Any]] = None,
+        num_cpus: Optional[float] = None,
+        num_gpus: Optional[float] = None,
+        concurrency: Union[int, Tuple[int, int], None] = None,
+        **ray_remote_args: Any,
+    ) -> "Dataset":
+        """Applies ``fn`` (a function, or a callable class run in a pool of actors) to
+        batches in ``batch_format`` ("default" is numpy: a dict of arrays)."""
+        fmt = _check_format(batch_format)
+        size = None if batch_size in ("default", None) else int(batch_size)
+        name = getattr(fn, "__name__", type(fn).__name__)
+        resources = [(k, float(v)) for k, v in (ray_remote_args.get("resources") or {}).items()]
+        if inspect.isclass(fn):
+            lo, hi = _pool_bounds(compute, concurrency)
+            wrapper = _BatchClass
+            class_id = _native.register_function(cloudpickle.dumps(wrapper))
+            ctor = _structure(
+                fn,
+                fmt,
+                tuple(fn_args or ()),
+                dict(fn_kwargs or {}),
+                tuple(fn_constructor_args or ()),
+                dict(fn_constructor_kwargs or {}),
+            )
+            native = self._ds.map_batches_class(
+                name,
+                class_id,
+                ctor,
+                _BATCH_ARG,
+                lo,
+                hi,
+                batch_size=size,
+                num_cpus=num_cpus,
+                num_gpus=float(num_gpus or 0.0),
+                resources=resources,
+            )
+        else:
+            if fn_constructor_args or fn_constructor_kwargs:
+                raise ValueError("fn_constructor_args need a callable class, not a function")
+            udf = _BatchFn(fn, fmt, tuple(fn_args or ()), dict(fn_kwargs or {}))
+            fid = _native.register_function(cloudpickle.dumps(udf))
+            native = self._ds.map_batches(
+                name,
+                fid,
+                _BATCH_ARG,
+                batch_size=size,
+                num_cpus=num_cpus,
+                num_gpus=float(num_gpus or 0.0),
+                resources=resources,
+            )
+        return Dataset(native)
+
+    def map(self, fn: Callable[[Dict[str, Any]], Dict[str, Any]], **kwargs: Any) -> "Dataset":
+        """Applies ``fn`` to each row (a dict)."""
+
+        def rows(t: pa.Table) -> pa.Table:
+            return pa.Table.from_pylist([fn(r) for r in t.to_pylist()])
+
+        rows.__name__ = getattr(fn, "__name__", "map")
+        return self.map_batches(rows, batch_format="pyarrow", **kwargs)
+
+    def flat_map(
+        self, fn: Callable[[Dict[str, Any]], List[Dict[str, Any]]], **kwargs: Any
+    ) -> "Dataset":
+        """Applies ``fn`` to each row; every row it returns is output."""
+
+        def rows(t: pa.Table) -> pa.Table:
+            return pa.Table.from_pylist([o for r in t.to_pylist() for o in fn(r)])
+
+        rows.__name__ = getattr(fn, "__name__", "flat_map")
+        return self.map_batches(rows, batch_format="pyarrow", **kwargs)
+
+    def filter(
+        self, fn: Optional[Callable] = None, *, expr: Optional[str] = None, **kwargs: Any
+    ) -> "Dataset":
+        """Keeps the rows where ``fn(row)`` is true, or where the SQL predicate ``expr``
+        holds (evaluated natively, and pushed into parquet reads)."""
+        if isinstance(fn, str) and expr is None:
+            fn, expr = None, fn
+        if expr is not None:
+            return Dataset(self._ds.filter_sql(expr))
+        if fn is None:
+            raise ValueError("filter needs a function or expr=")
+
+        def keep(t: pa.Table) -> pa.Table:
+            mask = pa.array([bool(fn(r)) for r in t.to_pylist()], type=pa.bool_())
+            return t.filter(mask)
+
+        keep.__name__ = getattr(fn, "__name__", "filter")
+        return self.map_batches(keep, batch_format="pyarrow", **kwargs)
+
+    def add_column(
+        self, col: str, fn: Callable, *, batch_format: str = "pandas", **kwargs: Any
+    ) -> "Dataset":
+        """Adds (or replaces) column ``col`` with ``fn(batch)``."""
+        fmt = _check_format(batch_format)
+
+        def add(t: pa.Table) -> pa.Table:
+            values = fn(_to_format(t, fmt))
+            arr = pa.array(values)
+            if col in t.column_names:
+                return t.set_column(t.column_names.index(col), col, arr)
+            return t.append_column(col, arr)
+
+        add.__name__ = f"add_column({col})"
+        return self.map_batches(add, batch_format="pyarrow", **kwargs)
+
+    def with_column(self, name: str, expr: str) -> "Dataset":
+        """Adds (or replaces) column ``name`` with a SQL expression over the columns."""
+        return Dataset(self._ds.with_column_sql(name, expr))
+
+    def select_columns(self, cols: Union[str, List[str]]) -> "Dataset":
+        return Dataset(self._ds.select_columns(_paths(cols)))
+
+    def drop_columns(self, cols: Union[str, List[str]]) -> "Dataset":
+        return Dataset(self._ds.drop_columns(_paths(cols)))
+
+    def rename_columns(self, names: Union[Dict[str, str], List[str]]) -> "Dataset":
+        if isinstance(names, dict):
+            pairs = list(names.items())
+        else:
+            pairs = list(zip(self.columns(), names))
+        return Dataset(self._ds.rename_columns(pairs))
+
+    def limit(self, limit: int) -> "Dataset":
+        return Dataset(self._ds.limit(int(limit)))
+
+    def union(self, *others: "Dataset") -> "Dataset":
+        ds = self._ds
+        for o in others:
+            ds = ds.union(o._ds)
+        return Dataset(ds)
+
+    def zip(self, other: "Dataset") -> "Dataset":
+        return Dataset(self._ds.zip(other._ds))
+
+    def repartition(self, num_blocks: int, *, shuffle: bool = False) -> "Dataset":
+        return Dataset(self._ds.repartition(int(num_blocks)))
+
+    def random_shuffle(self, *, seed: Optional[int] = None, **kwargs: Any) -> "Dataset":
+        return Dataset(self._ds.random_shuffle(seed))
+
+    def sort(
+        self, key: Union[str, List[str]], descending: Union[bool, List[bool]] = False
+    ) -> "Dataset":
+        keys = _paths(key)
+        desc = descending if isinstance(descending, list) else [descending] * len(keys)
+        return Dataset(self._ds.sort(list(zip(keys, desc))))
+
+    def groupby(self, key: Union[str, List[str]]) -> "GroupedData":
+        return GroupedData(self, _paths(key))
+
+    # ---- splitting ------------------------------------------------------------------------
+
+    def split(self, n: int, *, equal: bool = False, locality_hints: Any = None) -> List["Dataset"]:
+        return [Dataset(d) for d in self._ds.split(int(n), bool(equal))]
+
+    def streaming_split(
+        self, n: int, *, equal: bool = False, locality_hints: Any = None
+    ) -> List["_Shard"]:
+        """``n`` iterators fed by one execution (for ``n`` training workers)."""
+        return [_Shard(it) for it in self._ds.streaming_split(int(n), bool(equal))]
+
+    def train_test_split(
+        self, test_size: float, *, shuffle: bool = False, seed: Optional[int] = None
+    ) -> Tuple["Dataset", "Dataset"]:
+        if shuffle and seed is None:
+            import random
+
+            seed = random.getrandbits(63)
+        a, b = self._ds.train_test_split(float(test_size), seed if shuffle else None)
+        return Dataset(a), Dataset(b)
+
+    # ---- consumption ----------------------------------------------------------------------
+
+    def iter_batches(
+        self,
+        *,
+        batch_size: Optional[int] = 256,
+        batch_format: Optional[str] = "default",
+        prefetch_batches: int = 1,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        fmt = _check_format(batch_format)
+        for s in self._ds.iter_batches(batch_size):
+            yield _to_format(_table(s), fmt)
+
+    def iter_rows(self) -> Iterator[Dict[str, Any]]:
+        for s in self._ds.iter_batches(None):
+            yield from _table(s).to_pylist()
+
+    def iter_torch_batches(
+        self, *, batch_size: Optional[int] = 256, **kwargs: Any
+    ) -> Iterator[Dict[str, Any]]:
+        import torch
+
+        for b in self.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            yield {k: torch.as_tensor(v) for k, v in b.items()}
+
+    def take(self, limit: int = 20) -> List[Dict[str, Any]]:
+        return _table(self._ds.take(int(limit))).to_pylist()
+
+    def take_batch(self, batch_size: int = 20, *, batch_format: Optional[str] = "default") -> Any:
+        return _to_format(_table(self._ds.take(int(batch_size))), _check_format(batch_format))
+
+    def take_all(self, limit: Optional[int] = None) -> List[Dict[str, Any]]:
+        return _table(self._ds.take(limit)).to_pylist()
+
+    def show(self, limit: int = 20) -> None:
+        for row in self.take(limit):
+            print(row)
+
+    def count(self) -> int:
+        return self._ds.count()
+
+    def schema(self) -> pa.Schema:
+        return _table(self._ds.schema()).schema
+
+    def columns(self) -> List[str]:
+        return self.schema().names
+
+    def stats(self) -> str:
+        return self._ds.stats() or "(not executed yet)"
+
+    def explain(self) -> str:
+        return self._ds.explain()
+
+    def materialize(self) -> "Dataset":
+        return Dataset(self._ds.materialize())
+
+    def to_arrow(self) -> pa.Table:
+        return _table(self._ds.take(None))
+
+    def to_pandas(self, limit: Optional[int] = None) -> Any:
+        return _table(self._ds.take(limit)).to_pandas()
+
+    def to_arrow_refs(self) -> List[Any]:
+        from volley import put
+
+        return [put(pa.Table.from_batches([b])) for b in self._batches()]
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        for s in self._ds.iter_batches(None):
+            yield from _table(s).to_batches()
+
+    def write_parquet(self, path: str, **kwargs: Any) -> None:
+        self._ds.write("parquet", str(path))
+
+    def write_csv(self, path: str, **kwargs: Any) -> None:
+        self._ds.write("csv", str(path))
+
+    def write_json(self, path: str, **kwargs: Any) -> None:
+        self._ds.write("json", str(path))
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        return self.iter_rows()
+
+    def __repr__(self) -> str:
+        try:
+            schema = ", ".join(f"{f.name}: {f.type}" for f in self.schema())
+        except Exception:  # a schema that needs running user code: show the plan only
+            schema = "?"
+        return f"Dataset(schema={{{schema}}})"
+
+    def _repr_html_(self) -> str:
+        plan = html.escape(self.explain())
+        return f"<b>volley.data.Dataset</b><pre>{html.escape(repr(self))}</pre><pre>{plan}</pre>"
+
+
+class _Shard:
+    """One consumer's share of ``streaming_split``."""
+
+    def __init__(self, it: Any) -> None:
+        self._it = it
+
+    def iter_batches(
+        self,
+        *,
+        batch_size: Optional[int] = None,
+        batch_format: Optional[str] = "default",
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        fmt = _check_format(batch_format)
+        for s in self._it:
+            yield _to_format(_table(s), fmt)
+
+    def iter_rows(self) -> Iterator[Dict[str, Any]]:
+        for s in self._it:
+            yield from _table(s).to_pylist()
+
+
+class GroupedData:
+    """``ds.groupby(key)``: aggregations and ``map_groups``."""
+
+    def __init__(self, ds: Dataset, keys: List[str]) -> None:
+        self._ds, self._keys = ds, keys
+
+    def _agg(self, kind: str, on: Union[str, List[str], None]) -> Dataset:
+        cols = [None] if on is None else _paths(on)
+        aggs = [(kind, c) for c in cols]
+        return Dataset(self._ds._ds.aggregate(self._keys, aggs))
+
+    def count(self) -> Dataset:
+        return self._agg("count", None)
+
+    def sum(self, on: Union[str, List[str]]) -> Dataset:
+        return self._agg("sum", on)
+
+    def min(self, on: Union[str, List[str]]) -> Dataset:
+        return self._agg("min", on)
+
+    def max(self, on: Union[str, List[str]]) -> Dataset:
+        return self._agg("max", on)
+
+    def mean(self, on: Union[str, List[str]]) -> Dataset:
+        return self._agg("mean", on)
+
+    def std(self, on: Union[str, List[str]], ddof: int = 1) -> Dataset:
+        if ddof != 1:
+            raise ValueError("std supports ddof=1")
+        return self._agg("std", on)
+
+    def aggregate(self, *aggs: Tuple[str, Optional[str]]) -> Dataset:
+        """``aggregate(("sum", "value"), ("count", None), ...)``."""
+        return Dataset(self._ds._ds.aggregate(self._keys, [(k, c) for k, c in aggs]))
+
+    def map_groups(
+        self, fn: Callable, *, batch_format: Optional[str] = "default", **kwargs: Any
+    ) -> Dataset:
+        """Calls ``fn`` once per group with all its rows."""
+        fmt = _check_format(batch_format)
+        udf = _BatchFn(fn, fmt, (), {})
+        fid = _native.register_function(cloudpickle.dumps(udf))
+        name = getattr(fn, "__name__", "map_groups")
+        return Dataset(self._ds._ds.map_groups(self._keys, name, fid, _BATCH_ARG))
+
+
+# ---- constructors -------------------------------------------------------------------------
+
+
+def read_parquet(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
+    """Parquet files: a file, directory, glob or list; local paths or URLs (s3://, gs://,
+    az://, file://, memory://)."""
+    ds = Dataset(_native.data_read_parquet(_paths(paths)))
+    columns = kwargs.get("columns")
+    if columns:
+        ds = ds.select_columns(list(columns))
+    return ds
+
+
+def read_csv(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
+    return Dataset(_native.data_read_csv(_paths(paths)))
+
+
+def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
+    """Newline-delimited JSON files."""
+    return Dataset(_native.data_read_json(_paths(paths)))
+
+
+def range(n: int, *, override_num_blocks: Optional[int] = None) -> Dataset:  # noqa: A001
+    """Rows ``{"id": 0..n-1}``."""
+    return Dataset(_native.data_range(int(n)))
+
+
+def from_arrow(tables: Union[pa.Table, Sequence[pa.Table]]) -> Dataset:
+    tables = [tables] if isinstance(tables, (pa.Table, pa.RecordBatch)) else list(tables)
+    return Dataset(
+        _native.data_from_arrow(
+            [t if isinstance(t, pa.Table) else pa.Table.from_batches([t]) for t in tables]
+        )
+    )
+
+
+def from_items(items: List[Any]) -> Dataset:
+    """Rows from dicts (other values become ``{"item": value}``)."""
+    rows = [i if isinstance(i, dict) else {"item": i} for i in items]
+    return from_arrow(pa.Table.from_pylist(rows))
+
+
+def from_pandas(dfs: Any) -> Dataset:
+    dfs = dfs if isinstance(dfs, list) else [dfs]
+    return from_arrow([pa.Table.from_pandas(d, preserve_index=False) for d in dfs])
+
+
+def from_numpy(arrs: Any) -> Dataset:
+    arrs = arrs if isinstance(arrs, list) else [arrs]
+    return from_arrow([pa.table({"data": list(a) if a.ndim > 1 else a}) for a in arrs])

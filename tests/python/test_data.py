@@ -1,0 +1,271 @@
+"""Behaviour tier: volley.data against pandas / pyarrow computed directly."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from volley import exceptions
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.default_rng(7)
+    n = 20_000
+    return pa.table(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "value": rng.random(n),
+            "key": [f"k{i % 37}" for i in range(n)],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def parquet_dir(table, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pq")
+    for i, chunk in enumerate(range(0, table.num_rows, 5000)):
+        pq.write_table(table.slice(chunk, 5000), d / f"part-{i}.parquet")
+    return str(d)
+
+
+def sorted_ids(rows):
+    return sorted(r["id"] for r in rows)
+
+
+def test_read_parquet_count_schema_and_rows(rt, parquet_dir, table):
+    ds = rt.data.read_parquet(parquet_dir)
+    assert ds.count() == table.num_rows
+    assert ds.schema() == table.schema
+    assert ds.columns() == ["id", "value", "key"]
+    got = ds.to_arrow().sort_by("id")
+    assert got.equals(table)
+
+
+@pytest.mark.parametrize("fmt", ["pyarrow", "pandas", "numpy", "default"])
+def test_map_batches_in_every_batch_format(rt, parquet_dir, table, tmp_path, fmt):
+    def double(batch):
+        if fmt == "pyarrow":
+            return batch.set_column(1, "value", pc.multiply(batch["value"], 2.0))
+        batch["value"] = batch["value"] * 2
+        return batch
+
+    out = str(tmp_path / "out")
+    (
+        rt.data.read_parquet(parquet_dir)
+        .map_batches(double, batch_format=fmt)
+        .filter(expr="value > 0.5")
+        .write_parquet(out)
+    )
+    got = pq.read_table(out).sort_by("id")
+    want = table.set_column(1, "value", pc.multiply(table["value"], 2.0))
+    want = want.filter(pc.greater(want["value"], 0.5))
+    assert got.num_rows == want.num_rows
+    assert got.column("id").equals(want.column("id"))
+    assert np.allclose(got.column("value").to_numpy(), want.column("value").to_numpy())
+
+
+def test_map_batches_fn_args_and_batch_size(rt):
+    def shift(batch, k, *, scale):
+        return {"id": batch["id"] * scale + k, "n": np.full(len(batch["id"]), len(batch["id"]))}
+
+    ds = rt.data.range(1000).map_batches(
+        shift, fn_args=(5,), fn_kwargs={"scale": 2}, batch_size=100
+    )
+    rows = ds.take_all()
+    assert sorted(r["id"] for r in rows) == [i * 2 + 5 for i in range(1000)]
+    # Batches of batch_size rows; a block's last batch may be shorter.
+    sizes = [r["n"] for r in rows]
+    assert max(sizes) == 100 and sizes.count(100) >= 0.5 * len(sizes)
+
+
+def test_callable_class_runs_in_an_actor_pool(rt):
+    class AddOffset:
+        def __init__(self, offset):
+            self.offset = offset
+            self.pid = os.getpid()
+
+        def __call__(self, batch):
+            return {"id": batch["id"] + self.offset, "pid": np.full(len(batch["id"]), self.pid)}
+
+    ds = rt.data.range(5000).map_batches(
+        AddOffset, fn_constructor_args=(1000,), concurrency=2, batch_size=500
+    )
+    rows = ds.take_all()
+    assert sorted(r["id"] for r in rows) == list(range(1000, 6000))
+    pids = {r["pid"] for r in rows}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+
+
+def test_row_functions_map_flat_map_filter_add_column(rt):
+    ds = rt.data.from_items([{"x": i} for i in range(100)])
+    assert [r["y"] for r in ds.map(lambda r: {"y": r["x"] * 3}).take_all()] == [
+        i * 3 for i in range(100)
+    ]
+    flat = ds.flat_map(lambda r: [{"x": r["x"]}] * (r["x"] % 3))
+    assert flat.count() == sum(i % 3 for i in range(100))
+    assert ds.filter(lambda r: r["x"] % 10 == 0).count() == 10
+    added = ds.add_column("sq", lambda df: df["x"] ** 2).take_all()
+    assert [r["sq"] for r in added] == [i * i for i in range(100)]
+    assert ds.with_column("z", "x + 1").take(3) == [
+        {"x": 0, "z": 1},
+        {"x": 1, "z": 2},
+        {"x": 2, "z": 3},
+    ]
+
+
+def test_columns_limit_union_zip(rt, table):
+    ds = rt.data.from_arrow(table)
+    assert ds.select_columns(["key", "id"]).columns() == ["key", "id"]
+    assert ds.drop_columns(["value"]).columns() == ["id", "key"]
+    assert ds.rename_columns({"value": "v"}).columns() == ["id", "v", "key"]
+    assert ds.limit(7).count() == 7
+    assert ds.union(ds).count() == 2 * table.num_rows
+    z = rt.data.range(5).zip(rt.data.range(5).with_column("sq", "id * id").select_columns("sq"))
+    assert z.take_all() == [{"id": i, "sq": i * i} for i in range(5)]
+
+
+def test_groupby_aggregates_match_pandas(rt, table):
+    df = table.to_pandas()
+    ds = rt.data.from_arrow(table)
+    got = ds.groupby("key").sum("value").to_pandas().sort_values("key").reset_index(drop=True)
+    want = (
+        df.groupby("key", as_index=False)["value"].sum().sort_values("key").reset_index(drop=True)
+    )
+    assert list(got["key"]) == list(want["key"])
+    assert np.allclose(got.iloc[:, 1], want["value"])
+    counts = ds.groupby("key").count().to_pandas().set_index("key").iloc[:, 0].to_dict()
+    assert counts == df.groupby("key").size().to_dict()
+    means = ds.groupby("key").mean("value").to_pandas().set_index("key").iloc[:, 0]
+    assert np.allclose(means.sort_index(), df.groupby("key")["value"].mean().sort_index())
+    stds = ds.groupby("key").std("value").to_pandas().set_index("key").iloc[:, 0]
+    assert np.allclose(stds.sort_index(), df.groupby("key")["value"].std().sort_index())
+
+
+def test_map_groups_gets_whole_groups(rt, table):
+    def summarize(g):
+        return {"key": [g["key"][0]], "n": [len(g["key"])], "top": [g["value"].max()]}
+
+    got = rt.data.from_arrow(table).groupby("key").map_groups(summarize).to_pandas()
+    df = table.to_pandas()
+    want = df.groupby("key").agg(n=("value", "size"), top=("value", "max"))
+    got = got.set_index("key").sort_index()
+    assert got["n"].to_dict() == want["n"].to_dict()
+    assert np.allclose(got["top"], want["top"].sort_index())
+
+
+def test_sort_shuffle_repartition(rt, table):
+    ds = rt.data.from_arrow(table)
+    vals = [r["value"] for r in ds.sort("value", descending=True).take_all()]
+    assert vals == sorted(table.column("value").to_pylist(), reverse=True)
+    shuffled = ds.random_shuffle(seed=3)
+    assert sorted_ids(shuffled.take_all()) == list(range(table.num_rows))
+    assert [r["id"] for r in shuffled.take(50)] != list(range(50))
+    assert ds.repartition(4).count() == table.num_rows
+
+
+def test_split_streaming_split_and_train_test_split(rt):
+    ds = rt.data.range(1000)
+    parts = ds.split(3, equal=True)
+    assert [p.count() for p in parts] == [333, 333, 333]
+    shards = ds.streaming_split(2, equal=True)
+    import threading
+
+    got = [None, None]
+
+    def consume(i):
+        got[i] = [int(x) for b in shards[i].iter_batches(batch_format="numpy") for x in b["id"]]
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(got[0]) == len(got[1]) == 500
+    assert sorted(got[0] + got[1]) == list(range(1000))
+    train, test = ds.train_test_split(0.2, shuffle=True, seed=1)
+    assert (train.count(), test.count()) == (800, 200)
+    assert sorted_ids(train.take_all() + test.take_all()) == list(range(1000))
+
+
+def test_iterators_take_and_conversions(rt, table):
+    ds = rt.data.from_arrow(table)
+    sizes = [len(b["id"]) for b in ds.iter_batches(batch_size=3000)]
+    assert sum(sizes) == table.num_rows and max(sizes) == 3000
+    assert sum(1 for _ in ds.limit(100).iter_rows()) == 100
+    assert ds.take(2) == table.slice(0, 2).to_pylist()
+    batch = ds.take_batch(5, batch_format="pandas")
+    assert isinstance(batch, pd.DataFrame) and len(batch) == 5
+    assert ds.to_pandas().shape == (table.num_rows, 3)
+    refs = ds.to_arrow_refs()
+    assert sum(rt.get(r).num_rows for r in refs) == table.num_rows
+    m = ds.materialize()
+    assert m.count() == table.num_rows
+    assert "FromRefs" in m.explain()
+    assert "Dataset(schema={id: int64" in repr(ds)
+    assert "<pre>" in ds._repr_html_()
+
+
+def test_explain_and_stats(rt, parquet_dir):
+    ds = rt.data.read_parquet(parquet_dir).filter(expr="id < 100").select_columns(["id"])
+    plan = ds.explain()
+    assert "filter=" in plan and "columns=[id]" in plan
+    assert ds.count() == 100
+    assert "rows" in ds.stats()
+
+
+def test_csv_and_json_round_trip(rt, tmp_path, table):
+    ds = rt.data.from_arrow(table.slice(0, 1000))
+    ds.write_csv(str(tmp_path / "csv"))
+    ds.write_json(str(tmp_path / "json"))
+    assert sorted_ids(rt.data.read_csv(str(tmp_path / "csv")).take_all()) == list(range(1000))
+    assert sorted_ids(rt.data.read_json(str(tmp_path / "json")).take_all()) == list(range(1000))
+
+
+def test_udf_errors_raise_the_users_exception_naming_the_operator(rt):
+    class BadRow(ValueError):
+        pass
+
+    def explode(batch):
+        raise BadRow("row 3 is bad")
+
+    with pytest.raises(BadRow) as info:
+        rt.data.range(10).map_batches(explode).take_all()
+    assert isinstance(info.value, exceptions.TaskError)
+    text = str(info.value)
+    assert "row 3 is bad" in text and "in explode" in text
+    assert text.count("Traceback (most recent call last)") == 1
+
+
+def test_bad_input_errors_name_the_file(rt, tmp_path):
+    with pytest.raises(exceptions.VolleyNotFoundError):
+        rt.data.read_parquet(str(tmp_path / "missing"))
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(exceptions.VolleyDataError, match="bad.parquet"):
+        rt.data.read_parquet(str(bad)).count()
+
+
+def test_a_100_mib_batch_reaches_the_udf_without_a_copy(rt):
+    n = 100 * (1 << 20) // 8
+    table = pa.table({"x": pa.array(np.arange(n, dtype=np.int64))})
+
+    def where(batch):
+        addr = batch.column("x").chunk(0).buffers()[1].address
+        mapping = ""
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split()
+                lo, hi = (int(v, 16) for v in parts[0].split("-"))
+                if lo <= addr < hi and len(parts) >= 6:
+                    mapping = parts[-1]
+        return pa.table({"mapping": [mapping], "rows": [batch.num_rows]})
+
+    rows = rt.data.from_arrow(table).map_batches(where, batch_format="pyarrow").take_all()
+    assert sum(r["rows"] for r in rows) == n
+    assert all(r["mapping"].startswith("/dev/shm/volley-") for r in rows), rows
