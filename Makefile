@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests, clippy, doc-tests, benches and the demo share one target directory.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help demo test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
+.PHONY: help demo demo-rust test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
 
 VENV := $(CURDIR)/.venv
 export VOLLEY_MOTO_SERVER := $(VENV)/bin/moto_server
@@ -44,8 +44,9 @@ $(VENV)/node/.installed:
 # The Python package's build and test tools, and the package itself (built by maturin into
 # .venv, sharing the workspace's target directory and feature set).
 PY_DEPS := 'maturin==1.16.0' 'cloudpickle==3.1.2' 'pyarrow==26.0.1' 'numpy==2.4.6' \
-	'pandas==3.1.1' 'pytest==9.2.0' 'ruff==0.17.5'
-$(VENV)/.installed-py: $(VENV)/.installed
+	'pandas==3.1.1' 'pytest==9.2.0' 'ruff==0.17.5' 'nbclient==0.11.0' 'nbformat==5.11.1' \
+	'ipykernel==7.4.0'
+$(VENV)/.installed-py: $(VENV)/.installed Makefile
 	$(VENV)/bin/pip install --quiet $(PY_DEPS)
 	touch $@
 
@@ -61,7 +62,11 @@ stub-check: python ## The native module's stub matches the built module
 ruff: $(VENV)/.installed-py ## Python lint
 	$(VENV)/bin/ruff check python/volley tests/python benches/compare
 
-demo: tools ## Run the main job: fan-out/fan-in over generated Arrow blocks (optimized build)
+demo: tools $(VENV)/.installed-py ## Run the main job: read_parquet -> map_batches -> write_parquet from Python on generated data (optimized build)
+	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet --profile bench
+	$(VENV)/bin/python python/examples/demo.py
+
+demo-rust: tools ## The same pipeline through the Rust API (optimized build)
 	$(CARGO) run --profile bench -p volley --example demo
 
 test: lint unit-tests doc-tests py-tests ## fmt check, clippy, layer and stub checks, every Rust and Python test

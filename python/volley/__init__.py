@@ -14,7 +14,7 @@
     ray.shutdown()
 """
 
-from volley import data, exceptions
+from volley import exceptions
 from volley._api import (
     ActorClass,
     ActorHandle,
@@ -38,6 +38,17 @@ from volley._api import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # `volley.data` (pyarrow, numpy) is imported on first use: workers and tasks-only
+    # programs start faster without it.
+    if name == "data":
+        import importlib
+
+        return importlib.import_module("volley.data")
+    raise AttributeError(f"module 'volley' has no attribute {name!r}")
+
 
 __all__ = [
     "ActorClass",

@@ -4,15 +4,12 @@ reuses; values travel through the node's shared-memory object store."""
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import inspect
 import os
 import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
-
-import cloudpickle
 
 from volley import _native
 from volley import exceptions as exc
@@ -59,6 +56,12 @@ _ACTOR_OPTIONS = {
 _ASYNC_DEFAULT_CONCURRENCY = 32
 
 _init_lock = threading.Lock()
+
+
+def _cloudpickle() -> Any:
+    import cloudpickle
+
+    return cloudpickle
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +195,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
 async def _await_ref(ref: ObjectRef) -> Any:
     """``await ref``: the value, without blocking the event loop."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, lambda: get(ref))
 
@@ -298,7 +303,7 @@ class RemoteFunction:
 
     def _function_id(self) -> int:
         if self._id is None:
-            self._id = _native.register_function(cloudpickle.dumps(self._function))
+            self._id = _native.register_function(_cloudpickle().dumps(self._function))
         return self._id
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -369,7 +374,7 @@ class ActorClass:
 
     def _class_id(self) -> int:
         if self._id is None:
-            self._id = _native.register_function(cloudpickle.dumps(self._cls))
+            self._id = _native.register_function(_cloudpickle().dumps(self._cls))
         return self._id
 
     def remote(self, *args: Any, **kwargs: Any) -> "ActorHandle":

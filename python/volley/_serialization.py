@@ -16,9 +16,6 @@ import struct
 import threading
 from typing import Any, List, Tuple
 
-import cloudpickle
-import pyarrow as pa
-
 from volley import _native
 
 #: Schema metadata naming what an Arrow object holds.
@@ -42,7 +39,35 @@ def _rebuild_ref(id_bytes: bytes) -> Any:
     return _native.ObjectRef._borrow(id_bytes)
 
 
-def _large_binary(buf: Any) -> pa.Array:
+def _is_arrow(value: Any) -> bool:
+    return type(value).__module__.startswith("pyarrow")
+
+
+def _pickle(value: Any, buffer_callback: Any) -> bytes:
+    """Plain pickle (fast); cloudpickle for what it cannot do: lambdas, local classes, and
+    anything from ``__main__`` (which a worker cannot import by name)."""
+    refs = getattr(_local, "refs", None)
+    mark = len(refs) if refs is not None else 0
+    bufs: List[Any] = []
+    try:
+        data = pickle.dumps(value, protocol=5, buffer_callback=bufs.append)
+        if b"__main__" not in data:
+            if buffer_callback is not None:
+                for b in bufs:
+                    buffer_callback(b)
+            return data
+    except (pickle.PicklingError, AttributeError, TypeError):
+        pass
+    if refs is not None:
+        del refs[mark:]  # the refs the failed attempt recorded
+    import cloudpickle
+
+    return cloudpickle.dumps(value, protocol=5, buffer_callback=buffer_callback)
+
+
+def _large_binary(buf: Any) -> Any:
+    import pyarrow as pa
+
     data = pa.py_buffer(buf)
     offsets = pa.py_buffer(struct.pack("<qq", 0, data.size))
     return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, data])
@@ -52,18 +77,25 @@ def dumps(value: Any, copy_buffers: bool = True) -> Tuple[Any, List[Any]]:
     """``(payload, nested_refs)``: ``payload`` is ``bytes`` (a pickle) or a pyarrow
     ``Table`` (Arrow data, or a pickle with its out-of-band buffers). ``copy_buffers``
     copies out-of-band buffers, so later changes to the caller's arrays do not show."""
-    if isinstance(value, pa.Table):
-        return value, []
-    if isinstance(value, pa.RecordBatch):
-        table = pa.Table.from_batches([value])
-        meta = dict(value.schema.metadata or {})
-        meta[_KIND] = _KIND_BATCH
-        return table.replace_schema_metadata(meta), []
+    if _is_arrow(value):
+        import pyarrow as pa
+
+        if isinstance(value, pa.Table):
+            return value, []
+        if isinstance(value, pa.RecordBatch):
+            table = pa.Table.from_batches([value])
+            meta = dict(value.schema.metadata or {})
+            meta[_KIND] = _KIND_BATCH
+            return table.replace_schema_metadata(meta), []
+    return _dumps_pickle(value, copy_buffers)
+
+
+def _dumps_pickle(value: Any, copy_buffers: bool) -> Tuple[Any, List[Any]]:
     prev = getattr(_local, "refs", None)
     _local.refs = []
     buffers: List[pickle.PickleBuffer] = []
     try:
-        data = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+        data = _pickle(value, buffers.append)
         refs = _local.refs
     finally:
         _local.refs = prev
@@ -72,11 +104,13 @@ def dumps(value: Any, copy_buffers: bool = True) -> Tuple[Any, List[Any]]:
         if buffers:  # only small buffers: keep them in the pickle
             _local.refs = []
             try:
-                data = cloudpickle.dumps(value, protocol=5)
+                data = _pickle(value, None)
                 refs = _local.refs
             finally:
                 _local.refs = prev
         return data, refs
+    import pyarrow as pa
+
     cols = [_large_binary(data)]
     for b in buffers:
         raw = b.raw()
@@ -91,6 +125,8 @@ def loads(payload: Any) -> Any:
     Arrow stream object)."""
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return pickle.loads(payload)
+    import pyarrow as pa
+
     table = pa.RecordBatchReader.from_stream(payload).read_all()
     meta = table.schema.metadata or {}
     kind = meta.get(_KIND)

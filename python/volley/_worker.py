@@ -10,21 +10,26 @@ the node closes its channels, or when the node's process dies (its stdin reaches
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 import threading
 import traceback
 from typing import Any, Dict, List, Optional
 
-import cloudpickle
-
 from volley import _native
 from volley._serialization import dumps, loads
 
 _functions: Dict[int, Any] = {}
+
+
+def _cloudpickle() -> Any:
+    import cloudpickle
+
+    return cloudpickle
+
+
 _instance: Any = None
-_loop: Optional[asyncio.AbstractEventLoop] = None
+_loop: Any = None
 _local = threading.local()
 _THIS_FILE = os.path.abspath(__file__)
 
@@ -37,12 +42,14 @@ def current_task_name() -> Optional[str]:
 def _function(fn_id: int) -> Any:
     f = _functions.get(fn_id)
     if f is None:
-        f = cloudpickle.loads(_native.function_bytes(fn_id))
+        f = _cloudpickle().loads(_native.function_bytes(fn_id))
         _functions[fn_id] = f
     return f
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
+def _event_loop() -> Any:
+    import asyncio
+
     global _loop
     if _loop is None:
         _loop = asyncio.new_event_loop()
@@ -72,6 +79,8 @@ def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
         return None
     result = getattr(_instance, method)(*fargs, **fkwargs)
     if inspect.iscoroutine(result):
+        import asyncio
+
         result = asyncio.run_coroutine_threadsafe(result, _event_loop()).result()
     return result
 
@@ -104,7 +113,7 @@ def _serve(channel: int) -> None:
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             message = _user_traceback(e)
             try:
-                payload: Optional[bytes] = cloudpickle.dumps(e)
+                payload: Optional[bytes] = _cloudpickle().dumps(e)
             except Exception:  # an exception that does not pickle: its text is enough
                 payload = None
             _native.worker_finish_err(channel, message, payload)
