@@ -60,7 +60,7 @@ stub-check: python ## The native module's stub matches the built module
 	$(VENV)/bin/python python/check_stub.py
 
 ruff: $(VENV)/.installed-py ## Python lint
-	$(VENV)/bin/ruff check python/volley tests/python benches/compare
+	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py
 
 demo: tools $(VENV)/.installed-py ## Run the main job: read_parquet -> map_batches -> write_parquet from Python on generated data (optimized build)
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet --profile bench

@@ -2,12 +2,15 @@
 //! Python user functions run in worker processes through the engine's foreign calls; batches
 //! cross as Arrow C streams.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use pyo3::prelude::*;
 use volley::Block;
 use volley::core::foreign::{self, ForeignInstance, ForeignValue};
-use volley::data::{self, Agg, Compute, MapOptions};
+use volley::data::{self, Agg, Compute, MapOptions, Progress, ProgressSink};
 use volley::error::{TaskResult, UserError};
 
 use crate::{ArrowStream, Res, block_from_py, eng};
@@ -176,6 +179,30 @@ impl PyDataset {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let f = batch_fn(function, name.clone(), structure);
         eng(self.ds.groupby(&keys).map_groups(&name, f)).map(wrap)
+    }
+
+    /// Progress while it runs: `bars` draws them on stderr (redrawn on a terminal, logged
+    /// otherwise); `callback(text, finished)` gets every snapshot (Jupyter).
+    #[pyo3(signature = (bars, callback=None, interval_s=0.5))]
+    fn with_progress(
+        &self,
+        bars: bool,
+        callback: Option<Py<PyAny>>,
+        interval_s: f64,
+    ) -> Res<PyDataset> {
+        let mut ctx = self.ds.context().clone();
+        ctx.enable_progress_bars = bars;
+        ctx.progress_interval = Duration::from_secs_f64(interval_s.max(0.05));
+        ctx.progress_sink = callback.map(|cb| {
+            ProgressSink(Arc::new(move |p: &Progress| {
+                Python::attach(|py| {
+                    if let Err(e) = cb.call1(py, (p.render_text(), p.finished)) {
+                        e.print(py);
+                    }
+                })
+            }))
+        });
+        Ok(wrap(self.ds.clone().with_context(ctx)))
     }
 
     fn filter_sql(&self, py: Python<'_>, predicate: &str) -> Res<PyDataset> {
@@ -368,13 +395,26 @@ impl PyDataset {
 /// An iterator of batches (each an Arrow stream of one batch).
 #[pyclass(module = "volley._native", name = "BatchIter")]
 pub(crate) struct BatchIter {
-    inner: std::sync::Mutex<Box<dyn Iterator<Item = volley::Result<RecordBatch>> + Send>>,
+    inner: std::sync::Mutex<Option<BoxedBatches>>,
 }
 
+type BoxedBatches = Box<dyn Iterator<Item = volley::Result<RecordBatch>> + Send>;
+
 impl BatchIter {
-    fn new(it: Box<dyn Iterator<Item = volley::Result<RecordBatch>> + Send>) -> Self {
+    fn new(it: BoxedBatches) -> Self {
         BatchIter {
-            inner: std::sync::Mutex::new(it),
+            inner: std::sync::Mutex::new(Some(it)),
+        }
+    }
+}
+
+impl Drop for BatchIter {
+    fn drop(&mut self) {
+        // Stopping an execution joins its threads (a progress callback among them may be
+        // waiting for the GIL): drop it with the GIL released.
+        let it = self.inner.get_mut().ok().and_then(Option::take);
+        if let Some(it) = it {
+            Python::attach(|py| py.detach(move || drop(it)));
         }
     }
 }
@@ -387,7 +427,7 @@ impl BatchIter {
 
     fn __next__(&self, py: Python<'_>) -> Res<Option<ArrowStream>> {
         let next = py.detach(|| match self.inner.lock() {
-            Ok(mut it) => it.next(),
+            Ok(mut it) => it.as_mut().and_then(|i| i.next()),
             Err(_) => None,
         });
         match next {

@@ -25,6 +25,9 @@ def test_notebook_runs_and_is_stored_without_outputs(path):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     assert "rows written" in text
+    # Per-operator progress is drawn live in the notebook (a display updated in place).
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "volley.data (done)" in shown and "MapBatchesOp(scale)" in shown
 
 
 def test_there_is_a_quickstart_notebook():

@@ -297,6 +297,11 @@ impl Dataset {
         self
     }
 
+    /// The settings this dataset executes with.
+    pub fn context(&self) -> &DataContext {
+        &self.ctx
+    }
+
     // ---- transformations ----
 
     /// Applies `f` to batches (of `batch_size` rows when given, else as they come), in the

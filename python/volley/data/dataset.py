@@ -84,6 +84,28 @@ class _BatchClass:
         return _from_format(out)
 
 
+def _in_jupyter() -> bool:
+    import sys
+
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _NotebookProgress:
+    """Per-operator progress in a notebook cell, updated in place."""
+
+    def __init__(self) -> None:
+        from IPython.display import HTML, display
+
+        self._html = HTML
+        self._handle = display(HTML("<pre>volley.data: starting</pre>"), display_id=True)
+
+    def update(self, text: str, finished: bool) -> None:
+        state = "done" if finished else "running"
+        body = html.escape(text.strip()) or "(no operators)"
+        self._handle.update(self._html(f"<pre>volley.data ({state})\n{body}</pre>"))
+
+
 def _structure(*args: Any) -> bytes:
     payload, _ = dumps((list(args), {}))
     return payload
@@ -108,15 +130,15 @@ class ActorPoolStrategy:
 
 
 class DataContext:
-    """Execution settings with Ray's names. Values set here apply to datasets created
-    afterwards in this process (``DataContext.get_current()``)."""
+    """Execution settings with Ray's names (``DataContext.get_current()``), read when a
+    dataset executes. ``enable_progress_bars``: per-operator progress, live in Jupyter and
+    as bars on a terminal (log lines when stderr is not a terminal)."""
 
     _current: Optional["DataContext"] = None
 
     def __init__(self) -> None:
-        self.target_max_block_size = 128 << 20
-        self.enable_progress_bars = False
-        self.execution_options = None
+        self.enable_progress_bars = True
+        self.progress_interval_s = 0.5
 
     @classmethod
     def get_current(cls) -> "DataContext":
@@ -142,6 +164,17 @@ class Dataset:
 
     def __init__(self, native: Any) -> None:
         self._ds = native
+
+    def _exec(self) -> Any:
+        """The native dataset with this process's progress settings."""
+        ctx = DataContext.get_current()
+        if not ctx.enable_progress_bars:
+            return self._ds
+        if _in_jupyter():
+            return self._ds.with_progress(
+                False, _NotebookProgress().update, ctx.progress_interval_s
+            )
+        return self._ds.with_progress(True, None, ctx.progress_interval_s)
 
     # ---- transformations ------------------------------------------------------------------
 
@@ -311,13 +344,13 @@ class Dataset:
     # ---- splitting ------------------------------------------------------------------------
 
     def split(self, n: int, *, equal: bool = False, locality_hints: Any = None) -> List["Dataset"]:
-        return [Dataset(d) for d in self._ds.split(int(n), bool(equal))]
+        return [Dataset(d) for d in self._exec().split(int(n), bool(equal))]
 
     def streaming_split(
         self, n: int, *, equal: bool = False, locality_hints: Any = None
     ) -> List["_Shard"]:
         """``n`` iterators fed by one execution (for ``n`` training workers)."""
-        return [_Shard(it) for it in self._ds.streaming_split(int(n), bool(equal))]
+        return [_Shard(it) for it in self._exec().streaming_split(int(n), bool(equal))]
 
     def train_test_split(
         self, test_size: float, *, shuffle: bool = False, seed: Optional[int] = None
@@ -326,7 +359,7 @@ class Dataset:
             import random
 
             seed = random.getrandbits(63)
-        a, b = self._ds.train_test_split(float(test_size), seed if shuffle else None)
+        a, b = self._exec().train_test_split(float(test_size), seed if shuffle else None)
         return Dataset(a), Dataset(b)
 
     # ---- consumption ----------------------------------------------------------------------
@@ -340,11 +373,11 @@ class Dataset:
         **kwargs: Any,
     ) -> Iterator[Any]:
         fmt = _check_format(batch_format)
-        for s in self._ds.iter_batches(batch_size):
+        for s in self._exec().iter_batches(batch_size):
             yield _to_format(_table(s), fmt)
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
-        for s in self._ds.iter_batches(None):
+        for s in self._exec().iter_batches(None):
             yield from _table(s).to_pylist()
 
     def iter_torch_batches(
@@ -356,20 +389,20 @@ class Dataset:
             yield {k: torch.as_tensor(v) for k, v in b.items()}
 
     def take(self, limit: int = 20) -> List[Dict[str, Any]]:
-        return _table(self._ds.take(int(limit))).to_pylist()
+        return _table(self._exec().take(int(limit))).to_pylist()
 
     def take_batch(self, batch_size: int = 20, *, batch_format: Optional[str] = "default") -> Any:
-        return _to_format(_table(self._ds.take(int(batch_size))), _check_format(batch_format))
+        return _to_format(_table(self._exec().take(int(batch_size))), _check_format(batch_format))
 
     def take_all(self, limit: Optional[int] = None) -> List[Dict[str, Any]]:
-        return _table(self._ds.take(limit)).to_pylist()
+        return _table(self._exec().take(limit)).to_pylist()
 
     def show(self, limit: int = 20) -> None:
         for row in self.take(limit):
             print(row)
 
     def count(self) -> int:
-        return self._ds.count()
+        return self._exec().count()
 
     def schema(self) -> pa.Schema:
         return _table(self._ds.schema()).schema
@@ -384,13 +417,13 @@ class Dataset:
         return self._ds.explain()
 
     def materialize(self) -> "Dataset":
-        return Dataset(self._ds.materialize())
+        return Dataset(self._exec().materialize())
 
     def to_arrow(self) -> pa.Table:
-        return _table(self._ds.take(None))
+        return _table(self._exec().take(None))
 
     def to_pandas(self, limit: Optional[int] = None) -> Any:
-        return _table(self._ds.take(limit)).to_pandas()
+        return _table(self._exec().take(limit)).to_pandas()
 
     def to_arrow_refs(self) -> List[Any]:
         from volley import put
@@ -398,17 +431,17 @@ class Dataset:
         return [put(pa.Table.from_batches([b])) for b in self._batches()]
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
-        for s in self._ds.iter_batches(None):
+        for s in self._exec().iter_batches(None):
             yield from _table(s).to_batches()
 
     def write_parquet(self, path: str, **kwargs: Any) -> None:
-        self._ds.write("parquet", str(path))
+        self._exec().write("parquet", str(path))
 
     def write_csv(self, path: str, **kwargs: Any) -> None:
-        self._ds.write("csv", str(path))
+        self._exec().write("csv", str(path))
 
     def write_json(self, path: str, **kwargs: Any) -> None:
-        self._ds.write("json", str(path))
+        self._exec().write("json", str(path))
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         return self.iter_rows()
