@@ -66,8 +66,11 @@ demo: tools $(VENV)/.installed-py ## Run the main job: read_parquet -> map_batch
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet --profile bench
 	$(VENV)/bin/python python/examples/demo.py
 
+# Optimized builds name the whole workspace (`--workspace`), never one package (`-p`): that
+# keeps one feature set, so nothing is built twice.
 demo-rust: tools ## The same pipeline through the Rust API (optimized build)
-	$(CARGO) run --profile bench -p volley --example demo
+	$(CARGO) build --profile bench --workspace --examples
+	$(CARGO_TARGET_DIR)/release/examples/demo
 
 test: lint unit-tests doc-tests py-tests ## fmt check, clippy, layer and stub checks, every Rust and Python test
 
@@ -95,6 +98,7 @@ doc-tests: ## Doc examples, including the README quick start
 	$(CARGO) test --workspace --exclude volley-python --doc
 
 bench: tools ## Core micro-benchmarks, criterion benches, and the data pipelines on generated data
-	$(CARGO) run --profile bench -p volley --bin volley -- microbenchmark
-	$(CARGO) bench -p volley-benches
+	$(CARGO) build --profile bench --workspace --bins
+	$(CARGO_TARGET_DIR)/release/volley microbenchmark
+	$(CARGO) bench --workspace --bench core
 	benches/run_data.sh

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-${VOLLEY_BENCH_DIR:-/tmp/volley-bench-data}}"
 runs="${2:-3}"
-cargo build --profile bench -p volley-benches --bin data_bench
+# --workspace (not -p): the same feature set as every other build, so nothing is rebuilt.
+cargo build --profile bench --workspace --bins
 bin="${CARGO_TARGET_DIR:-target}/release/data_bench"
 if [ ! -d "$dir/big" ] || [ ! -d "$dir/small" ]; then
   "$bin" generate "$dir"
