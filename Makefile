@@ -60,7 +60,7 @@ stub-check: python ## The native module's stub matches the built module
 	$(VENV)/bin/python python/check_stub.py
 
 ruff: $(VENV)/.installed-py ## Python lint
-	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py
+	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py benches/python_pipeline.py
 
 demo: tools $(VENV)/.installed-py ## Run the main job: read_parquet -> map_batches -> write_parquet from Python on generated data (optimized build)
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet --profile bench
@@ -97,8 +97,11 @@ unit-tests: tools venv ## Unit and integration tests (nextest: one process per t
 doc-tests: ## Doc examples, including the README quick start
 	$(CARGO) test --workspace --exclude volley-python --doc
 
-bench: tools ## Core micro-benchmarks, criterion benches, and the data pipelines on generated data
+bench: tools $(VENV)/.installed-py ## Core micro-benchmarks, criterion benches, the data pipelines (Rust and Python) on generated data
 	$(CARGO) build --profile bench --workspace --bins
 	$(CARGO_TARGET_DIR)/release/volley microbenchmark
 	$(CARGO) bench --workspace --bench core
 	benches/run_data.sh
+	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet --profile bench
+	$(VENV)/bin/python benches/python_core.py
+	$(VENV)/bin/python benches/python_pipeline.py

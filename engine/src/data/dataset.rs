@@ -735,20 +735,8 @@ impl Dataset {
             loop {
                 if rows >= batch_size || (done && rows > 0) {
                     let schema = pending[0].schema();
-                    let mut take = Vec::new();
-                    let mut need = batch_size;
-                    while need > 0 {
-                        let Some(b) = pending.pop_front() else { break };
-                        if b.num_rows() <= need {
-                            need -= b.num_rows();
-                            take.push(b);
-                        } else {
-                            take.push(b.slice(0, need));
-                            pending.push_front(b.slice(need, b.num_rows() - need));
-                            need = 0;
-                        }
-                    }
-                    rows -= batch_size - need;
+                    let mut take = crate::data::split::take_rows(&mut pending, batch_size);
+                    rows -= take.iter().map(|b| b.num_rows()).sum::<usize>();
                     let out = if take.len() == 1 {
                         Ok(take.remove(0))
                     } else {

@@ -193,8 +193,8 @@ impl Drop for Coordinator {
     }
 }
 
-/// Takes `rows` rows from the front of `buf`.
-fn take_rows(buf: &mut VecDeque<RecordBatch>, mut rows: usize) -> Vec<RecordBatch> {
+/// Takes `rows` rows from the front of `buf` (slicing a batch that straddles the cut).
+pub(crate) fn take_rows(buf: &mut VecDeque<RecordBatch>, mut rows: usize) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     while rows > 0 {
         let Some(b) = buf.pop_front() else { break };
