@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests, clippy, doc-tests, benches and the demo share one target directory.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help demo demo-rust test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
+.PHONY: help demo demo-rust python-bench test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
 
 VENV := $(CURDIR)/.venv
 export VOLLEY_MOTO_SERVER := $(VENV)/bin/moto_server
@@ -62,9 +62,16 @@ stub-check: python ## The native module's stub matches the built module
 ruff: $(VENV)/.installed-py ## Python lint
 	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py benches/python_pipeline.py
 
-demo: tools $(VENV)/.installed-py ## Run the main job: read_parquet -> map_batches -> write_parquet from Python on generated data (optimized build)
-	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet --profile bench
+demo: tools python ## Run the main job: read_parquet -> map_batches -> write_parquet from Python on generated data
 	$(VENV)/bin/python python/examples/demo.py
+
+# The package with its native module from the optimized workspace build (one feature set with
+# every other optimized build; a separate `maturin develop --profile bench` would rebuild the
+# dependencies in another one).
+python-bench: python
+	$(CARGO) build --profile bench --workspace --lib
+	cp $(CARGO_TARGET_DIR)/release/lib_native.so \
+	  python/volley/_native$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 
 # Optimized builds name the whole workspace (`--workspace`), never one package (`-p`): that
 # keeps one feature set, so nothing is built twice.
@@ -102,6 +109,6 @@ bench: tools $(VENV)/.installed-py ## Core micro-benchmarks, criterion benches, 
 	$(CARGO_TARGET_DIR)/release/volley microbenchmark
 	$(CARGO) bench --workspace --bench core
 	benches/run_data.sh
-	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet --profile bench
+	$(MAKE) python-bench
 	$(VENV)/bin/python benches/python_core.py
 	$(VENV)/bin/python benches/python_pipeline.py

@@ -39,7 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default=".volley-demo")
     ap.add_argument("--files", type=int, default=8)
-    ap.add_argument("--rows-per-file", type=int, default=1_000_000)
+    ap.add_argument("--rows-per-file", type=int, default=500_000)
     args = ap.parse_args()
     src, dst = f"{args.dir}/input", f"{args.dir}/output"
     if not os.path.isdir(src) or len(os.listdir(src)) != args.files:
