@@ -146,6 +146,14 @@ fn value_to_py(py: Python<'_>, v: ForeignValue) -> Res<Py<PyAny>> {
     })
 }
 
+/// A value to store and the refs pickled inside it.
+fn put_value(obj: &Bound<'_, PyAny>, nested: &[PyRef<'_, PyObjectRef>]) -> Res<PutValue> {
+    Ok(PutValue {
+        data: value_from_py(obj)?,
+        nested: ids(nested),
+    })
+}
+
 fn value_from_py(obj: &Bound<'_, PyAny>) -> Res<ForeignValue> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(ForeignValue::Pickle(b.as_bytes().to_vec().into()));
@@ -310,10 +318,7 @@ fn put(
     value: &Bound<'_, PyAny>,
     nested: Vec<PyRef<'_, PyObjectRef>>,
 ) -> Res<PyObjectRef> {
-    let v = PutValue {
-        data: value_from_py(value)?,
-        nested: ids(&nested),
-    };
+    let v = put_value(value, &nested)?;
     let inner = py.detach(|| eng(foreign::put(v)))?;
     Ok(PyObjectRef { inner })
 }
@@ -572,12 +577,7 @@ fn worker_finish_ok(
 ) -> Res<()> {
     let values = outputs
         .iter()
-        .map(|(v, nested)| {
-            Ok(PutValue {
-                data: value_from_py(v)?,
-                nested: ids(nested),
-            })
-        })
+        .map(|(v, nested)| put_value(v, nested))
         .collect::<Res<Vec<_>>>()?;
     py.detach(|| eng(foreign::worker_finish(channel, WorkerOutcome::Ok(values))))
 }

@@ -480,13 +480,9 @@ def get_actor(name: str, namespace: Optional[str] = None) -> ActorHandle:
         native = _native.get_actor(name)
     except exc.VolleyNotFoundError as e:
         raise ValueError(f"Failed to look up actor with name {name!r}: {e}") from None
-    return ActorHandle(native, _methods_of(native))
-
-
-def _methods_of(native: Any) -> Dict[str, int]:
-    # A handle found by name does not know the class's method table: any attribute is a
+    # A handle found by name does not know its class's method table: any attribute is a
     # method with one return.
-    return _AnyMethods()
+    return ActorHandle(native, _AnyMethods())
 
 
 class _AnyMethods(dict):

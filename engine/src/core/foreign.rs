@@ -311,6 +311,16 @@ pub struct ForeignArgs {
 }
 
 impl ForeignArgs {
+    /// References on every ref they name (top-level and nested), to keep them alive for
+    /// a call that runs later.
+    fn hold(&self) -> Result<Vec<ForeignRef>> {
+        ids_from_wire(&self.refs)?
+            .into_iter()
+            .chain(ids_from_wire(&self.nested)?)
+            .map(ForeignRef::borrow)
+            .collect()
+    }
+
     /// Builds the arguments from ids.
     pub fn new(structure: Vec<u8>, nested: &[ObjectId], refs: &[ObjectId]) -> Self {
         ForeignArgs {
@@ -853,11 +863,7 @@ fn local_create_actor(
     let node = current()?;
     function_bytes(class)?;
     // The constructor's arguments are kept for restarts.
-    let refs: Vec<ForeignRef> = ids_from_wire(&args.refs)?
-        .into_iter()
-        .chain(ids_from_wire(&args.nested)?)
-        .map(ForeignRef::borrow)
-        .collect::<Result<_>>()?;
+    let refs = args.hold()?;
     let concurrency = opts.max_concurrency.max(1);
     let class_name = opts.class_name.clone();
     let held = (args.clone(), refs);
@@ -972,11 +978,7 @@ fn local_call_actor(
             reason: "it was killed, or all its handles were dropped".into(),
         })?;
     // Keep the argument refs alive until the call runs.
-    let keep: Vec<ForeignRef> = ids_from_wire(&args.refs)?
-        .into_iter()
-        .chain(ids_from_wire(&args.nested)?)
-        .map(ForeignRef::borrow)
-        .collect::<Result<_>>()?;
+    let keep = args.hold()?;
     let method = method.to_string();
     let r = handle.call_shared(move |proxy: &ActorProxy| {
         let _keep = &keep;
