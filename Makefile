@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests, clippy, doc-tests, benches and the demo share one target directory.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help demo demo-rust python-bench test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
+.PHONY: help demo demo-rust python-bench bench-compare test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
 
 VENV := $(CURDIR)/.venv
 export VOLLEY_MOTO_SERVER := $(VENV)/bin/moto_server
@@ -72,6 +72,25 @@ python-bench: python
 	$(CARGO) build --profile bench --workspace --lib
 	cp $(CARGO_TARGET_DIR)/release/lib_native.so \
 	  python/volley/_native$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+
+# The peers Volley is compared with, in a virtualenv of their own; Volley's package is found
+# there through a .pth file naming python/ (with the optimized native module `python-bench`
+# puts in it).
+VENV_BENCH := $(CURDIR)/.venv-bench
+BENCH_DATA ?= /tmp/volley-bench-data
+BENCH_PEERS := 'ray[default]==2.60.0' 'daft==0.7.26' 'pyarrow==25.0.1' 'pandas==2.3.3' \
+	'numpy==2.4.6' 'cloudpickle==3.1.2'
+$(VENV_BENCH)/.installed: Makefile
+	python3 -m venv $(VENV_BENCH)
+	$(VENV_BENCH)/bin/pip install --quiet --upgrade pip
+	$(VENV_BENCH)/bin/pip install --quiet $(BENCH_PEERS)
+	echo $(CURDIR)/python > "$$($(VENV_BENCH)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/volley-checkout.pth"
+	touch $@
+
+bench-compare: tools python-bench $(VENV_BENCH)/.installed ## Volley against Ray Data, Daft and pyarrow (writes benches/results/<date>.md; COMPARE_ARGS=... to narrow it)
+	$(CARGO) build --profile bench --workspace --bins
+	@[ -d $(BENCH_DATA)/big ] && [ -d $(BENCH_DATA)/small ] || $(CARGO_TARGET_DIR)/release/data_bench generate $(BENCH_DATA)
+	$(VENV_BENCH)/bin/python benches/compare/run.py --data $(BENCH_DATA) --readme README.md $(COMPARE_ARGS)
 
 # Optimized builds name the whole workspace (`--workspace`), never one package (`-p`): that
 # keeps one feature set, so nothing is built twice.

@@ -1,5 +1,7 @@
-"""Core side by side: ``ray microbenchmark`` and ``volley microbenchmark`` on the metrics
-both report, init -> first task result, and the memory floor of an idle local cluster."""
+"""Core side by side: ``ray microbenchmark``, ``volley microbenchmark`` (Volley's Python
+API, the same workloads) and ``volley microbenchmark --rust`` (the Rust core alone) on the
+metrics they report, init -> first task result, and the memory floor of an idle local
+cluster."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from pipelines import UNAVAILABLE
 
 HERE = Path(__file__).resolve().parent
 
-#: The compared metrics (Ray's names) and their units. Ray reports no get throughput;
-#: Volley's put+get round trip of a 100 MiB Arrow object stands in for it, alone.
+#: The compared metrics (Ray's names) and their units. The last one is the Rust core's
+#: alone (a put+get round trip of a 100 MiB Arrow object).
 METRICS = [
     ("single_client_tasks_sync", "/s"),
     ("single_client_tasks_async", "/s"),
@@ -57,18 +59,28 @@ class Startup:
 class CoreResults:
     ray: dict[str, Metric] | str = "not run"
     ray_version: str = "?"
-    volley: dict[str, Metric] | str = "not run"
+    #: ``volley microbenchmark`` (Python API).
+    volley_py: dict[str, Metric] | str = "not run"
+    #: ``volley microbenchmark --rust``.
+    volley_rust: dict[str, Metric] | str = "not run"
     #: System label -> its figures, or why there are none.
     startup: dict[str, Startup | str] = field(default_factory=dict)
     quick: bool = False
     idle_s: float = 10.0
+
+    def sides(self) -> list[tuple[str, dict[str, Metric] | str]]:
+        return [
+            ("Ray", self.ray),
+            ("Volley (Python)", self.volley_py),
+            ("Volley (Rust core)", self.volley_rust),
+        ]
 
     @property
     def failed(self) -> list[str]:
         """What failed (not what is unavailable)."""
         failures = [
             f"{who} microbenchmark: {r}"
-            for who, r in (("ray", self.ray), ("volley", self.volley))
+            for who, r in self.sides()
             if isinstance(r, str) and not r.startswith("not available")
         ]
         failures += [
@@ -101,21 +113,22 @@ def ray_microbenchmark(python: str, quick: bool) -> tuple[str, dict[str, Metric]
 _VOLLEY_LINE = re.compile(r"^(\S+) (?:per second ([\d.]+)|([\d.]+) \S+) \+- ([\d.]+)$")
 
 
-def volley_microbenchmark(volley: Path, quick: bool) -> dict[str, Metric]:
-    """Volley's figures for ``METRICS``, one ``volley microbenchmark --filter`` per metric."""
+def volley_microbenchmark(cmd: list[str], metrics: list[str], quick: bool) -> dict[str, Metric]:
+    """Volley's figures for ``metrics``: ``cmd`` (a ``volley microbenchmark`` command line)
+    once per metric, with ``--filter``."""
     results = {}
-    for name, _ in METRICS:
-        cmd = [str(volley), "microbenchmark", "--filter", name]
+    for name in metrics:
+        run = [*cmd, "--filter", name]
         if quick:
-            cmd += ["--duration", "0.2", "--trials", "1"]
-        out = subprocess.run(cmd, capture_output=True, text=True)
+            run += ["--duration", "0.2", "--trials", "1"]
+        out = subprocess.run(run, capture_output=True, text=True, cwd=HERE)
         if out.returncode != 0:
-            raise CoreError(f"{' '.join(cmd)} exited with {out.returncode}:\n{out.stderr[-3000:]}")
+            raise CoreError(f"{' '.join(run)} exited with {out.returncode}:\n{out.stderr[-3000:]}")
         for line in out.stdout.splitlines():
             if (m := _VOLLEY_LINE.match(line)) and m[1] == name:
                 results[name] = Metric(float(m[2] or m[3]), float(m[4]))
         if name not in results:
-            raise CoreError(f"{' '.join(cmd)} did not report {name}:\n{out.stdout[-2000:]}")
+            raise CoreError(f"{' '.join(run)} did not report {name}:\n{out.stdout[-2000:]}")
     return results
 
 
@@ -157,12 +170,26 @@ def run_core(python: str, bin_dir: Path, runs: int, quick: bool, idle_s: float) 
     except CoreError as e:
         print(f"core: ray microbenchmark FAILED: {e}", flush=True)
         results.ray = str(e)
-    print(f"core: volley microbenchmark ({len(METRICS)} metrics{mode}) ...", flush=True)
-    try:
-        results.volley = volley_microbenchmark(volley, quick)
-    except CoreError as e:
-        print(f"core: volley microbenchmark FAILED: {e}", flush=True)
-        results.volley = str(e)
+    for attr, label, cmd, metrics in [
+        (
+            "volley_py",
+            "volley microbenchmark (Python API)",
+            [python, "-m", "volley._microbenchmark"],
+            RAY_METRICS,
+        ),
+        (
+            "volley_rust",
+            "volley microbenchmark --rust",
+            [str(volley), "microbenchmark"],
+            [name for name, _ in METRICS],
+        ),
+    ]:
+        print(f"core: {label} ({len(metrics)} metrics{mode}) ...", flush=True)
+        try:
+            setattr(results, attr, volley_microbenchmark(cmd, metrics, quick))
+        except CoreError as e:
+            print(f"core: {label} FAILED: {e}", flush=True)
+            setattr(results, attr, str(e))
 
     idle = f"{idle_s:g}"
     for label, cmd in [
@@ -192,14 +219,18 @@ def markdown(results: CoreResults) -> list[str]:
         lines += ["Quick mode (short trials, no pauses): a smoke test, not figures to quote.", ""]
     lines += [
         f"`ray microbenchmark` (Ray {results.ray_version}, its own method: 4 trials of 2 s "
-        "after a pause) against `volley microbenchmark` (Rust API, 3 trials of 1 s), on the "
-        "metrics both report. Rates: higher is better.",
+        "after a pause) against `volley microbenchmark` (the same workloads through Volley's "
+        "Python API, Ray's method without the pause; its 1:n metric submits from the driver, "
+        "Ray's from an actor) and `volley microbenchmark --rust` (the Rust core alone, 3 trials "
+        "of 1 s), on the metrics they report. Rates: higher is better.",
         "",
     ]
     rows = []
+    ray = results.ray if isinstance(results.ray, dict) else {}
+    py = results.volley_py if isinstance(results.volley_py, dict) else {}
     for name, unit in METRICS:
         cells = []
-        for side in (results.ray, results.volley):
+        for _, side in results.sides():
             if isinstance(side, str):
                 cells.append("failed" if not side.startswith("not available") else "n/a")
             elif name in side:
@@ -207,12 +238,12 @@ def markdown(results: CoreResults) -> list[str]:
                 cells.append(f"{m.mean:,.{1 if unit == '/s' else 3}f} {unit} ± {m.stddev:,.2g}")
             else:
                 cells.append("—")
-        ray_m = results.ray.get(name) if isinstance(results.ray, dict) else None
-        vol_m = results.volley.get(name) if isinstance(results.volley, dict) else None
-        speedup = report.ratio(vol_m.mean, ray_m.mean) if ray_m and vol_m else "—"
+        speedup = report.ratio(py[name].mean, ray[name].mean) if name in ray and name in py else "—"
         rows.append([f"`{name}`", *cells, speedup])
-    lines += report.table(["metric", "Ray", "Volley (Rust)", "Volley ÷ Ray"], rows)
-    for who, side in (("Ray", results.ray), ("Volley", results.volley)):
+    lines += report.table(
+        ["metric", "Ray", "Volley (Python)", "Volley (Rust core)", "Volley (Python) ÷ Ray"], rows
+    )
+    for who, side in results.sides():
         if isinstance(side, str):
             lines += ["", f"{who} microbenchmark: {side.splitlines()[0]}"]
 
@@ -239,3 +270,35 @@ def markdown(results: CoreResults) -> list[str]:
             )
     lines += report.table(["system", "init → first task", "idle floor (PSS)", "processes"], rows)
     return lines
+
+
+def summary_markdown(results: CoreResults) -> list[str]:
+    """The README's core summary: a few metrics and the startup figures, Ray against
+    Volley's Python API."""
+    lines = ["Core, Python API (Ray's microbenchmark workloads; init and idle floor):", ""]
+    rows = []
+    sides = [results.ray, results.volley_py]
+    for name, unit in METRICS:
+        if not all(isinstance(s, dict) and name in s for s in sides):
+            continue
+        ray, volley = (s[name].mean for s in sides)
+        rows.append(
+            [f"`{name}`", f"{ray:,.0f} {unit}", f"{volley:,.0f} {unit}", report.ratio(volley, ray)]
+        )
+    starts = [results.startup.get(k) for k in ("Ray (Python)", "Volley (Python)")]
+    if all(isinstance(s, Startup) for s in starts):
+        t = [statistics.median(s.times_s) for s in starts]
+        m = [int(statistics.median(s.floors_kib)) for s in starts]
+        rows.append(
+            [
+                "init → first task",
+                report.seconds(t[0]),
+                report.seconds(t[1]),
+                report.ratio(t[0], t[1]),
+            ]
+        )
+        rows.append(
+            ["idle floor (PSS)", report.memory(m[0]), report.memory(m[1]), report.ratio(m[0], m[1])]
+        )
+    lines += report.table(["figure", "Ray", "Volley", "Volley's advantage"], rows)
+    return [*lines, ""]

@@ -140,6 +140,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=10.0, help="idle seconds for the floor")
     parser.add_argument("--bin-dir", type=Path, default=target / "release")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="also replace the summary between the bench-compare markers in this file",
+    )
     args = parser.parse_args()
     for option, known in (
         ("systems", SYSTEMS),
@@ -398,6 +403,63 @@ def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -
     return lines
 
 
+#: The README's summary lies between these lines.
+README_BEGIN = "<!-- bench-compare:begin (written by benches/compare/run.py --readme) -->"
+README_END = "<!-- bench-compare:end -->"
+
+
+def summary_markdown(results: dict[str, list[Result]], systems: list[str]) -> list[str]:
+    """One table over every pipeline: each system's median time and peak PSS, and the
+    best peer's time over Volley's (Python API where it ran, else Rust)."""
+    header = ["pipeline", *(SYSTEMS[s].label for s in systems), "best peer ÷ Volley (time)"]
+    rows = []
+    for pipeline, rs in results.items():
+        by = {r.system: r for r in rs}
+        cells = []
+        for s in systems:
+            r = by.get(s)
+            if r is None or r.status in ("n/a", "not available"):
+                cells.append("—")
+            elif r.status != "ok":
+                cells.append(r.status)
+            else:
+                cells.append(
+                    f"{report.seconds(statistics.median(r.times_s))}, "
+                    f"{report.memory(r.peak_pss_kib)}"
+                )
+        ok = {r.system: statistics.median(r.times_s) for r in rs if r.status == "ok"}
+        volley = ok.get("volley-py", ok.get("volley-rust"))
+        peers = [t for s, t in ok.items() if not s.startswith("volley")]
+        best = report.ratio(min(peers), volley) if volley and peers else "—"
+        rows.append([f"`{pipeline}`", *cells, best])
+    return [
+        "Data pipelines: median wall time, peak PSS of the process tree. Above 1× in the last "
+        "column, Volley is faster than every peer.",
+        "",
+        *report.table(header, rows),
+        "",
+    ]
+
+
+def update_readme(readme: Path, results_file: str, lines: list[str]) -> None:
+    """Replaces the text between the markers (which must be there) with ``lines``."""
+    text = readme.read_text()
+    try:
+        head, rest = text.split(README_BEGIN, 1)
+        _, tail = rest.split(README_END, 1)
+    except ValueError:
+        sys.exit(f"run.py: {readme} has no {README_BEGIN!r} ... {README_END!r} section")
+    body = [
+        README_BEGIN,
+        "",
+        f"From [{results_file}]({results_file}) (all figures, the machine, the command).",
+        "",
+        *lines,
+        README_END,
+    ]
+    readme.write_text(head + "\n".join(body) + tail)
+
+
 def main() -> None:
     args = parse_args()
     try:
@@ -422,6 +484,7 @@ def main() -> None:
         f"- Command: `{shlex.join([Path(python).name, *sys.argv])}`",
     ]
     failures = []
+    readme_lines: list[str] = []
     if "data" in args.parts:
         for d in ("big", "small"):
             if not (args.data / d).is_dir():
@@ -448,6 +511,7 @@ def main() -> None:
             "",
         ]
         doc += data_markdown(results, setup, sizes)
+        readme_lines += summary_markdown(results, systems)
         failures += [
             f"{r.system} {r.pipeline}: {r.status}: {r.note.splitlines()[0] if r.note else ''}"
             for rs in results.values()
@@ -457,11 +521,19 @@ def main() -> None:
     if "core" in args.parts:
         core_results = core.run_core(python, args.bin_dir, args.runs, args.quick, args.idle)
         doc += ["", *core.markdown(core_results)]
+        readme_lines += core.summary_markdown(core_results)
         failures += core_results.failed
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(doc) + "\n")
     print(f"wrote {out}")
+    if args.readme:
+        try:
+            shown = str(out.resolve().relative_to(args.readme.resolve().parent))
+        except ValueError:
+            shown = str(out)
+        update_readme(args.readme, shown, readme_lines)
+        print(f"updated the summary in {args.readme}")
     if failures:
         print("\nFAILED:", *failures, sep="\n  ", file=sys.stderr)
         sys.exit(1)

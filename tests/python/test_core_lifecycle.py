@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,3 +59,25 @@ def test_shutdown_and_a_killed_driver_leave_nothing_behind(tmp_path):
     volley.shutdown()
     assert shm_segments() - before == set(), "segments of the killed driver were not swept"
     assert children(os.getpid()) == []
+
+
+def test_volley_microbenchmark_reports_rays_metric_names():
+    # The console script: `volley microbenchmark` measures the Python API, `--rust` the core.
+    volley = shutil.which("volley", path=os.path.dirname(sys.executable))
+    assert volley, "the volley console script is not installed"
+    for extra, name in [
+        ([], "1_1_actor_calls_sync"),
+        (["--rust"], "single_client_tasks_async"),
+    ]:
+        out = subprocess.run(
+            [volley, "microbenchmark", *extra, "--filter", name, "--duration", "0.1"]
+            + ["--trials", "2"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        lines = [line for line in out.stdout.splitlines() if line.startswith(name + " ")]
+        assert len(lines) == 1, out.stdout
+        words = lines[0].split()
+        assert words[1:3] == ["per", "second"] and float(words[3]) > 0, lines[0]

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
@@ -127,13 +127,46 @@ impl ForeignValue {
         })
     }
 
-    fn from_wire(w: WireData) -> Result<Self> {
+    /// The wire form of a value a worker sends to the node: Arrow data larger than
+    /// [`INLINE_BYTES`] goes into a segment of its own that the node adopts (one copy, and
+    /// none on the node's side); the rest inline.
+    fn to_wire_from_worker(&self, client: &WorkerClient) -> Result<WireData> {
+        let (ForeignValue::Arrow(_), Some(prefix)) = (self, &client.handoff_prefix) else {
+            return self.to_wire();
+        };
+        let bufs = encode_ipc(&self.clone().into_data())?;
+        if crate::core::object::encoded_len(&bufs) <= INLINE_BYTES {
+            return self.to_wire();
+        }
+        let seq = client.handoff_seq.fetch_add(1, Ordering::Relaxed);
+        let path = format!("{prefix}{seq}");
+        crate::core::shm::write_sealed(std::path::Path::new(&path), &bufs)?;
+        Ok(WireData::Handoff { path })
+    }
+
+    /// The value of a wire form. `node`: the node receiving a worker's value, which adopts
+    /// handed-over segments (only under its own session prefix).
+    fn from_wire(w: WireData, node: Option<&NodeInner>) -> Result<Self> {
         match w {
             WireData::Pickle(b) => Ok(ForeignValue::Pickle(Bytes::from(b))),
             WireData::Ipc(b) => Self::from_data(decode_ipc(Buffer::from_vec(b))?),
             WireData::Segment { path, .. } => {
                 let seg = crate::core::shm::map_segment(std::path::Path::new(&path))?;
                 Self::from_data(seg.data().clone())
+            }
+            WireData::Handoff { path } => {
+                let ours = node.is_some_and(|n| {
+                    let prefix = n.shm_dir.join(&n.shm_prefix);
+                    path.starts_with(prefix.to_string_lossy().as_ref()) && !path.contains("/../")
+                });
+                if !ours {
+                    return Err(Error::Internal(format!(
+                        "a handed-over segment outside this node's session: {path}"
+                    )));
+                }
+                Self::from_data(crate::core::shm::adopt_segment(std::path::Path::new(
+                    &path,
+                ))?)
             }
         }
     }
@@ -339,7 +372,7 @@ impl ForeignArgs {
 pub fn put(value: PutValue) -> Result<ForeignRef> {
     if let Some(c) = client() {
         let wire = WireValue {
-            data: value.data.to_wire()?,
+            data: value.data.to_wire_from_worker(c)?,
             nested: to_wire_ids(value.nested),
         };
         return match c.request(Request::Put(wire))? {
@@ -368,7 +401,10 @@ pub fn get(refs: &[ForeignRef], timeout: Option<Duration>) -> Result<Vec<Foreign
             timeout_ms: timeout.map(|t| t.as_millis() as u64),
         };
         return match c.request(req)? {
-            Reply::Values(v) => v.into_iter().map(ForeignValue::from_wire).collect(),
+            Reply::Values(v) => v
+                .into_iter()
+                .map(|w| ForeignValue::from_wire(w, None))
+                .collect(),
             other => Err(unexpected(&other)),
         };
     }
@@ -565,6 +601,12 @@ fn outputs(
             });
         }
     };
+    // Adopt every value first (handed-over segments are unlinked), whatever comes next.
+    let values = values
+        .into_iter()
+        .map(|v| Ok((ForeignValue::from_wire(v.data, Some(node))?, v.nested)))
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| UserError::msg(e.to_string()))?;
     if values.len() != num_returns as usize {
         return Err(UserError::msg(format!(
             "the function returned {} values but num_returns={num_returns}",
@@ -573,17 +615,14 @@ fn outputs(
     }
     values
         .into_iter()
-        .map(|v| {
-            let data = ForeignValue::from_wire(v.data)
-                .map_err(|e| UserError::msg(e.to_string()))?
-                .into_data();
-            let nested = ids_from_wire(&v.nested).map_err(|e| UserError::msg(e.to_string()))?;
+        .map(|(value, nested)| {
+            let nested = ids_from_wire(&nested).map_err(|e| UserError::msg(e.to_string()))?;
             if reference {
                 for id in &nested {
                     node.store.add_ref(*id);
                 }
             }
-            Ok((data, nested))
+            Ok((value.into_data(), nested))
         })
         .collect()
 }
@@ -1296,7 +1335,7 @@ pub(crate) fn serve_request(
         }
         Request::Put(v) => {
             let value = PutValue {
-                data: ForeignValue::from_wire(v.data)?,
+                data: ForeignValue::from_wire(v.data, Some(node))?,
                 nested: ids_from_wire(&v.nested)?,
             };
             hand_out(shared, vec![local_put(value)?])
@@ -1393,6 +1432,9 @@ struct WorkerClient {
     client: Mutex<UnixStream>,
     sync: Mutex<RefSync>,
     sent: Mutex<HashSet<FunctionId>>,
+    /// Where this worker writes the segments it hands to the node, and their counter.
+    handoff_prefix: Option<String>,
+    handoff_seq: AtomicU64,
 }
 
 static CLIENT: OnceLock<WorkerClient> = OnceLock::new();
@@ -1488,6 +1530,8 @@ pub fn worker_connect() -> Result<usize> {
         client,
         sync: Mutex::new(RefSync::default()),
         sent: Mutex::new(HashSet::new()),
+        handoff_prefix: std::env::var(crate::core::worker::HANDOFF_PREFIX_ENV).ok(),
+        handoff_seq: AtomicU64::new(0),
     });
     Ok(channels as usize)
 }
@@ -1534,7 +1578,7 @@ pub fn worker_next_call(channel: usize) -> Result<Option<WorkerCall>> {
         args: call
             .args
             .into_iter()
-            .map(ForeignValue::from_wire)
+            .map(|w| ForeignValue::from_wire(w, None))
             .collect::<Result<_>>()?,
         num_returns: call.num_returns,
     }))
@@ -1564,7 +1608,7 @@ pub fn worker_finish(channel: usize, outcome: WorkerOutcome) -> Result<()> {
                 .into_iter()
                 .map(|v| {
                     Ok(WireValue {
-                        data: v.data.to_wire()?,
+                        data: v.data.to_wire_from_worker(c)?,
                         nested: to_wire_ids(v.nested),
                     })
                 })

@@ -59,8 +59,8 @@ pub(crate) struct NodeInner {
     seq: AtomicU64,
     worker_index: AtomicU32,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    shm_prefix: String,
-    shm_dir: PathBuf,
+    pub(crate) shm_prefix: String,
+    pub(crate) shm_dir: PathBuf,
 }
 
 /// Outputs of a submitted task.

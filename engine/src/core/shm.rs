@@ -30,33 +30,10 @@ impl Segment {
     /// Creates `path` and writes the concatenation of `buffers` into it (one copy), then seals
     /// it.
     pub fn create(path: PathBuf, buffers: &[Buffer]) -> Result<Segment> {
+        let file = write_sealed(&path, buffers)?;
         let len = encoded_len(buffers);
-        let ctx = || format!("creating shared-memory segment {}", path.display());
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io(ctx(), e))?;
-        // From here on the file exists: remove it again on any failure.
-        let result = (|| {
-            if len == 0 {
-                return Err(Error::Internal("empty IPC encoding".into()));
-            }
-            // One copy, straight from the object's buffers into the segment's pages.
-            let mut f = &file;
-            for b in buffers {
-                f.write_all(b.as_slice()).map_err(|e| Error::io(ctx(), e))?;
-            }
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o400))
-                .map_err(|e| Error::io(ctx(), e))?;
-            // SAFETY: the file is complete and read-only from here on.
-            let map = unsafe { MmapOptions::new().len(len).map(&file) }
-                .map_err(|e| Error::io(ctx(), e))?;
-            Ok(map)
-        })();
-        match result {
+        // SAFETY: the file is complete and read-only from here on.
+        match unsafe { MmapOptions::new().len(len).map(&file) } {
             Ok(map) => Ok(Segment {
                 path,
                 len,
@@ -64,7 +41,10 @@ impl Segment {
             }),
             Err(e) => {
                 let _ = fs::remove_file(&path);
-                Err(e)
+                Err(Error::io(
+                    format!("mapping shared-memory segment {}", path.display()),
+                    e,
+                ))
             }
         }
     }
@@ -129,6 +109,47 @@ pub fn map_segment(path: &Path) -> Result<MappedSegment> {
     let map = map_file(path).map_err(|e| Error::io(ctx(), e))?;
     let data = decode_ipc(mapping_buffer(&map))?;
     Ok(MappedSegment { map, data })
+}
+
+/// Creates `path` (it must not exist), writes the concatenation of `buffers` into it (one
+/// copy, straight from the buffers into the segment's pages) and seals it (mode 0400). On
+/// failure the file is removed again.
+pub(crate) fn write_sealed(path: &Path, buffers: &[Buffer]) -> Result<fs::File> {
+    let ctx = || format!("creating shared-memory segment {}", path.display());
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(ctx(), e))?;
+    let written = (|| {
+        if encoded_len(buffers) == 0 {
+            return Err(Error::Internal("empty IPC encoding".into()));
+        }
+        let mut f = &file;
+        for b in buffers {
+            f.write_all(b.as_slice()).map_err(|e| Error::io(ctx(), e))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(0o400))
+            .map_err(|e| Error::io(ctx(), e))
+    })();
+    match written {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            let _ = fs::remove_file(path);
+            Err(e)
+        }
+    }
+}
+
+/// Takes over a segment another process wrote and handed over (a worker's result): maps it,
+/// unlinks its file (the mapping keeps the pages until the last buffer into it is dropped)
+/// and decodes it zero-copy.
+pub(crate) fn adopt_segment(path: &Path) -> Result<ObjectData> {
+    let mapped = map_segment(path);
+    let _ = fs::remove_file(path);
+    Ok(mapped?.data)
 }
 
 /// Maps a file that nobody writes any more (a sealed segment, a spill file) read-only.

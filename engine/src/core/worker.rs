@@ -50,6 +50,11 @@ use crate::error::{Error, Result, UserError};
 /// An object id on the wire.
 pub type WireId = [u8; ObjectId::LEN];
 
+/// The environment variable that tells a worker where to write the segments it hands over
+/// (a path prefix: the node's shared-memory directory and session prefix, and the worker's
+/// token), so that the node's sweep of its session frees what a dead worker left.
+pub(crate) const HANDOFF_PREFIX_ENV: &str = "VOLLEY_WORKER_SHM_PREFIX";
+
 /// Object data on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WireData {
@@ -63,6 +68,12 @@ pub enum WireData {
         path: String,
         /// Its length.
         len: u64,
+    },
+    /// A sealed segment a worker wrote for the node (a result, a `put`), whose ownership
+    /// passes to the node: it maps the file and unlinks it.
+    Handoff {
+        /// The segment file, under the node's shared-memory directory and session prefix.
+        path: String,
     },
 }
 
@@ -455,12 +466,24 @@ impl WorkerPool {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = channel();
         self.pending.lock().insert(token, tx);
-        let spawned = Command::new(&cmd[0])
+        let mut command = Command::new(&cmd[0]);
+        // As Ray does: one thread for OpenMP / BLAS pools in workers, unless the user set
+        // it (their idle pools otherwise spin on the node's cores).
+        for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"] {
+            if std::env::var_os(var).is_none() {
+                command.env(var, "1");
+            }
+        }
+        let spawned = command
             .args(&cmd[1..])
             .env("VOLLEY_WORKER_SOCKET", &self.socket)
             .env("VOLLEY_WORKER_TOKEN", token.to_string())
             .env("VOLLEY_WORKER_CHANNELS", channels.to_string())
             .env("VOLLEY_NODE_ID", node.id.to_string())
+            .env(
+                HANDOFF_PREFIX_ENV,
+                node.shm_dir.join(format!("{}w{token}-", node.shm_prefix)),
+            )
             .stdin(Stdio::piped())
             .spawn();
         let child = match spawned {
