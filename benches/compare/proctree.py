@@ -155,7 +155,8 @@ def measure(
     timeout: float | None = None,
     grace: float = 15.0,
 ) -> Measured:
-    """Runs ``cmd`` to completion, sampling its process tree every ``interval`` seconds."""
+    """Runs ``cmd`` to completion, sampling its process tree every ``interval`` seconds (or
+    less often where a sample is slow: see below)."""
     tag = uuid.uuid4().hex
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -198,7 +199,11 @@ def measure(
             _kill(pids)
             proc.wait()
             break
-        time.sleep(max(0.0, interval - (time.monotonic() - tick)))
+        # A sample costs CPU the measured system could use (more, the more processes it
+        # has): the pause after each is at least 9 times its cost, so the sampler takes at
+        # most a tenth of one core.
+        cost = time.monotonic() - tick
+        time.sleep(max(interval - cost, 9 * cost))
     exited_at = time.monotonic() - start
 
     # Helpers that outlive the command still count until they exit; then they are killed.

@@ -177,6 +177,8 @@ def check_systems(systems: list[str], python: str, bin_dir: Path) -> tuple[dict,
         out = subprocess.run(
             [python, str(HERE / spec.script), "--check"], capture_output=True, text=True, cwd=HERE
         )
+        if out.returncode == UNAVAILABLE and name.startswith("volley"):
+            sys.exit(f"run.py: Volley's package is not importable here:\n{out.stderr}")
         if out.returncode == UNAVAILABLE:
             unavailable[name] = out.stderr.strip().splitlines()[-1]
         elif out.returncode != 0:
@@ -351,7 +353,8 @@ def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -
         "",
         f"Each system runs each pipeline in a fresh process: start, one warm-up, then "
         f"{setup.runs} timed runs (wall time of the pipeline alone). Peak PSS is sampled every "
-        "50 ms over the whole process tree, helpers included (Ray's GCS, raylet, dashboard, "
+        "50 ms (less often when a sample is slow: the sampler takes at most a tenth of a core) "
+        "over the whole process tree, helpers included (Ray's GCS, raylet, dashboard, "
         "workers). Ratios are the peer's figure over Volley's: above 1, Volley is faster or "
         "smaller. Rows/s counts input rows.",
     ]

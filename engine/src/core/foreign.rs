@@ -116,14 +116,7 @@ impl ForeignValue {
     fn to_wire(&self) -> Result<WireData> {
         Ok(match self {
             ForeignValue::Pickle(b) => WireData::Pickle(b.to_vec()),
-            ForeignValue::Arrow(_) => {
-                let bufs = encode_ipc(&self.clone().into_data())?;
-                let mut out = Vec::with_capacity(bufs.iter().map(|b| b.len()).sum());
-                for b in &bufs {
-                    out.extend_from_slice(b.as_slice());
-                }
-                WireData::Ipc(out)
-            }
+            ForeignValue::Arrow(_) => inline_ipc(&encode_ipc(&self.clone().into_data())?),
         })
     }
 
@@ -136,7 +129,7 @@ impl ForeignValue {
         };
         let bufs = encode_ipc(&self.clone().into_data())?;
         if crate::core::object::encoded_len(&bufs) <= INLINE_BYTES {
-            return self.to_wire();
+            return Ok(inline_ipc(&bufs));
         }
         let seq = client.handoff_seq.fetch_add(1, Ordering::Relaxed);
         let path = format!("{prefix}{seq}");
@@ -170,6 +163,15 @@ impl ForeignValue {
             }
         }
     }
+}
+
+/// An IPC encoding inline in a message.
+fn inline_ipc(bufs: &[Buffer]) -> WireData {
+    let mut out = Vec::with_capacity(crate::core::object::encoded_len(bufs));
+    for b in bufs {
+        out.extend_from_slice(b.as_slice());
+    }
+    WireData::Ipc(out)
 }
 
 /// What the store holds for a foreign value.
