@@ -282,8 +282,14 @@ def summary_markdown(results: CoreResults) -> list[str]:
         if not all(isinstance(s, dict) and name in s for s in sides):
             continue
         ray, volley = (s[name].mean for s in sides)
+        fmt = "{:,.0f} {}" if unit == "/s" else "{:.3g} {}"
         rows.append(
-            [f"`{name}`", f"{ray:,.0f} {unit}", f"{volley:,.0f} {unit}", report.ratio(volley, ray)]
+            [
+                f"`{name}`",
+                fmt.format(ray, unit),
+                fmt.format(volley, unit),
+                report.ratio(volley, ray),
+            ]
         )
     starts = [results.startup.get(k) for k in ("Ray (Python)", "Volley (Python)")]
     if all(isinstance(s, Startup) for s in starts):
