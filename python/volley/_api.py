@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from volley import _native
 from volley import exceptions as exc
-from volley._serialization import dumps, loads
+from volley._serialization import dumps, loads, register_function
 
 ObjectRef = _native.ObjectRef
 
@@ -56,12 +56,6 @@ _ACTOR_OPTIONS = {
 _ASYNC_DEFAULT_CONCURRENCY = 32
 
 _init_lock = threading.Lock()
-
-
-def _cloudpickle() -> Any:
-    import cloudpickle
-
-    return cloudpickle
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +297,7 @@ class RemoteFunction:
 
     def _function_id(self) -> int:
         if self._id is None:
-            self._id = _native.register_function(_cloudpickle().dumps(self._function))
+            self._id = register_function(self._function)
         return self._id
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -374,7 +368,7 @@ class ActorClass:
 
     def _class_id(self) -> int:
         if self._id is None:
-            self._id = _native.register_function(_cloudpickle().dumps(self._cls))
+            self._id = register_function(self._cls)
         return self._id
 
     def remote(self, *args: Any, **kwargs: Any) -> "ActorHandle":

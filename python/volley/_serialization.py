@@ -39,6 +39,18 @@ def _rebuild_ref(id_bytes: bytes) -> Any:
     return _native.ObjectRef._borrow(id_bytes)
 
 
+def _cloudpickle() -> Any:
+    """cloudpickle, imported on first use (it is slow to import)."""
+    import cloudpickle
+
+    return cloudpickle
+
+
+def register_function(obj: Any) -> int:
+    """Registers a function or class with the node (pickled once, with cloudpickle); its id."""
+    return _native.register_function(_cloudpickle().dumps(obj))
+
+
 def _is_arrow(value: Any) -> bool:
     return type(value).__module__.startswith("pyarrow")
 
@@ -60,9 +72,7 @@ def _pickle(value: Any, buffer_callback: Any) -> bytes:
         pass
     if refs is not None:
         del refs[mark:]  # the refs the failed attempt recorded
-    import cloudpickle
-
-    return cloudpickle.dumps(value, protocol=5, buffer_callback=buffer_callback)
+    return _cloudpickle().dumps(value, protocol=5, buffer_callback=buffer_callback)
 
 
 def _large_binary(buf: Any) -> Any:

@@ -17,15 +17,9 @@ import traceback
 from typing import Any, Dict, List, Optional
 
 from volley import _native
-from volley._serialization import dumps, loads
+from volley._serialization import _cloudpickle, dumps, loads
 
 _functions: Dict[int, Any] = {}
-
-
-def _cloudpickle() -> Any:
-    import cloudpickle
-
-    return cloudpickle
 
 
 _instance: Any = None

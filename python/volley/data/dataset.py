@@ -7,12 +7,11 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import cloudpickle
 import pyarrow as pa
 
 from volley import _native
 from volley._api import _Slot
-from volley._serialization import dumps
+from volley._serialization import dumps, register_function
 
 _BATCH_FORMATS = ("default", "pyarrow", "pandas", "numpy")
 
@@ -215,10 +214,12 @@ class Dataset:
         size = None if batch_size in ("default", None) else int(batch_size)
         name = getattr(fn, "__name__", type(fn).__name__)
         resources = [(k, float(v)) for k, v in (ray_remote_args.get("resources") or {}).items()]
+        placement = dict(
+            batch_size=size, num_cpus=num_cpus, num_gpus=float(num_gpus or 0.0), resources=resources
+        )
         if inspect.isclass(fn):
             lo, hi = _pool_bounds(compute, concurrency)
-            wrapper = _BatchClass
-            class_id = _native.register_function(cloudpickle.dumps(wrapper))
+            class_id = register_function(_BatchClass)
             ctor = _structure(
                 fn,
                 fmt,
@@ -234,24 +235,18 @@ class Dataset:
                 _BATCH_ARG,
                 lo,
                 hi,
-                batch_size=size,
-                num_cpus=num_cpus,
-                num_gpus=float(num_gpus or 0.0),
-                resources=resources,
+                **placement,
             )
         else:
             if fn_constructor_args or fn_constructor_kwargs:
                 raise ValueError("fn_constructor_args need a callable class, not a function")
             udf = _BatchFn(fn, fmt, tuple(fn_args or ()), dict(fn_kwargs or {}))
-            fid = _native.register_function(cloudpickle.dumps(udf))
+            fid = register_function(udf)
             native = self._ds.map_batches(
                 name,
                 fid,
                 _BATCH_ARG,
-                batch_size=size,
-                num_cpus=num_cpus,
-                num_gpus=float(num_gpus or 0.0),
-                resources=resources,
+                **placement,
             )
         return Dataset(native)
 
@@ -535,7 +530,7 @@ class GroupedData:
         """Calls ``fn`` once per group with all its rows."""
         fmt = _check_format(batch_format)
         udf = _BatchFn(fn, fmt, (), {})
-        fid = _native.register_function(cloudpickle.dumps(udf))
+        fid = register_function(udf)
         name = getattr(fn, "__name__", "map_groups")
         return Dataset(self._ds._ds.map_groups(self._keys, name, fid, _BATCH_ARG))
 
