@@ -50,7 +50,7 @@ pub mod microbench;
 
 pub use crate::config::Config;
 pub use crate::core::actor::{
-    ActorBuilder, ActorHandle, ActorOptions, actor, get_actor, kill, try_actor,
+    ActorBuilder, ActorHandle, ActorOptions, PIPELINE_DEPTH, actor, get_actor, kill, try_actor,
 };
 pub use crate::core::api::{
     CancelOptions, ObjectRef, RawRef, RuntimeContext, SegmentInfo, available_resources, cancel,

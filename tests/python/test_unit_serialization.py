@@ -52,6 +52,8 @@ def test_large_numpy_arrays_travel_as_out_of_band_buffers():
     assert back[0] == 0.0 and back[1:].tolist() == list(range(1, 1 << 20))
     # ... and read in place on the way back.
     assert not back.flags.owndata
+    data = payload.column("buffer0").chunk(0).buffers()[2]
+    assert back.ctypes.data == data.address, "the array was copied on the way back"
 
 
 def test_arrow_tables_and_batches_keep_their_type():

@@ -24,8 +24,9 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::core::api::{ObjectRef, RawRef};
 use crate::core::ids::{ActorId, ObjectId, WorkerId};
@@ -241,13 +242,72 @@ enum Status {
     Dead(String),
 }
 
-type MutFn<A> = dyn Fn(&mut A) -> TaskResult<Box<dyn FnOnce() -> CallOutput + Send>> + Send + Sync;
-type SharedFn<A> = dyn Fn(&A) -> TaskResult<Box<dyn FnOnce() -> CallOutput + Send>> + Send + Sync;
+type MutFn<A> = dyn Fn(&mut A) -> TaskResult<Make> + Send + Sync;
+type SharedFn<A> = dyn Fn(&A) -> TaskResult<Make> + Send + Sync;
+type Finish = Box<dyn FnOnce() -> TaskResult<Make> + Send>;
+type StartFn<A> = dyn Fn(&A) -> TaskResult<Finish> + Send + Sync;
 type CallOutput = Result<(crate::core::object::ObjectData, Vec<ObjectId>)>;
+
+/// Calls one actor thread may have started and not yet finished (pipelined calls).
+pub const PIPELINE_DEPTH: usize = 128;
+
+/// How long an idle actor thread spins (yielding) before it sleeps: the next call of a
+/// caller that waits for each result comes within it, and a wake-up costs more.
+const IDLE_SPIN: Duration = Duration::from_micros(30);
 
 enum Method<A> {
     Mut(Box<MutFn<A>>),
     Shared(Box<SharedFn<A>>),
+    /// Started under the instance; finished later, after the next calls were started.
+    Pipelined(Box<StartFn<A>>),
+}
+
+/// How running a call (or one half of it) ended.
+enum Outcome {
+    /// A value to seal, or an engine error to fail the call with.
+    Done(CallOutput),
+    /// No live instance.
+    NoInstance,
+    /// The method returned an error.
+    Failed(crate::error::UserError),
+    /// The method panicked or its worker process died: the instance is gone.
+    Died(Death),
+}
+
+/// How an instance was lost.
+struct Death {
+    message: String,
+    /// Its worker process died (rather than a method panicking).
+    worker: bool,
+}
+
+/// Sorts a method's result: `Ok` with the value, else how it ended.
+fn classify<T>(r: std::thread::Result<TaskResult<Option<T>>>) -> std::result::Result<T, Outcome> {
+    match r {
+        Ok(Ok(Some(t))) => Ok(t),
+        Ok(Ok(None)) => Err(Outcome::NoInstance),
+        Ok(Err(e)) if e.is_worker_died() => Err(Outcome::Died(Death {
+            message: e.message().to_string(),
+            worker: true,
+        })),
+        Ok(Err(e)) => Err(Outcome::Failed(e)),
+        Err(payload) => Err(Outcome::Died(Death {
+            message: panic_message(payload),
+            worker: false,
+        })),
+    }
+}
+
+type Make = Box<dyn FnOnce() -> CallOutput + Send>;
+
+fn completed(r: std::thread::Result<TaskResult<Option<Make>>>) -> Outcome {
+    classify(r).map_or_else(|o| o, |make| Outcome::Done(make()))
+}
+
+/// A pipelined call whose first half ran.
+struct Started<A> {
+    call: Call<A>,
+    finish: Finish,
 }
 
 struct Call<A> {
@@ -404,37 +464,91 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
         *self.state.write() = None;
     }
 
+    /// Runs calls until the actor dies. With one thread, pipelined calls are started ahead
+    /// (up to [`PIPELINE_DEPTH`]) and finished in order.
     fn run_calls(&self, node: &Arc<NodeInner>) {
+        let pipelining = self.opts.max_concurrency == 1;
+        let mut started: VecDeque<Started<A>> = VecDeque::new();
         loop {
-            let call = {
-                let mut mb = self.mb.lock();
-                loop {
-                    match mb.status {
-                        Status::Dead(_) => return,
-                        Status::Alive => {
-                            if let Some(c) = mb.queue.pop_front() {
-                                mb.in_flight.push(c.output);
-                                break c;
-                            }
-                            if mb.stopping {
-                                drop(mb);
-                                self.die(node, "all handles were dropped".into());
-                                return;
-                            }
-                        }
-                        Status::Starting | Status::Restarting => {}
-                    }
-                    self.cv.wait(&mut mb);
-                }
+            let ahead = !started.is_empty();
+            let call = match self.next_call(node, ahead) {
+                Next::Call(c) => Some(c),
+                Next::NotNow => None,
+                Next::Stop => return,
             };
-            self.run_call(node, call);
+            if let Some(call) = call {
+                if pipelining && matches!(call.method, Method::Pipelined(_)) {
+                    match self.start(&call) {
+                        Ok(finish) => started.push_back(Started { call, finish }),
+                        Err(outcome) => match *outcome {
+                            Outcome::Died(death) => {
+                                self.after_death(node, call, &mut started, death);
+                            }
+                            outcome => self.settle(node, call, outcome),
+                        },
+                    }
+                    if started.len() < PIPELINE_DEPTH {
+                        continue;
+                    }
+                } else {
+                    self.run_call(node, call);
+                    continue;
+                }
+            }
+            if let Some(s) = started.pop_front() {
+                let outcome = self.finish(s.call.output, s.finish);
+                match outcome {
+                    Outcome::Died(d) => self.after_death(node, s.call, &mut started, d),
+                    outcome => self.settle(node, s.call, outcome),
+                }
+            }
         }
     }
 
+    /// The next call to run. With calls started `ahead`, never waits, and takes only a
+    /// pipelined call (anything else waits until they finished).
+    fn next_call(&self, node: &NodeInner, ahead: bool) -> Next<A> {
+        let mut mb = self.mb.lock();
+        let spin_until = Instant::now() + IDLE_SPIN;
+        loop {
+            match mb.status {
+                Status::Dead(_) => return Next::Stop,
+                Status::Alive => {
+                    let take = mb
+                        .queue
+                        .front()
+                        .is_some_and(|c| !ahead || matches!(c.method, Method::Pipelined(_)));
+                    if take && let Some(c) = mb.queue.pop_front() {
+                        mb.in_flight.push(c.output);
+                        return Next::Call(c);
+                    }
+                    if ahead {
+                        return Next::NotNow;
+                    }
+                    if mb.stopping {
+                        drop(mb);
+                        self.die(node, "all handles were dropped".into());
+                        return Next::Stop;
+                    }
+                }
+                Status::Starting | Status::Restarting if ahead => return Next::NotNow,
+                Status::Starting | Status::Restarting => {}
+            }
+            if Instant::now() < spin_until {
+                MutexGuard::unlocked(&mut mb, std::thread::yield_now);
+                continue;
+            }
+            self.cv.wait(&mut mb);
+        }
+    }
+
+    fn current(&self, output: ObjectId) -> CurrentTask {
+        CurrentTask::new(output.task, None, None, Some(self.id))
+    }
+
     fn run_call(&self, node: &Arc<NodeInner>, call: Call<A>) {
-        let cur = CurrentTask::new(call.output.task, None, None, Some(self.id));
-        let outcome = with_current(cur, || {
-            catch_unwind(AssertUnwindSafe(|| match &call.method {
+        let outcome = with_current(self.current(call.output), || {
+            completed(catch_unwind(AssertUnwindSafe(|| match &call.method {
                 Method::Mut(f) => match self.state.write().as_mut() {
                     Some(a) => f(a).map(Some),
                     None => Ok(None),
@@ -443,42 +557,88 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
                     Some(a) => f(a).map(Some),
                     None => Ok(None),
                 },
+                Method::Pipelined(f) => match self.state.read().as_ref() {
+                    Some(a) => f(a).and_then(|finish| finish()).map(Some),
+                    None => Ok(None),
+                },
+            })))
+        });
+        self.settle(node, call, outcome);
+    }
+
+    /// Runs the first half of a pipelined call.
+    fn start(&self, call: &Call<A>) -> std::result::Result<Finish, Box<Outcome>> {
+        let Method::Pipelined(f) = &call.method else {
+            unreachable!("start takes pipelined calls")
+        };
+        let r = with_current(self.current(call.output), || {
+            catch_unwind(AssertUnwindSafe(|| match self.state.read().as_ref() {
+                Some(a) => f(a).map(Some),
+                None => Ok(None),
             }))
         });
+        classify(r).map_err(Box::new)
+    }
+
+    /// Runs the second half of a pipelined call.
+    fn finish(&self, output: ObjectId, finish: Finish) -> Outcome {
+        with_current(self.current(output), || {
+            completed(catch_unwind(AssertUnwindSafe(|| finish().map(Some))))
+        })
+    }
+
+    fn task_name(&self, output: ObjectId) -> String {
+        format!("{}.call ({})", self.display, output.task)
+    }
+
+    /// Seals or fails a finished call's output.
+    fn settle(&self, node: &Arc<NodeInner>, call: Call<A>, outcome: Outcome) {
         self.mb.lock().in_flight.retain(|o| *o != call.output);
-        let output = call.output;
-        let task = || format!("{}.call ({})", self.display, output.task);
         match outcome {
-            Ok(Ok(Some(make))) => match make() {
-                Ok((data, nested)) => {
-                    let _ = node.store.seal(call.output, data, nested);
-                }
-                Err(e) => node.store.fail(call.output, e),
-            },
-            Ok(Ok(None)) => node
+            Outcome::Done(Ok((data, nested))) => {
+                let _ = node.store.seal(call.output, data, nested);
+            }
+            Outcome::Done(Err(e)) => node.store.fail(call.output, e),
+            Outcome::NoInstance => node
                 .store
                 .fail(call.output, self.died_error("no live instance")),
-            Ok(Err(e)) if e.is_worker_died() => {
-                self.after_panic(node, call, task(), e.message().to_string());
-            }
-            Ok(Err(e)) => node.store.fail(
+            Outcome::Failed(e) => node.store.fail(
                 call.output,
                 Error::TaskFailed {
-                    task: task(),
+                    task: self.task_name(call.output),
                     cause: FailureCause::UserError,
                     message: e.message().to_string(),
                     attempts: 1,
                     payload: e.payload().cloned(),
                 },
             ),
-            Err(payload) => {
-                let msg = panic_message(payload);
-                self.after_panic(node, call, task(), msg);
-            }
+            Outcome::Died(death) => self.after_panic(node, vec![call], death),
         }
     }
 
-    fn after_panic(&self, node: &Arc<NodeInner>, mut call: Call<A>, task: String, msg: String) {
+    /// The instance died under `call`: the calls started after it were lost with it.
+    fn after_death(
+        &self,
+        node: &Arc<NodeInner>,
+        call: Call<A>,
+        started: &mut VecDeque<Started<A>>,
+        death: Death,
+    ) {
+        let mut calls = vec![call];
+        calls.extend(started.drain(..).map(|s| s.call));
+        self.after_panic(node, calls, death);
+    }
+
+    /// The instance died while `calls` (in submission order) were running: restarts it if
+    /// restarts are left and queues the calls again (those with retries left), else fails
+    /// them (`ActorDied` when its worker process died) and the actor.
+    fn after_panic(&self, node: &Arc<NodeInner>, calls: Vec<Call<A>>, death: Death) {
+        let msg = death.message;
+        {
+            let mut mb = self.mb.lock();
+            mb.in_flight
+                .retain(|o| !calls.iter().any(|c| c.output == *o));
+        }
         let can_restart = {
             let mut mb = self.mb.lock();
             let ok = matches!(mb.status, Status::Alive)
@@ -489,15 +649,23 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
             }
             ok
         };
-        let failed = Error::TaskFailed {
-            task,
-            cause: FailureCause::Panic,
-            message: msg.clone(),
-            attempts: 1,
-            payload: None,
+        let failed = |c: &Call<A>| {
+            if death.worker {
+                self.died_error(&msg)
+            } else {
+                Error::TaskFailed {
+                    task: self.task_name(c.output),
+                    cause: FailureCause::Panic,
+                    message: msg.clone(),
+                    attempts: 1,
+                    payload: None,
+                }
+            }
         };
         if !can_restart {
-            node.store.fail(call.output, failed);
+            for c in &calls {
+                node.store.fail(c.output, failed(c));
+            }
             self.die(
                 node,
                 format!("a method panicked and no restarts are left: {msg}"),
@@ -522,17 +690,26 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
                 if matches!(mb.status, Status::Restarting) {
                     mb.status = Status::Alive;
                 }
-                if call.retries_left != 0 && matches!(mb.status, Status::Alive) {
-                    call.retries_left -= 1;
-                    mb.queue.push_front(call);
-                } else {
-                    drop(mb);
-                    node.store.fail(call.output, failed);
+                let alive = matches!(mb.status, Status::Alive);
+                let mut lost = Vec::new();
+                for mut call in calls.into_iter().rev() {
+                    if call.retries_left != 0 && alive {
+                        call.retries_left -= 1;
+                        mb.queue.push_front(call);
+                    } else {
+                        lost.push(call);
+                    }
                 }
                 self.cv.notify_all();
+                drop(mb);
+                for c in lost.iter().rev() {
+                    node.store.fail(c.output, failed(c));
+                }
             }
             Err(m) => {
-                node.store.fail(call.output, failed);
+                for c in &calls {
+                    node.store.fail(c.output, failed(c));
+                }
                 self.die(node, format!("its constructor panicked on restart: {m}"));
             }
         }
@@ -561,6 +738,13 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
         self.cv.notify_one();
         Ok(raw)
     }
+}
+
+enum Next<A> {
+    Call(Call<A>),
+    /// Nothing to take now (calls were started ahead).
+    NotNow,
+    Stop,
 }
 
 /// A handle on an actor. Clones share the actor; when the last one is dropped a
@@ -592,6 +776,27 @@ impl<A: Send + Sync + 'static> ActorHandle<A> {
         F: Fn(&A) -> TaskResult<R> + Send + Sync + 'static,
     {
         let m = Method::Shared(Box::new(move |a: &A| f(a).map(seal_later)));
+        self.core.submit(m).map(ObjectRef::from_raw)
+    }
+
+    /// Calls a read-only method in two halves, for a method whose work happens elsewhere
+    /// (in a worker process): `start` runs on the actor's thread in submission order and
+    /// returns `finish`, which waits for the result. With `max_concurrency = 1` the thread
+    /// starts up to [`PIPELINE_DEPTH`] queued calls before finishing the first, so that
+    /// their round trips overlap; results still come in order. If the instance dies (a
+    /// panic, or a `worker_died` error from either half), every call it had started is
+    /// lost with it and retried per `max_task_retries` once it restarts.
+    pub fn call_pipelined<R, F, G>(&self, start: F) -> Result<ObjectRef<R>>
+    where
+        R: Value,
+        F: Fn(&A) -> TaskResult<G> + Send + Sync + 'static,
+        G: FnOnce() -> TaskResult<R> + Send + 'static,
+    {
+        let m = Method::Pipelined(Box::new(move |a: &A| {
+            let finish = start(a)?;
+            let boxed: Finish = Box::new(move || finish().map(seal_later));
+            Ok(boxed)
+        }));
         self.core.submit(m).map(ObjectRef::from_raw)
     }
 

@@ -10,7 +10,7 @@
 //!   the node serves it with the same functions ([`serve_request`]).
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -774,7 +774,8 @@ impl ForeignInstance {
 
 /// A foreign actor's instance on the node: its worker process.
 pub(crate) struct ActorProxy {
-    worker: WorkerProc,
+    /// Shared with the calls started on it (see [`ActorHandle::call_pipelined`]).
+    worker: Arc<WorkerProc>,
     class: FunctionId,
 }
 
@@ -924,7 +925,10 @@ fn local_create_actor(
             num_returns: 1,
         };
         match worker.run(&node, call)?.0 {
-            CallOutcome::Ok(_) => Ok(ActorProxy { worker, class }),
+            CallOutcome::Ok(_) => Ok(ActorProxy {
+                worker: Arc::new(worker),
+                class,
+            }),
             CallOutcome::Err { message, .. } => Err(UserError::msg(format!(
                 "the constructor of {class_name} raised:\n{message}"
             ))),
@@ -1008,38 +1012,61 @@ fn local_call_actor(
         )));
     }
     let node = current()?;
-    let handle = node
+    let (handle, one_at_a_time) = node
         .foreign_actors
         .actors
         .lock()
         .get(&actor)
-        .map(|e| e.handle.clone())
+        .map(|e| (e.handle.clone(), e.opts.max_concurrency <= 1))
         .ok_or_else(|| Error::ActorDied {
             actor: actor.to_string(),
             reason: "it was killed, or all its handles were dropped".into(),
         })?;
     // Keep the argument refs alive until the call runs.
-    let keep = args.hold()?;
+    let keep = Arc::new(args.hold()?);
     let method = method.to_string();
-    let r = handle.call_shared(move |proxy: &ActorProxy| {
-        let _keep = &keep;
-        let node = current().map_err(|e| UserError::msg(e.to_string()))?;
-        let call = Call {
+    let call_of = move |node: &Arc<NodeInner>, proxy: &ActorProxy| -> TaskResult<Call> {
+        Ok(Call {
             kind: CallKind::ActorMethod(method.clone()),
             name: method.clone(),
             function: proxy.class,
             function_bytes: None,
-            args: resolve_args(&node, &args).map_err(|e| UserError::msg(e.to_string()))?,
+            args: resolve_args(node, &args).map_err(|e| UserError::msg(e.to_string()))?,
             num_returns: 1,
-        };
-        let (outcome, later) = proxy.worker.run(&node, call)?;
-        let (data, nested) = outputs(&node, outcome, 1, false)?.remove(0);
+        })
+    };
+    let object = |node: &NodeInner, (outcome, later): (CallOutcome, ReleaseLater)| {
+        let (data, nested) = outputs(node, outcome, 1, false)?.remove(0);
         Ok(ForeignObject {
             data,
             nested,
             hold: Some(later),
         })
-    })?;
+    };
+    let node_of = || current().map_err(|e| UserError::msg(e.to_string()));
+    let r = if one_at_a_time {
+        // Sent ahead of the calls before it; the worker runs them in order.
+        handle.call_pipelined(move |proxy: &ActorProxy| {
+            let keep = keep.clone();
+            let node = node_of()?;
+            let call = call_of(&node, proxy)?;
+            let name = call.name.clone();
+            proxy.worker.send(call)?;
+            let worker = proxy.worker.clone();
+            Ok(move || {
+                let _keep = keep;
+                let got = worker.receive(&node, &name)?;
+                object(&node, got)
+            })
+        })?
+    } else {
+        handle.call_shared(move |proxy: &ActorProxy| {
+            let _keep = &keep;
+            let node = node_of()?;
+            let got = proxy.worker.run(&node, call_of(&node, proxy)?)?;
+            object(&node, got)
+        })?
+    };
     Ok(vec![r.raw().clone()])
 }
 
@@ -1431,6 +1458,8 @@ fn adopt_all(ids: &[WireId]) -> Result<Vec<ForeignRef>> {
 /// A worker process's connection to its node.
 struct WorkerClient {
     calls: Vec<Mutex<UnixStream>>,
+    /// Per call channel: calls the node sent ahead, read while a request awaited its reply.
+    ahead: Vec<Mutex<VecDeque<Call>>>,
     client: Mutex<UnixStream>,
     sync: Mutex<RefSync>,
     sent: Mutex<HashSet<FunctionId>>,
@@ -1470,22 +1499,27 @@ impl WorkerClient {
 
     fn request(&self, req: Request) -> Result<Reply> {
         let io = |e: std::io::Error| Error::io("talking to the node", e);
-        let exchange = |ch: &mut UnixStream| -> Result<Reply> {
+        let exchange = |ch: &mut UnixStream, ahead: Option<&Mutex<VecDeque<Call>>>| {
             let msg = FromWorker::Request {
                 sync: self.take_sync(),
                 req,
             };
             write_frame(ch, &msg).map_err(io)?;
-            match read_frame::<ToWorker>(ch).map_err(io)? {
-                ToWorker::Reply(r) => r,
-                ToWorker::Call(_) => Err(Error::Internal(
-                    "the node sent a call while a request was pending".into(),
-                )),
+            loop {
+                match (read_frame::<ToWorker>(ch).map_err(io)?, ahead) {
+                    (ToWorker::Reply(r), _) => return r,
+                    (ToWorker::Call(c), Some(ahead)) => ahead.lock().push_back(c),
+                    (ToWorker::Call(_), None) => {
+                        return Err(Error::Internal(
+                            "the node sent a call on the client channel".into(),
+                        ));
+                    }
+                }
             }
         };
         match CURRENT.with(|c| c.get()) {
-            Some(i) => exchange(&mut self.calls[i].lock()),
-            None => exchange(&mut self.client.lock()),
+            Some(i) => exchange(&mut self.calls[i].lock(), Some(&self.ahead[i])),
+            None => exchange(&mut self.client.lock(), None),
         }
     }
 }
@@ -1528,6 +1562,7 @@ pub fn worker_connect() -> Result<usize> {
         })
         .map_err(|e| Error::io("starting the lifeline thread", e))?;
     let _ = CLIENT.set(WorkerClient {
+        ahead: calls.iter().map(|_| Mutex::new(VecDeque::new())).collect(),
         calls,
         client,
         sync: Mutex::new(RefSync::default()),
@@ -1561,7 +1596,11 @@ pub fn worker_next_call(channel: usize) -> Result<Option<WorkerCall>> {
         .calls
         .get(channel)
         .ok_or_else(|| Error::InvalidArgument(format!("no call channel {channel}")))?;
-    let msg = read_frame::<ToWorker>(&mut *ch.lock());
+    let ahead = c.ahead[channel].lock().pop_front();
+    let msg = match ahead {
+        Some(call) => Ok(ToWorker::Call(call)),
+        None => read_frame::<ToWorker>(&mut *ch.lock()),
+    };
     let call = match msg {
         Ok(ToWorker::Call(call)) => call,
         Ok(ToWorker::Reply(_)) => {

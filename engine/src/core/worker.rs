@@ -26,12 +26,12 @@
 //!   reported in the [`RefSync`] of its next message.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -184,6 +184,40 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result
     w.flush()
 }
 
+/// How long the node spins for a lone call's outcome before it blocks: a trivial call's
+/// reply usually comes within it, and waking from a blocking read costs more than the call.
+/// (Workers never spin for their next call: on a small machine a spinning worker takes the
+/// CPU of the threads that would send it, and pipelined calls slow down by half.)
+const READ_SPIN: Duration = Duration::from_micros(50);
+
+/// Reads one frame from a socket, spinning (yielding) for at most `spin` while nothing has
+/// arrived before blocking.
+fn read_frame_spinning<T: DeserializeOwned>(
+    s: &mut UnixStream,
+    spin: Duration,
+) -> std::io::Result<T> {
+    use std::os::fd::AsRawFd;
+    let until = Instant::now() + spin;
+    let mut byte = 0u8;
+    while !spin.is_zero() {
+        // SAFETY: a one-byte peek into a local buffer on an open socket; nothing is consumed.
+        let n = unsafe {
+            libc::recv(
+                s.as_raw_fd(),
+                (&raw mut byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        let again = n < 0 && std::io::Error::last_os_error().kind() == ErrorKind::WouldBlock;
+        if !again || Instant::now() >= until {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    read_frame(s)
+}
+
 /// Reads one frame.
 pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> std::io::Result<T> {
     let mut len = [0u8; 4];
@@ -281,6 +315,8 @@ pub(crate) struct WorkerProc {
     token: u64,
     child: Child,
     calls: Mutex<Vec<UnixStream>>,
+    /// Calls [`WorkerProc::send`] sent whose outcome was not received yet.
+    outstanding: AtomicUsize,
     pub(crate) shared: Arc<WorkerShared>,
     client: Option<JoinHandle<()>>,
     live: Arc<Mutex<HashMap<u64, u32>>>,
@@ -293,38 +329,85 @@ impl WorkerProc {
     pub(crate) fn run(
         &self,
         node: &Arc<NodeInner>,
-        mut call: Call,
+        call: Call,
     ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
         let mut ch = self.calls.lock().pop().ok_or_else(|| {
             UserError::msg("internal: no free channel to the worker process (a bug)")
         })?;
-        call.function_bytes = self
-            .shared
-            .function_bytes(call.function)
-            .map_err(|e| UserError::msg(e.to_string()))?;
-        let out = self.serve(node, &mut ch, call);
+        let out = self
+            .write_call(&mut ch, call)
+            .and_then(|name| self.outcome(node, &mut ch, &name, true));
         if out.is_ok() {
             self.calls.lock().push(ch);
         }
         out
     }
 
-    fn serve(
+    /// Sends `call` on the worker's first channel without waiting; [`WorkerProc::receive`]
+    /// reads the outcomes in the order the calls were sent. For a worker with one channel
+    /// whose calls all come from one thread (a one-at-a-time actor).
+    pub(crate) fn send(&self, call: Call) -> std::result::Result<(), UserError> {
+        let mut calls = self.calls.lock();
+        let ch = calls
+            .first_mut()
+            .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?;
+        self.write_call(ch, call)?;
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The outcome of the oldest call [`WorkerProc::send`] sent, serving the worker's
+    /// requests meanwhile.
+    pub(crate) fn receive(
+        &self,
+        node: &Arc<NodeInner>,
+        name: &str,
+    ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
+        let mut calls = self.calls.lock();
+        let ch = calls
+            .first_mut()
+            .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?;
+        // Spin only for a lone call: with calls queued behind it the worker is busy for a
+        // while, and a spinning reader would take its CPU.
+        let alone = self.outstanding.fetch_sub(1, Ordering::Relaxed) <= 1;
+        self.outcome(node, ch, name, alone)
+    }
+
+    fn died(&self, name: &str, e: std::io::Error) -> UserError {
+        UserError::worker_died(format!(
+            "the worker process (pid {}) running {name} died: {e}",
+            self.shared.pid
+        ))
+    }
+
+    /// Writes `call` (with its function's bytes the first time); returns its name.
+    fn write_call(
+        &self,
+        ch: &mut UnixStream,
+        mut call: Call,
+    ) -> std::result::Result<String, UserError> {
+        call.function_bytes = self
+            .shared
+            .function_bytes(call.function)
+            .map_err(|e| UserError::msg(e.to_string()))?;
+        let name = call.name.clone();
+        write_frame(ch, &ToWorker::Call(call)).map_err(|e| self.died(&name, e))?;
+        Ok(name)
+    }
+
+    /// Reads frames until the running call's outcome, serving the worker's requests;
+    /// `spin`: spin a while before blocking for each.
+    fn outcome(
         &self,
         node: &Arc<NodeInner>,
         ch: &mut UnixStream,
-        call: Call,
+        name: &str,
+        spin: bool,
     ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
-        let name = call.name.clone();
-        let died = |e: std::io::Error| {
-            UserError::worker_died(format!(
-                "the worker process (pid {}) running {name} died: {e}",
-                self.shared.pid
-            ))
-        };
-        write_frame(ch, &ToWorker::Call(call)).map_err(died)?;
+        let died = |e: std::io::Error| self.died(name, e);
+        let spin = if spin { READ_SPIN } else { Duration::ZERO };
         loop {
-            match read_frame::<FromWorker>(ch).map_err(died)? {
+            match read_frame_spinning::<FromWorker>(ch, spin).map_err(died)? {
                 FromWorker::Done { sync, outcome } => {
                     self.shared.acquire(node, &sync.acquired);
                     let later = ReleaseLater {
@@ -520,6 +603,7 @@ impl WorkerPool {
             token,
             child,
             calls: Mutex::new(conns),
+            outstanding: AtomicUsize::new(0),
             shared,
             client: Some(client),
             live: self.live.clone(),

@@ -232,3 +232,110 @@ fn actors_hold_their_resources_and_give_them_back() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn pipelined_calls_start_ahead_and_finish_in_order() {
+    let _rt = start();
+    let started = Arc::new(AtomicUsize::new(0));
+    let a = volley::actor(|| ()).spawn().unwrap();
+    // Hold the actor's thread until every call is queued.
+    let gate = Arc::new(AtomicUsize::new(0));
+    let g = gate.clone();
+    let held = a
+        .call(move |_: &mut ()| {
+            while g.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        })
+        .unwrap();
+    let refs: Vec<_> = (0..50usize)
+        .map(|i| {
+            let started = started.clone();
+            a.call_pipelined(move |_: &()| {
+                started.fetch_add(1, Ordering::SeqCst);
+                let started = started.clone();
+                // The first call finishes only once later calls were started: only
+                // possible if the actor starts calls ahead of finishing them.
+                Ok(move || {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while i == 0 && started.load(Ordering::SeqCst) < 10 {
+                        assert!(Instant::now() < deadline, "calls were not started ahead");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Ok(i * 2)
+                })
+            })
+            .unwrap()
+        })
+        .collect();
+    gate.store(1, Ordering::SeqCst);
+    volley::get(&held).unwrap();
+    let got: Vec<usize> = refs.iter().map(|r| volley::get(r).unwrap()).collect();
+    assert_eq!(got, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+}
+
+#[test]
+fn pipelined_calls_lost_with_their_instance_are_retried_in_order() {
+    let _rt = start();
+    let built = Arc::new(AtomicUsize::new(0));
+    let b = built.clone();
+    // The instance is its generation; the first one "loses its worker" at call 5.
+    let a = volley::actor(move || b.fetch_add(1, Ordering::SeqCst))
+        .max_restarts(1)
+        .max_task_retries(1)
+        .spawn()
+        .unwrap();
+    let refs: Vec<_> = (0..40usize)
+        .map(|i| {
+            a.call_pipelined(move |generation: &usize| {
+                let generation = *generation;
+                Ok(move || {
+                    if generation == 0 && i == 5 {
+                        return Err(volley::UserError::worker_died("the worker went away"));
+                    }
+                    Ok((i, generation))
+                })
+            })
+            .unwrap()
+        })
+        .collect();
+    let got: Vec<(usize, usize)> = refs.iter().map(|r| volley::get(r).unwrap()).collect();
+    assert_eq!(built.load(Ordering::SeqCst), 2, "one restart for one death");
+    assert_eq!(a.num_restarts(), 1);
+    for (i, (j, _)) in got.iter().enumerate() {
+        assert_eq!(i, *j);
+    }
+    // Call 5 and the calls started after it ran again on the new instance.
+    assert!(got[5..].iter().all(|(_, g)| *g == 1), "{got:?}");
+}
+
+#[test]
+fn pipelined_calls_lost_without_restarts_fail_with_actor_died() {
+    let _rt = start();
+    let a = volley::actor(|| ()).spawn().unwrap();
+    let refs: Vec<_> = (0..20usize)
+        .map(|i| {
+            a.call_pipelined(move |_: &()| {
+                Ok(move || {
+                    if i == 3 {
+                        return Err(volley::UserError::worker_died("the worker went away"));
+                    }
+                    Ok(i)
+                })
+            })
+            .unwrap()
+        })
+        .collect();
+    for (i, r) in refs.iter().enumerate() {
+        match volley::get(r) {
+            Ok(v) => assert!(i < 3 && v == i, "call {i} gave {v}"),
+            Err(Error::ActorDied { reason, .. }) => {
+                assert!(i >= 3, "call {i} failed");
+                assert!(reason.contains("went away"), "{reason}");
+            }
+            Err(e) => panic!("call {i}: {e}"),
+        }
+    }
+    assert!(!a.is_alive());
+}
