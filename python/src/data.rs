@@ -181,16 +181,35 @@ impl PyDataset {
         eng(self.ds.groupby(&keys).map_groups(&name, f)).map(wrap)
     }
 
-    /// Progress while it runs: `bars` draws them on stderr (redrawn on a terminal, logged
-    /// otherwise); `callback(text, finished)` gets every snapshot (Jupyter).
-    #[pyo3(signature = (bars, callback=None, interval_s=0.5))]
-    fn with_progress(
+    /// The dataset with the front end's `DataContext`. Progress while it runs: `bars` draws
+    /// them on stderr (redrawn on a terminal, logged otherwise); `callback(text, finished)`
+    /// gets every snapshot (Jupyter). `None` keeps the engine's default of a setting.
+    #[pyo3(signature = (bars, callback=None, interval_s=0.5, target_max_block_size=None,
+                        max_tasks_in_flight=None, pipeline_budget_bytes=None))]
+    fn with_context(
         &self,
         bars: bool,
         callback: Option<Py<PyAny>>,
         interval_s: f64,
+        target_max_block_size: Option<u64>,
+        max_tasks_in_flight: Option<usize>,
+        pipeline_budget_bytes: Option<u64>,
     ) -> Res<PyDataset> {
         let mut ctx = self.ds.context().clone();
+        if let Some(b) = target_max_block_size {
+            if b == 0 {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "target_max_block_size must be > 0",
+                ));
+            }
+            ctx.target_max_block_size = b;
+        }
+        if let Some(n) = max_tasks_in_flight {
+            ctx.max_tasks_in_flight = Some(n.max(1));
+        }
+        if let Some(b) = pipeline_budget_bytes {
+            ctx.pipeline_budget_bytes = Some(b);
+        }
         ctx.enable_progress_bars = bars;
         ctx.progress_interval = Duration::from_secs_f64(interval_s.max(0.05));
         ctx.progress_sink = callback.map(|cb| {

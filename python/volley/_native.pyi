@@ -111,8 +111,14 @@ class Dataset:
     def map_groups(
         self, keys: List[str], name: str, function: int, structure: bytes
     ) -> Dataset: ...
-    def with_progress(
-        self, bars: bool, callback: Optional[Any] = None, interval_s: float = 0.5
+    def with_context(
+        self,
+        bars: bool,
+        callback: Optional[Any] = None,
+        interval_s: float = 0.5,
+        target_max_block_size: Optional[int] = None,
+        max_tasks_in_flight: Optional[int] = None,
+        pipeline_budget_bytes: Optional[int] = None,
     ) -> Dataset: ...
     def filter_sql(self, predicate: str) -> Dataset: ...
     def with_column_sql(self, name: str, value: str) -> Dataset: ...

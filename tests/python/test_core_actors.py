@@ -232,3 +232,27 @@ def test_constructor_error_kills_the_actor(rt):
     b = Broken.remote()
     with pytest.raises(exceptions.ActorDiedError, match="no config"):
         rt.get(b.ping.remote(), timeout=30)
+
+
+def test_actor_methods_with_several_returns(rt):
+    @rt.remote
+    class Splitter:
+        @rt.method(num_returns=2)
+        def halves(self, xs):
+            mid = len(xs) // 2
+            return xs[:mid], xs[mid:]
+
+        def pair(self):
+            return 1, 2
+
+    s = Splitter.remote()
+    a, b = s.halves.remote([1, 2, 3, 4, 5])
+    assert rt.get(a) == [1, 2] and rt.get(b) == [3, 4, 5]
+    x, y = s.pair.options(num_returns=2).remote()
+    assert rt.get([x, y]) == [1, 2]
+    # The wrong number of values fails every output of that call, not the actor.
+    refs = s.pair.options(num_returns=3).remote()
+    for r in refs:
+        with pytest.raises(exceptions.VolleyError, match="num_returns=3"):
+            rt.get(r)
+    assert rt.get(s.pair.remote()) == (1, 2)

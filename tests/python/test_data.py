@@ -269,3 +269,60 @@ def test_a_100_mib_batch_reaches_the_udf_without_a_copy(rt):
     rows = rt.data.from_arrow(table).map_batches(where, batch_format="pyarrow").take_all()
     assert sum(r["rows"] for r in rows) == n
     assert all(r["mapping"].startswith("/dev/shm/volley-") for r in rows), rows
+
+
+@pytest.fixture
+def data_context(rt):
+    """The process's DataContext, restored after the test."""
+    ctx = rt.data.DataContext.get_current()
+    saved = (ctx.target_max_block_size, ctx.execution_options)
+    yield ctx
+    ctx.target_max_block_size, ctx.execution_options = saved
+
+
+def _rows_per_call(rt, n):
+    def sizes(batch):
+        return {"n": np.full(len(batch["id"]), len(batch["id"]))}
+
+    return {r["n"] for r in rt.data.range(n).map_batches(sizes, batch_size=None).take_all()}
+
+
+def test_data_context_target_max_block_size_sizes_blocks(rt, data_context):
+    # range(1M) (8 MB of int64) is read in fragments of at most one block: 4 by default
+    # (twice the CPUs), read in batches of 65,536 rows ...
+    assert max(_rows_per_call(rt, 1_000_000)) == 65_536
+    # ... and 80 of 12,500 rows with 100 kB blocks.
+    data_context.target_max_block_size = 100_000
+    assert max(_rows_per_call(rt, 1_000_000)) == 12_500
+    data_context.target_max_block_size = 0
+    with pytest.raises(ValueError, match="target_max_block_size"):
+        rt.data.range(10).take_all()
+
+
+def test_data_context_resource_limits(rt, data_context):
+    def spans(batch):
+        import time
+
+        start = time.monotonic()
+        time.sleep(0.05)
+        n = len(batch["id"])
+        return {"start": np.full(n, start), "end": np.full(n, time.monotonic())}
+
+    # Small blocks: the store's budget would let 4 tasks run at once (2 per CPU).
+    data_context.target_max_block_size = 1 << 20
+    data_context.execution_options.resource_limits = rt.data.ExecutionResources(cpu=1)
+    rows = rt.data.range(8_000).repartition(8).map_batches(spans, batch_size=None).take_all()
+    assert len(rows) == 8_000
+    calls = sorted({(r["start"], r["end"]) for r in rows})
+    assert len(calls) >= 8
+    for (_, end), (start, _) in zip(calls, calls[1:]):
+        assert start >= end, "two UDF calls overlapped under resource_limits.cpu=1"
+    # A pipeline budget below one block still runs, a task at a time.
+    data_context.execution_options.resource_limits = rt.data.ExecutionResources(
+        object_store_memory=1 << 16
+    )
+    assert rt.data.range(100_000).map_batches(spans).count() == 100_000
+    # Limits Volley does not enforce say so.
+    data_context.execution_options.resource_limits = rt.data.ExecutionResources(gpu=1)
+    with pytest.warns(UserWarning, match="resource_limits.gpu is not enforced"):
+        assert rt.data.range(10).count() == 10

@@ -31,9 +31,9 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use crate::core::api::{ObjectRef, RawRef};
 use crate::core::ids::{ActorId, ObjectId, WorkerId};
 use crate::core::node::{CurrentTask, NodeInner, current, panic_message, with_current};
-use crate::core::object::{Value, serialize_holding};
+use crate::core::object::Value;
 use crate::core::scheduler::Grant;
-use crate::core::task::{SchedulingStrategy, TaskOptions, option_setters};
+use crate::core::task::{SchedulingStrategy, TaskOptions, TaskOutput, option_setters};
 use crate::error::{Error, FailureCause, Result, TaskResult};
 
 /// Actor options (Ray's `.options(...)` on a class).
@@ -246,7 +246,7 @@ type MutFn<A> = dyn Fn(&mut A) -> TaskResult<Make> + Send + Sync;
 type SharedFn<A> = dyn Fn(&A) -> TaskResult<Make> + Send + Sync;
 type Finish = Box<dyn FnOnce() -> TaskResult<Make> + Send>;
 type StartFn<A> = dyn Fn(&A) -> TaskResult<Finish> + Send + Sync;
-type CallOutput = Result<(crate::core::object::ObjectData, Vec<ObjectId>)>;
+type CallOutput = Result<Vec<crate::core::task::Output>>;
 
 /// Calls one actor thread may have started and not yet finished (pipelined calls).
 pub const PIPELINE_DEPTH: usize = 128;
@@ -312,15 +312,41 @@ struct Started<A> {
 
 struct Call<A> {
     method: Method<A>,
+    /// The first output; the others follow it (`index` 1, 2, ...).
     output: ObjectId,
+    returns: u32,
     retries_left: i32,
+}
+
+impl<A> Call<A> {
+    fn outputs(&self) -> Outputs {
+        Outputs(self.output, self.returns)
+    }
+}
+
+/// A call's outputs: the first and how many.
+#[derive(Clone, Copy, PartialEq)]
+struct Outputs(ObjectId, u32);
+
+impl Outputs {
+    fn fail(self, node: &NodeInner, err: &Error) {
+        for index in 0..self.1 {
+            node.store.fail(
+                ObjectId {
+                    task: self.0.task,
+                    index,
+                },
+                err.clone(),
+            );
+        }
+    }
 }
 
 struct Mailbox<A> {
     queue: VecDeque<Call<A>>,
     status: Status,
     restarts: i32,
-    in_flight: Vec<ObjectId>,
+    in_flight: Vec<Outputs>,
     threads_alive: usize,
     grant: Option<Grant>,
     stopping: bool,
@@ -384,10 +410,10 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
         };
         let err = self.died_error(&reason);
         for c in queued {
-            node.store.fail(c.output, err.clone());
+            c.outputs().fail(node, &err);
         }
         for o in in_flight {
-            node.store.fail(o, err.clone());
+            o.fail(node, &err);
         }
         self.unregister(node);
     }
@@ -519,7 +545,7 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
                         .front()
                         .is_some_and(|c| !ahead || matches!(c.method, Method::Pipelined(_)));
                     if take && let Some(c) = mb.queue.pop_front() {
-                        mb.in_flight.push(c.output);
+                        mb.in_flight.push(c.outputs());
                         return Next::Call(c);
                     }
                     if ahead {
@@ -593,18 +619,37 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
 
     /// Seals or fails a finished call's output.
     fn settle(&self, node: &Arc<NodeInner>, call: Call<A>, outcome: Outcome) {
-        self.mb.lock().in_flight.retain(|o| *o != call.output);
+        let outputs = call.outputs();
+        self.mb.lock().in_flight.retain(|o| *o != outputs);
         match outcome {
-            Outcome::Done(Ok((data, nested))) => {
-                let _ = node.store.seal(call.output, data, nested);
+            Outcome::Done(Ok(values)) if values.len() == call.returns as usize => {
+                for (index, (data, nested)) in (0..).zip(values) {
+                    let id = ObjectId {
+                        task: call.output.task,
+                        index,
+                    };
+                    let _ = node.store.seal(id, data, nested);
+                }
             }
-            Outcome::Done(Err(e)) => node.store.fail(call.output, e),
-            Outcome::NoInstance => node
-                .store
-                .fail(call.output, self.died_error("no live instance")),
-            Outcome::Failed(e) => node.store.fail(
-                call.output,
-                Error::TaskFailed {
+            Outcome::Done(Ok(values)) => outputs.fail(
+                node,
+                &Error::TaskFailed {
+                    task: self.task_name(call.output),
+                    cause: FailureCause::UserError,
+                    message: format!(
+                        "the method returned {} values but num_returns={}",
+                        values.len(),
+                        call.returns
+                    ),
+                    attempts: 1,
+                    payload: None,
+                },
+            ),
+            Outcome::Done(Err(e)) => outputs.fail(node, &e),
+            Outcome::NoInstance => outputs.fail(node, &self.died_error("no live instance")),
+            Outcome::Failed(e) => outputs.fail(
+                node,
+                &Error::TaskFailed {
                     task: self.task_name(call.output),
                     cause: FailureCause::UserError,
                     message: e.message().to_string(),
@@ -637,7 +682,7 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
         {
             let mut mb = self.mb.lock();
             mb.in_flight
-                .retain(|o| !calls.iter().any(|c| c.output == *o));
+                .retain(|o| !calls.iter().any(|c| c.outputs() == *o));
         }
         let can_restart = {
             let mut mb = self.mb.lock();
@@ -664,7 +709,7 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
         };
         if !can_restart {
             for c in &calls {
-                node.store.fail(c.output, failed(c));
+                c.outputs().fail(node, &failed(c));
             }
             self.die(
                 node,
@@ -703,40 +748,49 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
                 self.cv.notify_all();
                 drop(mb);
                 for c in lost.iter().rev() {
-                    node.store.fail(c.output, failed(c));
+                    c.outputs().fail(node, &failed(c));
                 }
             }
             Err(m) => {
                 for c in &calls {
-                    node.store.fail(c.output, failed(c));
+                    c.outputs().fail(node, &failed(c));
                 }
                 self.die(node, format!("its constructor panicked on restart: {m}"));
             }
         }
     }
 
-    fn submit(&self, method: Method<A>) -> Result<RawRef> {
+    /// Queues a call with `returns` outputs; refs to them.
+    fn submit(&self, method: Method<A>, returns: u32) -> Result<Vec<RawRef>> {
         let node = self.node.upgrade().ok_or(Error::NotInitialized)?;
-        let output = ObjectId {
-            task: node.next_task_id(),
-            index: 0,
+        let task = node.next_task_id();
+        let refs = (0..returns)
+            .map(|index| {
+                let id = ObjectId { task, index };
+                node.store.create_pending(id, 1);
+                RawRef::adopt(&node, id)
+            })
+            .collect();
+        let call = Call {
+            method,
+            output: ObjectId { task, index: 0 },
+            returns,
+            retries_left: self.opts.max_task_retries,
         };
-        node.store.create_pending(output, 1);
-        let raw = RawRef::adopt(&node, output);
         let mut mb = self.mb.lock();
         if let Status::Dead(reason) = &mb.status {
             let err = self.died_error(reason);
             drop(mb);
-            node.store.fail(output, err);
-            return Ok(raw);
+            call.outputs().fail(&node, &err);
+            return Ok(refs);
         }
-        mb.queue.push_back(Call {
-            method,
-            output,
-            retries_left: self.opts.max_task_retries,
-        });
+        mb.queue.push_back(call);
         self.cv.notify_one();
-        Ok(raw)
+        Ok(refs)
+    }
+
+    fn submit_one(&self, method: Method<A>) -> Result<RawRef> {
+        self.submit(method, 1).map(|mut refs| refs.remove(0))
     }
 }
 
@@ -766,7 +820,7 @@ impl<A: Send + Sync + 'static> ActorHandle<A> {
         F: Fn(&mut A) -> TaskResult<R> + Send + Sync + 'static,
     {
         let m = Method::Mut(Box::new(move |a: &mut A| f(a).map(seal_later)));
-        self.core.submit(m).map(ObjectRef::from_raw)
+        self.core.submit_one(m).map(ObjectRef::from_raw)
     }
 
     /// Calls a read-only method (`&A`); with `max_concurrency > 1` such calls overlap.
@@ -776,7 +830,7 @@ impl<A: Send + Sync + 'static> ActorHandle<A> {
         F: Fn(&A) -> TaskResult<R> + Send + Sync + 'static,
     {
         let m = Method::Shared(Box::new(move |a: &A| f(a).map(seal_later)));
-        self.core.submit(m).map(ObjectRef::from_raw)
+        self.core.submit_one(m).map(ObjectRef::from_raw)
     }
 
     /// Calls a read-only method in two halves, for a method whose work happens elsewhere
@@ -786,18 +840,28 @@ impl<A: Send + Sync + 'static> ActorHandle<A> {
     /// their round trips overlap; results still come in order. If the instance dies (a
     /// panic, or a `worker_died` error from either half), every call it had started is
     /// lost with it and retried per `max_task_retries` once it restarts.
-    pub fn call_pipelined<R, F, G>(&self, start: F) -> Result<ObjectRef<R>>
+    ///
+    /// `R` is a [`Value`] (`num_returns` 1) or a [`Multi`](crate::Multi) of `num_returns`
+    /// values, each its own object.
+    pub fn call_pipelined<R, F, G>(&self, num_returns: usize, start: F) -> Result<R::Refs>
     where
-        R: Value,
+        R: TaskOutput,
         F: Fn(&A) -> TaskResult<G> + Send + Sync + 'static,
         G: FnOnce() -> TaskResult<R> + Send + 'static,
     {
+        if !R::MULTI && num_returns != 1 || num_returns == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "num_returns={num_returns} needs a method returning volley::Multi (and >= 1)"
+            )));
+        }
+        let returns = u32::try_from(num_returns)
+            .map_err(|_| Error::InvalidArgument(format!("num_returns={num_returns}")))?;
         let m = Method::Pipelined(Box::new(move |a: &A| {
             let finish = start(a)?;
             let boxed: Finish = Box::new(move || finish().map(seal_later));
             Ok(boxed)
         }));
-        self.core.submit(m).map(ObjectRef::from_raw)
+        self.core.submit(m, returns).map(R::make_refs)
     }
 
     /// Kills the actor: queued and running calls fail with `ActorDied`, no restart.
@@ -821,11 +885,8 @@ impl<A: Send + Sync + 'static> ActorHandle<A> {
     }
 }
 
-fn seal_later<R: Value>(r: R) -> Box<dyn FnOnce() -> CallOutput + Send> {
-    Box::new(move || {
-        let (data, nested) = serialize_holding(|| r.into_data());
-        Ok((data?, nested))
-    })
+fn seal_later<R: TaskOutput>(r: R) -> Make {
+    Box::new(move || r.into_outputs())
 }
 
 impl<A: Send + Sync + 'static> Clone for ActorHandle<A> {

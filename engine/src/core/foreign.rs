@@ -29,7 +29,7 @@ use crate::core::node::{NodeInner, current};
 use crate::core::object::{
     Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
 };
-use crate::core::task::{Arg, CallCtx, CallError, ErasedFn, Func, Output, TaskOptions};
+use crate::core::task::{Arg, CallCtx, CallError, ErasedFn, Func, Multi, Output, TaskOptions};
 use crate::core::worker::{
     Call, CallKind, CallOutcome, FromWorker, RefSync, ReleaseLater, ToWorker, WireData, WireId,
     WireValue, WorkerProc, WorkerShared, read_frame, write_frame,
@@ -1006,11 +1006,6 @@ fn local_call_actor(
     args: ForeignArgs,
     num_returns: u32,
 ) -> Result<Vec<RawRef>> {
-    if num_returns != 1 {
-        return Err(Error::InvalidArgument(format!(
-            "actor methods return one value (num_returns={num_returns} is not supported yet)"
-        )));
-    }
     let node = current()?;
     let (handle, one_at_a_time) = node
         .foreign_actors
@@ -1025,49 +1020,49 @@ fn local_call_actor(
     // Keep the argument refs alive until the call runs.
     let keep = Arc::new(args.hold()?);
     let method = method.to_string();
-    let call_of = move |node: &Arc<NodeInner>, proxy: &ActorProxy| -> TaskResult<Call> {
-        Ok(Call {
+    let node_of = || current().map_err(|e| UserError::msg(e.to_string()));
+    let refs = handle.call_pipelined(num_returns as usize, move |proxy: &ActorProxy| {
+        let keep = keep.clone();
+        let node = node_of()?;
+        let call = Call {
             kind: CallKind::ActorMethod(method.clone()),
             name: method.clone(),
             function: proxy.class,
             function_bytes: None,
-            args: resolve_args(node, &args).map_err(|e| UserError::msg(e.to_string()))?,
-            num_returns: 1,
-        })
-    };
-    let object = |node: &NodeInner, (outcome, later): (CallOutcome, ReleaseLater)| {
-        let (data, nested) = outputs(node, outcome, 1, false)?.remove(0);
-        Ok(ForeignObject {
-            data,
-            nested,
-            hold: Some(later),
-        })
-    };
-    let node_of = || current().map_err(|e| UserError::msg(e.to_string()));
-    let r = if one_at_a_time {
-        // Sent ahead of the calls before it; the worker runs them in order.
-        handle.call_pipelined(move |proxy: &ActorProxy| {
-            let keep = keep.clone();
-            let node = node_of()?;
-            let call = call_of(&node, proxy)?;
+            args: resolve_args(&node, &args).map_err(|e| UserError::msg(e.to_string()))?,
+            num_returns,
+        };
+        let worker = proxy.worker.clone();
+        // One at a time: sent now, ahead of the calls before it finishing (the worker runs
+        // them in order); else run on a free channel when finished.
+        let sent = if one_at_a_time {
             let name = call.name.clone();
-            proxy.worker.send(call)?;
-            let worker = proxy.worker.clone();
-            Ok(move || {
-                let _keep = keep;
-                let got = worker.receive(&node, &name)?;
-                object(&node, got)
-            })
-        })?
-    } else {
-        handle.call_shared(move |proxy: &ActorProxy| {
-            let _keep = &keep;
-            let node = node_of()?;
-            let got = proxy.worker.run(&node, call_of(&node, proxy)?)?;
-            object(&node, got)
-        })?
-    };
-    Ok(vec![r.raw().clone()])
+            worker.send(call)?;
+            Err(name)
+        } else {
+            Ok(call)
+        };
+        Ok(move || {
+            let _keep = keep;
+            let (outcome, later) = match sent {
+                Err(name) => worker.receive(&node, &name)?,
+                Ok(call) => worker.run(&node, call)?,
+            };
+            let mut objects: Vec<ForeignObject> = outputs(&node, outcome, num_returns, false)?
+                .into_iter()
+                .map(|(data, nested)| ForeignObject {
+                    data,
+                    nested,
+                    hold: None,
+                })
+                .collect();
+            if let Some(last) = objects.last_mut() {
+                last.hold = Some(later);
+            }
+            Ok(Multi(objects))
+        })
+    })?;
+    Ok(refs.into_iter().map(|r| r.raw().clone()).collect())
 }
 
 /// Kills the actor (`no_restart = false` lets it restart if it has restarts left).

@@ -15,6 +15,9 @@ pub struct DataContext {
     /// Bytes of unconsumed blocks the pipeline may hold, as a fraction of the object store
     /// budget. Default 0.5.
     pub pipeline_budget_fraction: f64,
+    /// The same budget in bytes, overriding the fraction (Ray
+    /// `execution_options.resource_limits.object_store_memory`). Default: none.
+    pub pipeline_budget_bytes: Option<u64>,
     /// Unconsumed outputs a read/map task may have before it pauses. Default 2.
     pub max_unconsumed_outputs_per_task: usize,
     /// Upper bound of tasks in flight (default: twice the CPUs).
@@ -42,6 +45,7 @@ impl Default for DataContext {
             target_max_block_size: 128 << 20,
             read_batch_rows: 65_536,
             pipeline_budget_fraction: 0.5,
+            pipeline_budget_bytes: None,
             max_unconsumed_outputs_per_task: 2,
             max_tasks_in_flight: None,
             target_file_size: 128 << 20,

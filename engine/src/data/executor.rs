@@ -59,8 +59,10 @@ pub(crate) fn max_in_flight(ctx: &DataContext) -> usize {
         .map(|s| s.budget)
         .unwrap_or(u64::MAX);
     let per_task = ctx.target_max_block_size * (ctx.max_unconsumed_outputs_per_task as u64 + 1);
-    let by_budget =
-        ((budget as f64 * ctx.pipeline_budget_fraction) as u64 / per_task.max(1)).max(1);
+    let pipeline = ctx
+        .pipeline_budget_bytes
+        .unwrap_or((budget as f64 * ctx.pipeline_budget_fraction) as u64);
+    let by_budget = (pipeline / per_task.max(1)).max(1);
     let cap = ctx.max_tasks_in_flight.unwrap_or(2 * cpus);
     (by_budget as usize).clamp(1, cap.max(1))
 }

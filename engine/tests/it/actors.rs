@@ -252,7 +252,7 @@ fn pipelined_calls_start_ahead_and_finish_in_order() {
     let refs: Vec<_> = (0..50usize)
         .map(|i| {
             let started = started.clone();
-            a.call_pipelined(move |_: &()| {
+            a.call_pipelined(1, move |_: &()| {
                 started.fetch_add(1, Ordering::SeqCst);
                 let started = started.clone();
                 // The first call finishes only once later calls were started: only
@@ -288,7 +288,7 @@ fn pipelined_calls_lost_with_their_instance_are_retried_in_order() {
         .unwrap();
     let refs: Vec<_> = (0..40usize)
         .map(|i| {
-            a.call_pipelined(move |generation: &usize| {
+            a.call_pipelined(1, move |generation: &usize| {
                 let generation = *generation;
                 Ok(move || {
                     if generation == 0 && i == 5 {
@@ -316,7 +316,7 @@ fn pipelined_calls_lost_without_restarts_fail_with_actor_died() {
     let a = volley::actor(|| ()).spawn().unwrap();
     let refs: Vec<_> = (0..20usize)
         .map(|i| {
-            a.call_pipelined(move |_: &()| {
+            a.call_pipelined(1, move |_: &()| {
                 Ok(move || {
                     if i == 3 {
                         return Err(volley::UserError::worker_died("the worker went away"));
@@ -338,4 +338,28 @@ fn pipelined_calls_lost_without_restarts_fail_with_actor_died() {
         }
     }
     assert!(!a.is_alive());
+}
+
+#[test]
+fn pipelined_calls_may_have_several_returns() {
+    let _rt = start();
+    let a = volley::actor(|| 7usize).spawn().unwrap();
+    let refs = a
+        .call_pipelined(2, |n: &usize| {
+            let n = *n;
+            Ok(move || Ok(volley::Multi(vec![n, n * 2])))
+        })
+        .unwrap();
+    let got: Vec<usize> = refs.iter().map(|r| volley::get(r).unwrap()).collect();
+    assert_eq!(got, vec![7, 14]);
+    // A count that does not match fails each output with the reason.
+    let wrong = a
+        .call_pipelined(3, |_: &usize| Ok(|| Ok(volley::Multi(vec![1usize]))))
+        .unwrap();
+    for r in &wrong {
+        let err = volley::get(r).unwrap_err().to_string();
+        assert!(err.contains("num_returns=3"), "{err}");
+    }
+    // A single value cannot have two returns.
+    assert!(a.call_pipelined(2, |_: &usize| Ok(|| Ok(1usize))).is_err());
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -140,22 +141,119 @@ class ActorPoolStrategy:
         return self.min_size, self.max_size or self.min_size
 
 
+class ExecutionResources:
+    """Resource amounts (Ray's ``ExecutionResources``); as
+    ``DataContext.execution_options.resource_limits``: ``cpu`` caps the tasks a dataset runs
+    at once and ``object_store_memory`` the bytes of blocks its pipeline holds (``gpu`` and
+    ``memory`` limits are not enforced: a warning says so)."""
+
+    def __init__(
+        self,
+        cpu: Optional[float] = None,
+        gpu: Optional[float] = None,
+        object_store_memory: Optional[float] = None,
+        memory: Optional[float] = None,
+    ) -> None:
+        self.cpu = cpu
+        self.gpu = gpu
+        self.object_store_memory = object_store_memory
+        self.memory = memory
+
+    @classmethod
+    def for_limits(cls, **kwargs: Optional[float]) -> "ExecutionResources":
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"ExecutionResources(cpu={self.cpu}, gpu={self.gpu}, "
+            f"object_store_memory={self.object_store_memory}, memory={self.memory})"
+        )
+
+
+class ExecutionOptions:
+    """Ray's ``ExecutionOptions`` (``DataContext.get_current().execution_options``).
+    ``preserve_order`` is accepted and always true here: Volley keeps block order."""
+
+    def __init__(
+        self,
+        resource_limits: Optional[ExecutionResources] = None,
+        exclude_resources: Optional[ExecutionResources] = None,
+        locality_with_output: Any = False,
+        preserve_order: bool = False,
+        actor_locality_enabled: bool = True,
+        verbose_progress: Optional[bool] = None,
+    ) -> None:
+        self.resource_limits = resource_limits or ExecutionResources()
+        self.exclude_resources = exclude_resources or ExecutionResources()
+        self.locality_with_output = locality_with_output
+        self.preserve_order = preserve_order
+        self.actor_locality_enabled = actor_locality_enabled
+        self.verbose_progress = verbose_progress
+
+
 class DataContext:
     """Execution settings with Ray's names (``DataContext.get_current()``), read when a
-    dataset executes. ``enable_progress_bars``: per-operator progress, live in Jupyter and
-    as bars on a terminal (log lines when stderr is not a terminal)."""
+    dataset executes:
+
+    - ``enable_progress_bars``: per-operator progress, live in Jupyter and as bars on a
+      terminal (log lines when stderr is not a terminal); ``progress_interval_s``.
+    - ``target_max_block_size``: bytes per block (default 128 MiB).
+    - ``execution_options.resource_limits``: ``cpu`` (tasks at once) and
+      ``object_store_memory`` (bytes of blocks in flight; default half the store).
+    """
 
     _current: Optional["DataContext"] = None
 
     def __init__(self) -> None:
         self.enable_progress_bars = True
         self.progress_interval_s = 0.5
+        self.target_max_block_size: Optional[int] = 128 * 1024 * 1024
+        self.execution_options = ExecutionOptions()
 
     @classmethod
     def get_current(cls) -> "DataContext":
         if cls._current is None:
             cls._current = DataContext()
         return cls._current
+
+    def _engine_settings(self) -> Dict[str, Any]:
+        """The settings the engine takes, checked."""
+        opts = self.execution_options
+        limits, excluded = opts.resource_limits, opts.exclude_resources
+        ignored = [
+            f"{where}.{name}"
+            for where, res in (("resource_limits", limits), ("exclude_resources", excluded))
+            for name in ("cpu", "gpu", "object_store_memory", "memory")
+            if getattr(res, name) is not None
+            and (where == "exclude_resources" or name in ("gpu", "memory"))
+        ]
+        if ignored:
+            warnings.warn(
+                f"DataContext.execution_options: {', '.join(ignored)} is not enforced by "
+                "Volley (resource_limits.cpu and resource_limits.object_store_memory are)",
+                stacklevel=3,
+            )
+        tasks = None
+        if limits.cpu is not None:
+            if limits.cpu <= 0:
+                raise ValueError(f"resource_limits.cpu must be > 0, got {limits.cpu}")
+            tasks = max(1, int(limits.cpu))
+        budget = None
+        if limits.object_store_memory is not None:
+            if limits.object_store_memory <= 0:
+                raise ValueError(
+                    "resource_limits.object_store_memory must be > 0, got "
+                    f"{limits.object_store_memory}"
+                )
+            budget = int(limits.object_store_memory)
+        block = self.target_max_block_size
+        if block is not None and block <= 0:
+            raise ValueError(f"target_max_block_size must be > 0, got {block}")
+        return {
+            "target_max_block_size": None if block is None else int(block),
+            "max_tasks_in_flight": tasks,
+            "pipeline_budget_bytes": budget,
+        }
 
 
 def _pool_bounds(compute: Any, concurrency: Any) -> Tuple[int, int]:
@@ -179,13 +277,14 @@ class Dataset:
     def _exec(self) -> Any:
         """The native dataset with this process's progress settings."""
         ctx = DataContext.get_current()
+        settings = ctx._engine_settings()
         if not ctx.enable_progress_bars:
-            return self._ds
+            return self._ds.with_context(False, None, ctx.progress_interval_s, **settings)
         if _in_jupyter():
-            return self._ds.with_progress(
-                False, _NotebookProgress().update, ctx.progress_interval_s
+            return self._ds.with_context(
+                False, _NotebookProgress().update, ctx.progress_interval_s, **settings
             )
-        return self._ds.with_progress(True, None, ctx.progress_interval_s)
+        return self._ds.with_context(True, None, ctx.progress_interval_s, **settings)
 
     # ---- transformations ------------------------------------------------------------------
 
