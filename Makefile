@@ -126,7 +126,7 @@ doc-tests: ## Doc examples, including the README quick start
 bench: tools $(VENV)/.installed-py ## Core micro-benchmarks, criterion benches, the data pipelines (Rust and Python) on generated data
 	$(CARGO) build --profile bench --workspace --bins
 	$(CARGO_TARGET_DIR)/release/volley microbenchmark
-	$(CARGO) bench --workspace --bench core
+	$(CARGO) bench --workspace --bench core --bench flight
 	benches/run_data.sh
 	$(MAKE) python-bench
 	$(VENV)/bin/python benches/python_core.py
