@@ -495,25 +495,37 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
     fn run_calls(&self, node: &Arc<NodeInner>) {
         let pipelining = self.opts.max_concurrency == 1;
         let mut started: VecDeque<Started<A>> = VecDeque::new();
+        // Set when a call could not be started because the instance is gone: the calls
+        // started before it are finished first (their results may have come already).
+        let mut draining = false;
         loop {
-            let ahead = !started.is_empty();
-            let call = match self.next_call(node, ahead) {
-                Next::Call(c) => Some(c),
-                Next::NotNow => None,
-                Next::Stop => return,
+            draining &= !started.is_empty();
+            let call = if draining {
+                None
+            } else {
+                match self.next_call(node, !started.is_empty()) {
+                    Next::Call(c) => Some(c),
+                    Next::NotNow => None,
+                    Next::Stop => return,
+                }
             };
             if let Some(call) = call {
                 if pipelining && matches!(call.method, Method::Pipelined(_)) {
                     match self.start(&call) {
                         Ok(finish) => started.push_back(Started { call, finish }),
                         Err(outcome) => match *outcome {
+                            Outcome::Died(_) if !started.is_empty() => {
+                                // It waits, first in line, for whichever instance runs next.
+                                self.requeue_first(node, call);
+                                draining = true;
+                            }
                             Outcome::Died(death) => {
                                 self.after_death(node, call, &mut started, death);
                             }
                             outcome => self.settle(node, call, outcome),
                         },
                     }
-                    if started.len() < PIPELINE_DEPTH {
+                    if !draining && started.len() < PIPELINE_DEPTH {
                         continue;
                     }
                 } else {
@@ -529,6 +541,20 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
                 }
             }
         }
+    }
+
+    /// Puts a call that did not run back at the head of the queue (no retry used).
+    fn requeue_first(&self, node: &NodeInner, call: Call<A>) {
+        let mut mb = self.mb.lock();
+        let outputs = call.outputs();
+        mb.in_flight.retain(|o| *o != outputs);
+        if let Status::Dead(reason) = &mb.status {
+            let err = self.died_error(reason);
+            drop(mb);
+            outputs.fail(node, &err);
+            return;
+        }
+        mb.queue.push_front(call);
     }
 
     /// The next call to run. With calls started `ahead`, never waits, and takes only a

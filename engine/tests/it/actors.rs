@@ -363,3 +363,51 @@ fn pipelined_calls_may_have_several_returns() {
     // A single value cannot have two returns.
     assert!(a.call_pipelined(2, |_: &usize| Ok(|| Ok(1usize))).is_err());
 }
+
+#[test]
+fn calls_finished_before_a_failed_start_are_not_run_again() {
+    let _rt = start();
+    let built = Arc::new(AtomicUsize::new(0));
+    let b = built.clone();
+    let a = volley::actor(move || b.fetch_add(1, Ordering::SeqCst))
+        .max_restarts(1)
+        .max_task_retries(1)
+        .spawn()
+        .unwrap();
+    let gate = Arc::new(AtomicUsize::new(0));
+    let g = gate.clone();
+    let held = a
+        .call(move |_: &mut usize| {
+            while g.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        })
+        .unwrap();
+    // Calls 0..30 start; call 30 cannot be sent (its worker went away after running them).
+    let refs: Vec<_> = (0..60usize)
+        .map(|i| {
+            a.call_pipelined(1, move |generation: &usize| {
+                let generation = *generation;
+                if generation == 0 && i == 30 {
+                    return Err(volley::UserError::worker_died("the worker went away"));
+                }
+                Ok(move || Ok((i, generation)))
+            })
+            .unwrap()
+        })
+        .collect();
+    gate.store(1, Ordering::SeqCst);
+    volley::get(&held).unwrap();
+    let got: Vec<(usize, usize)> = refs.iter().map(|r| volley::get(r).unwrap()).collect();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        (0..60).collect::<Vec<_>>()
+    );
+    assert!(
+        got[..30].iter().all(|g| g.1 == 0),
+        "finished calls ran again: {got:?}"
+    );
+    assert!(got[30..].iter().all(|g| g.1 == 1), "{got:?}");
+    assert_eq!(built.load(Ordering::SeqCst), 2);
+}
