@@ -167,7 +167,9 @@ def test_resources_and_nodes(rt):
     res = rt.cluster_resources()
     assert res["CPU"] == 2.0
     assert "object_store_memory" in res
-    assert rt.available_resources()["CPU"] <= 2.0
+    # As in Ray, a resource with nothing free is left out (tasks of earlier tests may hold
+    # both CPUs for a moment).
+    assert 0.0 <= rt.available_resources().get("CPU", 0.0) <= 2.0
     assert rt.nodes()[0]["Alive"] is True
     assert rt.is_initialized()
 

@@ -276,6 +276,7 @@ def data_context(rt):
     """The process's DataContext, restored after the test."""
     ctx = rt.data.DataContext.get_current()
     saved = (ctx.target_max_block_size, ctx.execution_options)
+    ctx.execution_options = rt.data.ExecutionOptions()
     yield ctx
     ctx.target_max_block_size, ctx.execution_options = saved
 
@@ -326,3 +327,15 @@ def test_data_context_resource_limits(rt, data_context):
     data_context.execution_options.resource_limits = rt.data.ExecutionResources(gpu=1)
     with pytest.warns(UserWarning, match="resource_limits.gpu is not enforced"):
         assert rt.data.range(10).count() == 10
+
+
+def test_whole_dataset_aggregates_match_pandas(rt, table):
+    df = table.to_pandas()
+    ds = rt.data.from_arrow(table)
+    assert ds.sum("id") == df["id"].sum()
+    assert ds.min("value") == df["value"].min() and ds.max("value") == df["value"].max()
+    assert ds.mean("value") == pytest.approx(df["value"].mean())
+    assert ds.std("value") == pytest.approx(df["value"].std())
+    both = ds.sum(["id", "value"])
+    assert both["sum(id)"] == df["id"].sum()
+    assert both["sum(value)"] == pytest.approx(df["value"].sum())

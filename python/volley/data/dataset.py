@@ -449,6 +449,34 @@ class Dataset:
     def groupby(self, key: Union[str, List[str]]) -> "GroupedData":
         return GroupedData(self, _paths(key))
 
+    # ---- whole-dataset aggregates (Ray's ``ds.sum("x")``: a value; a list: a dict) ---------
+
+    def _aggregate_all(self, kind: str, on: Union[str, List[str], None]) -> Any:
+        cols = self.columns() if on is None else _paths(on)
+        table = _table(
+            Dataset(self._ds.aggregate([], [(kind, c) for c in cols]))._exec().take(None)
+        )
+        row = table.to_pylist()[0] if table.num_rows else {}
+        values = {f"{kind}({c})": row.get(f"{kind}({c})") for c in cols}
+        return values[f"{kind}({on})"] if isinstance(on, str) else values
+
+    def sum(self, on: Union[str, List[str], None] = None) -> Any:
+        return self._aggregate_all("sum", on)
+
+    def min(self, on: Union[str, List[str], None] = None) -> Any:
+        return self._aggregate_all("min", on)
+
+    def max(self, on: Union[str, List[str], None] = None) -> Any:
+        return self._aggregate_all("max", on)
+
+    def mean(self, on: Union[str, List[str], None] = None) -> Any:
+        return self._aggregate_all("mean", on)
+
+    def std(self, on: Union[str, List[str], None] = None, ddof: int = 1) -> Any:
+        if ddof != 1:
+            raise ValueError("std supports ddof=1")
+        return self._aggregate_all("std", on)
+
     # ---- splitting ------------------------------------------------------------------------
 
     def split(self, n: int, *, equal: bool = False, locality_hints: Any = None) -> List["Dataset"]:
