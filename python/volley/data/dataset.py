@@ -276,6 +276,12 @@ class Dataset:
 
     def _exec(self) -> Any:
         """The native dataset with this process's progress settings."""
+        if _native.is_worker():
+            raise NotImplementedError(
+                "a dataset cannot run inside a task or actor yet (its pipeline needs the "
+                "node, which runs in the driver): run it in the driver and pass its blocks "
+                "or rows to the task"
+            )
         ctx = DataContext.get_current()
         settings = ctx._engine_settings()
         if not ctx.enable_progress_bars:
