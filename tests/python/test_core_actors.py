@@ -256,3 +256,18 @@ def test_actor_methods_with_several_returns(rt):
         with pytest.raises(exceptions.VolleyError, match="num_returns=3"):
             rt.get(r)
     assert rt.get(s.pair.remote()) == (1, 2)
+
+
+def test_pipelined_calls_with_large_arguments_and_results_do_not_deadlock(rt):
+    # Each call and each result is about 90 KiB and travels inline in its frame: hundreds
+    # sent ahead would fill both directions of the worker's socket.
+    @rt.remote
+    class Echo:
+        def twice(self, b):
+            return b + b[:1]
+
+    e = Echo.remote()
+    payload = bytes(90 * 1024)
+    refs = [e.twice.remote(payload) for _ in range(300)]
+    got = rt.get(refs, timeout=120)
+    assert len(got) == 300 and all(len(g) == len(payload) + 1 for g in got)

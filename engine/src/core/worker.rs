@@ -25,13 +25,13 @@
 //!   hands out (submit, put) count at once; refs the worker deserializes and drops are
 //!   reported in the [`RefSync`] of its next message.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -174,14 +174,33 @@ pub enum FromWorker {
 
 /// Writes one frame.
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result<()> {
+    w.write_all(&encode_frame(msg)?)?;
+    w.flush()
+}
+
+/// One frame: the body's length (u32, little-endian), then the body.
+fn encode_frame<T: Serialize>(msg: &T) -> std::io::Result<Vec<u8>> {
     let body = bincode::serialize(msg).map_err(std::io::Error::other)?;
     let len = u32::try_from(body.len())
         .map_err(|_| std::io::Error::other("a message larger than 4 GiB"))?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&body);
-    w.write_all(&frame)?;
-    w.flush()
+    Ok(frame)
+}
+
+/// Bytes of calls sent ahead that may wait unread in a worker's socket. Below the socket's
+/// buffer (Linux: 208 KiB), so that sending never blocks: a node blocked writing while the
+/// worker blocks writing results the node does not read would be a deadlock.
+const SEND_AHEAD_BYTES: usize = 64 << 10;
+
+/// Calls [`WorkerProc::send`] took: those written (their frame sizes, oldest first) and
+/// those waiting for room (their frames).
+#[derive(Default)]
+struct SendAhead {
+    written: VecDeque<usize>,
+    written_bytes: usize,
+    waiting: VecDeque<(Vec<u8>, String)>,
 }
 
 /// How long the node spins for a lone call's outcome before it blocks: a trivial call's
@@ -315,8 +334,8 @@ pub(crate) struct WorkerProc {
     token: u64,
     child: Child,
     calls: Mutex<Vec<UnixStream>>,
-    /// Calls [`WorkerProc::send`] sent whose outcome was not received yet.
-    outstanding: AtomicUsize,
+    /// Calls [`WorkerProc::send`] took whose outcome was not received yet.
+    ahead: Mutex<SendAhead>,
     pub(crate) shared: Arc<WorkerShared>,
     client: Option<JoinHandle<()>>,
     live: Arc<Mutex<HashMap<u64, u32>>>,
@@ -343,20 +362,44 @@ impl WorkerProc {
         out
     }
 
-    /// Sends `call` on the worker's first channel without waiting; [`WorkerProc::receive`]
-    /// reads the outcomes in the order the calls were sent. For a worker with one channel
-    /// whose calls all come from one thread (a one-at-a-time actor).
+    /// Sends `call` on the worker's first channel without waiting for it (it waits in line,
+    /// unwritten, while [`SEND_AHEAD_BYTES`] of earlier calls are unanswered);
+    /// [`WorkerProc::receive`] reads the outcomes in the order the calls were sent. For a
+    /// worker with one channel whose calls all come from one thread (a one-at-a-time actor).
     pub(crate) fn send(&self, call: Call) -> std::result::Result<(), UserError> {
+        let (frame, name) = self.encode_call(call)?;
         let mut calls = self.calls.lock();
         let ch = calls
             .first_mut()
             .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?;
-        self.write_call(ch, call)?;
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let mut ahead = self.ahead.lock();
+        ahead.waiting.push_back((frame, name));
+        self.write_waiting(ch, &mut ahead)
+    }
+
+    /// Writes the waiting calls that fit (the first one always, when none is unanswered).
+    fn write_waiting(
+        &self,
+        ch: &mut UnixStream,
+        ahead: &mut SendAhead,
+    ) -> std::result::Result<(), UserError> {
+        while let Some((frame, _)) = ahead.waiting.front() {
+            let fits =
+                ahead.written.is_empty() || ahead.written_bytes + frame.len() <= SEND_AHEAD_BYTES;
+            if !fits {
+                break;
+            }
+            let (frame, name) = ahead.waiting.pop_front().expect("a waiting call");
+            ch.write_all(&frame)
+                .and_then(|()| ch.flush())
+                .map_err(|e| self.died(&name, e))?;
+            ahead.written_bytes += frame.len();
+            ahead.written.push_back(frame.len());
+        }
         Ok(())
     }
 
-    /// The outcome of the oldest call [`WorkerProc::send`] sent, serving the worker's
+    /// The outcome of the oldest call [`WorkerProc::send`] took, serving the worker's
     /// requests meanwhile.
     pub(crate) fn receive(
         &self,
@@ -369,8 +412,17 @@ impl WorkerProc {
             .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?;
         // Spin only for a lone call: with calls queued behind it the worker is busy for a
         // while, and a spinning reader would take its CPU.
-        let alone = self.outstanding.fetch_sub(1, Ordering::Relaxed) <= 1;
-        self.outcome(node, ch, name, alone)
+        let alone = {
+            let mut ahead = self.ahead.lock();
+            self.write_waiting(ch, &mut ahead)?;
+            ahead.written.len() + ahead.waiting.len() <= 1
+        };
+        let out = self.outcome(node, ch, name, alone);
+        let mut ahead = self.ahead.lock();
+        if let Some(n) = ahead.written.pop_front() {
+            ahead.written_bytes -= n;
+        }
+        out
     }
 
     fn died(&self, name: &str, e: std::io::Error) -> UserError {
@@ -380,18 +432,27 @@ impl WorkerProc {
         ))
     }
 
-    /// Writes `call` (with its function's bytes the first time); returns its name.
-    fn write_call(
-        &self,
-        ch: &mut UnixStream,
-        mut call: Call,
-    ) -> std::result::Result<String, UserError> {
+    /// `call`'s frame (with its function's bytes the first time) and its name.
+    fn encode_call(&self, mut call: Call) -> std::result::Result<(Vec<u8>, String), UserError> {
         call.function_bytes = self
             .shared
             .function_bytes(call.function)
             .map_err(|e| UserError::msg(e.to_string()))?;
         let name = call.name.clone();
-        write_frame(ch, &ToWorker::Call(call)).map_err(|e| self.died(&name, e))?;
+        let frame = encode_frame(&ToWorker::Call(call)).map_err(|e| self.died(&name, e))?;
+        Ok((frame, name))
+    }
+
+    /// Writes `call`; returns its name.
+    fn write_call(
+        &self,
+        ch: &mut UnixStream,
+        call: Call,
+    ) -> std::result::Result<String, UserError> {
+        let (frame, name) = self.encode_call(call)?;
+        ch.write_all(&frame)
+            .and_then(|()| ch.flush())
+            .map_err(|e| self.died(&name, e))?;
         Ok(name)
     }
 
@@ -603,7 +664,7 @@ impl WorkerPool {
             token,
             child,
             calls: Mutex::new(conns),
-            outstanding: AtomicUsize::new(0),
+            ahead: Mutex::new(SendAhead::default()),
             shared,
             client: Some(client),
             live: self.live.clone(),
