@@ -233,22 +233,45 @@ fn actors_hold_their_resources_and_give_them_back() {
     }
 }
 
-#[test]
-fn pipelined_calls_start_ahead_and_finish_in_order() {
-    let _rt = start();
-    let started = Arc::new(AtomicUsize::new(0));
-    let a = volley::actor(|| ()).spawn().unwrap();
-    // Hold the actor's thread until every call is queued.
+/// Holds the actor's thread in a call until the returned closure is called, so that the
+/// calls queued meanwhile are all waiting when it is released.
+fn hold<A: Send + Sync + 'static>(a: &volley::ActorHandle<A>) -> impl FnOnce() {
     let gate = Arc::new(AtomicUsize::new(0));
     let g = gate.clone();
     let held = a
-        .call(move |_: &mut ()| {
+        .call(move |_: &mut A| {
             while g.load(Ordering::SeqCst) == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Ok(())
         })
         .unwrap();
+    move || {
+        gate.store(1, Ordering::SeqCst);
+        volley::get(&held).unwrap();
+    }
+}
+
+/// An actor whose instance is its generation (0, then 1 after a restart), with one restart
+/// and one retry per call; and the count of instances built.
+fn generations() -> (volley::ActorHandle<usize>, Arc<AtomicUsize>) {
+    let built = Arc::new(AtomicUsize::new(0));
+    let b = built.clone();
+    let a = volley::actor(move || b.fetch_add(1, Ordering::SeqCst))
+        .max_restarts(1)
+        .max_task_retries(1)
+        .spawn()
+        .unwrap();
+    (a, built)
+}
+
+#[test]
+fn pipelined_calls_start_ahead_and_finish_in_order() {
+    let _rt = start();
+    let started = Arc::new(AtomicUsize::new(0));
+    let a = volley::actor(|| ()).spawn().unwrap();
+    // Hold the actor's thread until every call is queued.
+    let release = hold(&a);
     let refs: Vec<_> = (0..50usize)
         .map(|i| {
             let started = started.clone();
@@ -269,8 +292,7 @@ fn pipelined_calls_start_ahead_and_finish_in_order() {
             .unwrap()
         })
         .collect();
-    gate.store(1, Ordering::SeqCst);
-    volley::get(&held).unwrap();
+    release();
     let got: Vec<usize> = refs.iter().map(|r| volley::get(r).unwrap()).collect();
     assert_eq!(got, (0..50).map(|i| i * 2).collect::<Vec<_>>());
 }
@@ -278,14 +300,8 @@ fn pipelined_calls_start_ahead_and_finish_in_order() {
 #[test]
 fn pipelined_calls_lost_with_their_instance_are_retried_in_order() {
     let _rt = start();
-    let built = Arc::new(AtomicUsize::new(0));
-    let b = built.clone();
-    // The instance is its generation; the first one "loses its worker" at call 5.
-    let a = volley::actor(move || b.fetch_add(1, Ordering::SeqCst))
-        .max_restarts(1)
-        .max_task_retries(1)
-        .spawn()
-        .unwrap();
+    // The first instance "loses its worker" at call 5.
+    let (a, built) = generations();
     let refs: Vec<_> = (0..40usize)
         .map(|i| {
             a.call_pipelined(1, move |generation: &usize| {
@@ -367,23 +383,8 @@ fn pipelined_calls_may_have_several_returns() {
 #[test]
 fn calls_finished_before_a_failed_start_are_not_run_again() {
     let _rt = start();
-    let built = Arc::new(AtomicUsize::new(0));
-    let b = built.clone();
-    let a = volley::actor(move || b.fetch_add(1, Ordering::SeqCst))
-        .max_restarts(1)
-        .max_task_retries(1)
-        .spawn()
-        .unwrap();
-    let gate = Arc::new(AtomicUsize::new(0));
-    let g = gate.clone();
-    let held = a
-        .call(move |_: &mut usize| {
-            while g.load(Ordering::SeqCst) == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Ok(())
-        })
-        .unwrap();
+    let (a, built) = generations();
+    let release = hold(&a);
     // Calls 0..30 start; call 30 cannot be sent (its worker went away after running them).
     let refs: Vec<_> = (0..60usize)
         .map(|i| {
@@ -397,8 +398,7 @@ fn calls_finished_before_a_failed_start_are_not_run_again() {
             .unwrap()
         })
         .collect();
-    gate.store(1, Ordering::SeqCst);
-    volley::get(&held).unwrap();
+    release();
     let got: Vec<(usize, usize)> = refs.iter().map(|r| volley::get(r).unwrap()).collect();
     assert_eq!(
         got.iter().map(|g| g.0).collect::<Vec<_>>(),
