@@ -705,13 +705,10 @@ impl<A: Send + Sync + 'static> ActorCore<A> {
     /// them (`ActorDied` when its worker process died) and the actor.
     fn after_panic(&self, node: &Arc<NodeInner>, calls: Vec<Call<A>>, death: Death) {
         let msg = death.message;
-        {
+        let can_restart = {
             let mut mb = self.mb.lock();
             mb.in_flight
                 .retain(|o| !calls.iter().any(|c| c.outputs() == *o));
-        }
-        let can_restart = {
-            let mut mb = self.mb.lock();
             let ok = matches!(mb.status, Status::Alive)
                 && (self.opts.max_restarts < 0 || mb.restarts < self.opts.max_restarts);
             if ok {
