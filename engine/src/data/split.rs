@@ -4,7 +4,9 @@
 //! A coordinator thread pulls the dataset's batches and hands them out:
 //! - `equal = false`: each batch goes to the consumer that has received the fewest rows and
 //!   has room in its queue. A consumer that goes away (its iterator dropped) is skipped from
-//!   then on, and the batches still queued for it are handed to the others, so no row is lost.
+//!   then on, and the batches still queued for it are handed to the others. Once the dataset
+//!   has ended, a consumer whose queue is empty takes the batches still queued for the others
+//!   before it ends, so a consumer that goes away after the rest have finished strands no row.
 //! - `equal = true`: rows are dealt out in rounds of the same number of rows to every
 //!   consumer, so all shards end with exactly `total / n` rows (the last `total % n` rows are
 //!   dropped). A consumer that goes away makes equal shards impossible: the others get an
@@ -63,6 +65,21 @@ impl State {
             .map(|(i, _)| i))
     }
 
+    /// A batch queued for another live consumer, for consumer `me` whose queue is empty
+    /// (taken from the back of the longest queue).
+    fn steal(&mut self, me: usize) -> Option<Result<RecordBatch>> {
+        let (_, victim) = self
+            .queues
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, q)| *i != me && q.alive && !q.items.is_empty())
+            .max_by_key(|(_, q)| q.items.len())?;
+        let item = victim.items.pop_back()?;
+        victim.rows -= item.as_ref().map_or(0, |b| b.num_rows() as u64);
+        self.queues[me].rows += item.as_ref().map_or(0, |b| b.num_rows() as u64);
+        Some(item)
+    }
+
     /// Pushes `item` to every live consumer, past their limits.
     fn broadcast(&mut self, item: &Result<RecordBatch>) {
         for q in self.queues.iter_mut().filter(|q| q.alive) {
@@ -108,7 +125,8 @@ impl Iterator for SplitIter {
                 return Some(item);
             }
             if st.done {
-                return None;
+                // Errors are broadcast, so only batches are ever taken.
+                return if st.equal { None } else { st.steal(self.index) };
             }
             self.shared.changed.wait(&mut st);
         }

@@ -275,8 +275,9 @@ fn streaming_split_deals_equal_shards_to_concurrent_consumers() {
                 assert_eq!(r.len(), 3333, "equal shards");
             }
         } else {
+            // Shares may differ (a late consumer's queued batches go to one that is ready
+            // once the dataset ends), but every row arrives once.
             assert_eq!(total, 10_000);
-            assert!(results.iter().all(|r| !r.is_empty()));
         }
     }
 }
@@ -289,7 +290,8 @@ fn streaming_split_detects_a_vanished_consumer() {
         let mut its = ds.streaming_split(2, equal).unwrap();
         let survivor = consume(its.pop().unwrap());
         let mut quitter = its.pop().unwrap();
-        let first = quitter.next().unwrap().unwrap().num_rows();
+        // The survivor may have taken everything before the quitter asks (equal=false).
+        let first = quitter.next().map_or(0, |b| b.unwrap().num_rows());
         drop(quitter);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || tx.send(survivor.join().unwrap()));
@@ -304,6 +306,25 @@ fn streaming_split_detects_a_vanished_consumer() {
             assert_eq!(ids.len() + first, 20_000, "the rest goes to the survivor");
         }
     }
+}
+
+#[test]
+fn streaming_split_leaves_no_rows_queued_for_a_consumer_that_never_reads() {
+    let _rt = start();
+    let ds = data::range(20_000).unwrap().with_context(small_blocks());
+    let mut its = ds.streaming_split(2, false).unwrap();
+    let reader = its.pop().unwrap();
+    let idle = its.pop().unwrap();
+    // `idle` never reads: its queue fills, the rest goes to `reader`, which takes what is
+    // still queued for `idle` once the dataset has ended.
+    let ids: Vec<i64> = reader.flat_map(|b| i64s(&b.unwrap(), "id")).collect();
+    drop(idle);
+    assert_eq!(
+        ids.len(),
+        20_000,
+        "every row reaches the consumer that reads"
+    );
+    assert_eq!(ids.iter().copied().collect::<HashSet<i64>>().len(), 20_000);
 }
 
 static CTORS: AtomicUsize = AtomicUsize::new(0);
