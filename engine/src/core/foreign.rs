@@ -12,6 +12,7 @@
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::ops::Range;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::actor::{ActorHandle, ActorOptions, try_actor};
 use crate::core::api::{ObjectRef, RawRef};
 use crate::core::ids::{ActorId, ObjectId};
+use crate::core::layout::WireBody;
 use crate::core::node::{NodeInner, current};
 use crate::core::object::{
     Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
@@ -120,26 +122,47 @@ impl ForeignValue {
         })
     }
 
-    /// The wire form of a value a worker sends to the node: Arrow data larger than
-    /// [`INLINE_BYTES`] goes into a segment of its own that the node adopts (one copy, and
-    /// none on the node's side); the rest inline.
-    fn to_wire_from_worker(&self, client: &WorkerClient) -> Result<WireData> {
-        let (ForeignValue::Arrow(_), Some(prefix)) = (self, &client.handoff_prefix) else {
+    /// The wire form of a value a worker sends to the node. Arrow data that shares buffers
+    /// with the call's argument segments (`args`, their address ranges here) is laid out
+    /// buffer by buffer, the shared ones as references ([`crate::core::layout`]); other
+    /// Arrow data larger than [`INLINE_BYTES`] goes into a segment of its own that the node
+    /// adopts (one copy, and none on the node's side); the rest inline.
+    fn to_wire_from_worker(
+        &self,
+        client: &WorkerClient,
+        args: &[Option<Range<usize>>],
+    ) -> Result<WireData> {
+        let (ForeignValue::Arrow(block), Some(_)) = (self, &client.handoff_prefix) else {
             return self.to_wire();
         };
+        if let Some(layout) = crate::core::layout::lay_out(block, args)? {
+            let mut wire = layout.wire;
+            wire.body = if layout.body_len <= INLINE_BYTES {
+                let mut body = Vec::with_capacity(layout.body_len);
+                for b in &layout.body {
+                    body.extend_from_slice(b.as_slice());
+                }
+                WireBody::Inline(body)
+            } else {
+                WireBody::Handoff {
+                    path: client.hand_off(&layout.body)?,
+                }
+            };
+            return Ok(WireData::Buffers(wire));
+        }
         let bufs = encode_ipc(&self.clone().into_data())?;
         if crate::core::object::encoded_len(&bufs) <= INLINE_BYTES {
             return Ok(inline_ipc(&bufs));
         }
-        let seq = client.handoff_seq.fetch_add(1, Ordering::Relaxed);
-        let path = format!("{prefix}{seq}");
-        crate::core::shm::write_sealed(std::path::Path::new(&path), &bufs)?;
-        Ok(WireData::Handoff { path })
+        Ok(WireData::Handoff {
+            path: client.hand_off(&bufs)?,
+        })
     }
 
     /// The value of a wire form. `node`: the node receiving a worker's value, which adopts
-    /// handed-over segments (only under its own session prefix).
-    fn from_wire(w: WireData, node: Option<&NodeInner>) -> Result<Self> {
+    /// handed-over segments (only under its own session prefix); `args`: the mappings of
+    /// the call's argument segments, which a worker's result may refer to.
+    fn from_wire(w: WireData, node: Option<&NodeInner>, args: &ArgSegments) -> Result<Self> {
         match w {
             WireData::Pickle(b) => Ok(ForeignValue::Pickle(Bytes::from(b))),
             WireData::Ipc(b) => Self::from_data(decode_ipc(Buffer::from_vec(b))?),
@@ -148,22 +171,51 @@ impl ForeignValue {
                 Self::from_data(seg.data().clone())
             }
             WireData::Handoff { path } => {
-                let ours = node.is_some_and(|n| {
-                    let prefix = n.shm_dir.join(&n.shm_prefix);
-                    path.starts_with(prefix.to_string_lossy().as_ref()) && !path.contains("/../")
-                });
-                if !ours {
-                    return Err(Error::Internal(format!(
-                        "a handed-over segment outside this node's session: {path}"
-                    )));
-                }
+                check_handoff(node, &path)?;
                 Self::from_data(crate::core::shm::adopt_segment(std::path::Path::new(
                     &path,
                 ))?)
             }
+            WireData::Buffers(wire) => {
+                let body = match &wire.body {
+                    WireBody::Inline(b) => Buffer::from(b.as_slice()),
+                    WireBody::Handoff { path } => {
+                        check_handoff(node, path)?;
+                        crate::core::shm::adopt_file(std::path::Path::new(path))?
+                    }
+                };
+                let segs: Vec<Option<Buffer>> = args
+                    .0
+                    .iter()
+                    .map(|s| s.as_ref().map(|s| s.buffer()))
+                    .collect();
+                Ok(ForeignValue::Arrow(crate::core::layout::rebuild(
+                    &wire, &segs, &body,
+                )?))
+            }
         }
     }
 }
+
+/// A handed-over segment must lie under the receiving node's session prefix.
+fn check_handoff(node: Option<&NodeInner>, path: &str) -> Result<()> {
+    let ours = node.is_some_and(|n| {
+        let prefix = n.shm_dir.join(&n.shm_prefix);
+        path.starts_with(prefix.to_string_lossy().as_ref()) && !path.contains("/../")
+    });
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "a handed-over segment outside this node's session: {path}"
+        )))
+    }
+}
+
+/// The segments of a call's arguments, by position (`None` for arguments sent inline),
+/// which the node holds until it has read the call's outputs: they may refer to them.
+#[derive(Default)]
+pub(crate) struct ArgSegments(Vec<Option<Arc<crate::core::shm::Segment>>>);
 
 /// An IPC encoding inline in a message.
 fn inline_ipc(bufs: &[Buffer]) -> WireData {
@@ -374,7 +426,7 @@ impl ForeignArgs {
 pub fn put(value: PutValue) -> Result<ForeignRef> {
     if let Some(c) = client() {
         let wire = WireValue {
-            data: value.data.to_wire_from_worker(c)?,
+            data: value.data.to_wire_from_worker(c, &[])?,
             nested: to_wire_ids(value.nested),
         };
         return match c.request(Request::Put(wire))? {
@@ -405,7 +457,7 @@ pub fn get(refs: &[ForeignRef], timeout: Option<Duration>) -> Result<Vec<Foreign
         return match c.request(req)? {
             Reply::Values(v) => v
                 .into_iter()
-                .map(|w| ForeignValue::from_wire(w, None))
+                .map(|w| ForeignValue::from_wire(w, None, &ArgSegments::default()))
                 .collect(),
             other => Err(unexpected(&other)),
         };
@@ -538,7 +590,7 @@ fn lost_arg(id: ObjectId, task: &str) -> Error {
 fn task_fn(function: FunctionId, refs: Vec<ObjectId>, num_returns: u32) -> Arc<ErasedFn> {
     Arc::new(move |ctx: &mut CallCtx<'_>| {
         let node = current().map_err(CallError::Setup)?;
-        let args = wire_args(&node, &ctx.args, &refs).map_err(CallError::Setup)?;
+        let (args, segs) = wire_args(&node, &ctx.args, &refs).map_err(CallError::Setup)?;
         let call = Call {
             kind: CallKind::Task,
             name: ctx.task_name(),
@@ -551,38 +603,58 @@ fn task_fn(function: FunctionId, refs: Vec<ObjectId>, num_returns: u32) -> Arc<E
         // A worker that died is dropped (killed and reaped), never reused.
         let (outcome, _later) = worker.run(&node, call).map_err(CallError::User)?;
         node.workers.give_back(worker);
-        outputs(&node, outcome, num_returns, true).map_err(CallError::User)
+        outputs(&node, outcome, num_returns, true, &segs).map_err(CallError::User)
     })
 }
 
 /// The arguments as the worker gets them: the structure inline, each ref argument inline
 /// when small, else as its shared-memory segment (mapped, not copied).
-fn wire_args(node: &NodeInner, args: &[ObjectData], refs: &[ObjectId]) -> Result<Vec<WireData>> {
+fn wire_args(
+    node: &NodeInner,
+    args: &[ObjectData],
+    refs: &[ObjectId],
+) -> Result<(Vec<WireData>, ArgSegments)> {
     let mut out = Vec::with_capacity(args.len());
+    let mut segs = ArgSegments::default();
     for (i, data) in args.iter().enumerate() {
         let id = i.checked_sub(1).and_then(|j| refs.get(j)).copied();
-        out.push(wire_data(node, data, id)?);
+        out.push(wire_data(node, data, id, &mut segs)?);
     }
-    Ok(out)
+    Ok((out, segs))
 }
 
-fn wire_data(node: &NodeInner, data: &ObjectData, id: Option<ObjectId>) -> Result<WireData> {
-    match (data, id) {
+/// One argument in wire form; its segment (or `None`) is pushed to `segs`.
+fn wire_data(
+    node: &NodeInner,
+    data: &ObjectData,
+    id: Option<ObjectId>,
+    segs: &mut ArgSegments,
+) -> Result<WireData> {
+    let mut seg = None;
+    let wire = match (data, id) {
         (
             ObjectData::Bytes {
                 format: BytesFormat::Pickle,
                 data,
             },
             _,
-        ) if data.len() <= INLINE_BYTES || id.is_none() => Ok(WireData::Pickle(data.to_vec())),
+        ) if data.len() <= INLINE_BYTES || id.is_none() => WireData::Pickle(data.to_vec()),
         (_, Some(id)) => {
-            let seg = node.store.segment(id)?;
-            Ok(WireData::Segment {
-                path: seg.path().to_string_lossy().into_owned(),
-                len: seg.len() as u64,
-            })
+            let s = node.store.segment(id)?;
+            let w = segment_wire(&s);
+            seg = Some(s);
+            w
         }
-        (other, None) => ForeignValue::from_data(other.clone())?.to_wire(),
+        (other, None) => ForeignValue::from_data(other.clone())?.to_wire()?,
+    };
+    segs.0.push(seg);
+    Ok(wire)
+}
+
+fn segment_wire(seg: &crate::core::shm::Segment) -> WireData {
+    WireData::Segment {
+        path: seg.path().to_string_lossy().into_owned(),
+        len: seg.len() as u64,
     }
 }
 
@@ -593,6 +665,7 @@ fn outputs(
     outcome: CallOutcome,
     num_returns: u32,
     reference: bool,
+    args: &ArgSegments,
 ) -> TaskResult<Vec<Output>> {
     let values = match outcome {
         CallOutcome::Ok(v) => v,
@@ -606,7 +679,7 @@ fn outputs(
     // Adopt every value first (handed-over segments are unlinked), whatever comes next.
     let values = values
         .into_iter()
-        .map(|v| Ok((ForeignValue::from_wire(v.data, Some(node))?, v.nested)))
+        .map(|v| Ok((ForeignValue::from_wire(v.data, Some(node), args)?, v.nested)))
         .collect::<Result<Vec<_>>>()
         .map_err(|e| UserError::msg(e.to_string()))?;
     if values.len() != num_returns as usize {
@@ -636,31 +709,41 @@ fn outputs(
 /// The arguments of a direct call in wire form: inline values inline, Arrow data through a
 /// shared-memory segment (the worker maps it without copying). The returned refs keep the
 /// segments until the call is done.
-fn direct_args(node: &NodeInner, args: Vec<ForeignValue>) -> Result<(Vec<WireData>, Vec<RawRef>)> {
+fn direct_args(
+    node: &NodeInner,
+    args: Vec<ForeignValue>,
+) -> Result<(Vec<WireData>, ArgSegments, Vec<RawRef>)> {
     let mut wire = Vec::with_capacity(args.len());
+    let mut segs = ArgSegments::default();
     let mut keep = Vec::new();
     for a in args {
         match a {
-            ForeignValue::Pickle(b) => wire.push(WireData::Pickle(b.to_vec())),
+            ForeignValue::Pickle(b) => {
+                wire.push(WireData::Pickle(b.to_vec()));
+                segs.0.push(None);
+            }
             arrow @ ForeignValue::Arrow(_) => {
                 let r = local_put(PutValue {
                     data: arrow,
                     nested: Vec::new(),
                 })?;
                 let seg = node.store.segment(r.id())?;
-                wire.push(WireData::Segment {
-                    path: seg.path().to_string_lossy().into_owned(),
-                    len: seg.len() as u64,
-                });
+                wire.push(segment_wire(&seg));
+                segs.0.push(Some(seg));
                 keep.push(r);
             }
         }
     }
-    Ok((wire, keep))
+    Ok((wire, segs, keep))
 }
 
-fn values_of(node: &NodeInner, outcome: CallOutcome, n: u32) -> TaskResult<Vec<ForeignValue>> {
-    outputs(node, outcome, n, false)?
+fn values_of(
+    node: &NodeInner,
+    outcome: CallOutcome,
+    n: u32,
+    args: &ArgSegments,
+) -> TaskResult<Vec<ForeignValue>> {
+    outputs(node, outcome, n, false, args)?
         .into_iter()
         .map(|(data, _)| ForeignValue::from_data(data).map_err(|e| UserError::msg(e.to_string())))
         .collect()
@@ -677,7 +760,8 @@ pub fn call_function(
     num_returns: u32,
 ) -> TaskResult<Vec<ForeignValue>> {
     let node = current().map_err(|e| UserError::msg(e.to_string()))?;
-    let (wire, _keep) = direct_args(&node, args).map_err(|e| UserError::msg(e.to_string()))?;
+    let (wire, segs, _keep) =
+        direct_args(&node, args).map_err(|e| UserError::msg(e.to_string()))?;
     let worker = node
         .workers
         .lease(&node)
@@ -692,7 +776,7 @@ pub fn call_function(
     };
     let (outcome, _later) = worker.run(&node, call)?;
     node.workers.give_back(worker);
-    values_of(&node, outcome, num_returns)
+    values_of(&node, outcome, num_returns, &segs)
 }
 
 /// An instance of a registered class in a worker process of its own (e.g. a callable class
@@ -754,7 +838,8 @@ impl ForeignInstance {
         args: Vec<ForeignValue>,
         num_returns: u32,
     ) -> TaskResult<Vec<ForeignValue>> {
-        let (wire, _keep) = direct_args(node, args).map_err(|e| UserError::msg(e.to_string()))?;
+        let (wire, segs, _keep) =
+            direct_args(node, args).map_err(|e| UserError::msg(e.to_string()))?;
         let call = Call {
             kind,
             name: self.name.clone(),
@@ -764,7 +849,7 @@ impl ForeignInstance {
             num_returns,
         };
         let (outcome, _later) = self.worker.run(node, call)?;
-        values_of(node, outcome, num_returns)
+        values_of(node, outcome, num_returns, &segs)
     }
 }
 
@@ -921,7 +1006,9 @@ fn local_create_actor(
             name: format!("{class_name}.__init__"),
             function: class,
             function_bytes: None,
-            args: resolve_args(&node, args).map_err(|e| UserError::msg(e.to_string()))?,
+            args: resolve_args(&node, args)
+                .map_err(|e| UserError::msg(e.to_string()))?
+                .0,
             num_returns: 1,
         };
         match worker.run(&node, call)?.0 {
@@ -963,7 +1050,7 @@ fn local_create_actor(
 }
 
 /// Resolves an actor call's arguments (waiting for ref arguments) into wire form.
-fn resolve_args(node: &Arc<NodeInner>, args: &ForeignArgs) -> Result<Vec<WireData>> {
+fn resolve_args(node: &Arc<NodeInner>, args: &ForeignArgs) -> Result<(Vec<WireData>, ArgSegments)> {
     let refs = ids_from_wire(&args.refs)?;
     let typed: Vec<ObjectRef<ForeignObject>> = refs
         .iter()
@@ -971,10 +1058,11 @@ fn resolve_args(node: &Arc<NodeInner>, args: &ForeignArgs) -> Result<Vec<WireDat
         .collect::<Result<_>>()?;
     let values = crate::get_all(&typed, None)?;
     let mut out = vec![WireData::Pickle(args.structure.clone())];
+    let mut segs = ArgSegments(vec![None]);
     for (v, id) in values.into_iter().zip(&refs) {
-        out.push(wire_data(node, &v.data, Some(*id))?);
+        out.push(wire_data(node, &v.data, Some(*id), &mut segs)?);
     }
-    Ok(out)
+    Ok((out, segs))
 }
 
 /// Calls `method` on the actor; returns a ref to its result.
@@ -1024,12 +1112,13 @@ fn local_call_actor(
     let refs = handle.call_pipelined(num_returns as usize, move |proxy: &ActorProxy| {
         let keep = keep.clone();
         let node = node_of()?;
+        let (wire, segs) = resolve_args(&node, &args).map_err(|e| UserError::msg(e.to_string()))?;
         let call = Call {
             kind: CallKind::ActorMethod(method.clone()),
             name: method.clone(),
             function: proxy.class,
             function_bytes: None,
-            args: resolve_args(&node, &args).map_err(|e| UserError::msg(e.to_string()))?,
+            args: wire,
             num_returns,
         };
         let worker = proxy.worker.clone();
@@ -1048,14 +1137,15 @@ fn local_call_actor(
                 Err(name) => worker.receive(&node, &name)?,
                 Ok(call) => worker.run(&node, call)?,
             };
-            let mut objects: Vec<ForeignObject> = outputs(&node, outcome, num_returns, false)?
-                .into_iter()
-                .map(|(data, nested)| ForeignObject {
-                    data,
-                    nested,
-                    hold: None,
-                })
-                .collect();
+            let mut objects: Vec<ForeignObject> =
+                outputs(&node, outcome, num_returns, false, &segs)?
+                    .into_iter()
+                    .map(|(data, nested)| ForeignObject {
+                        data,
+                        nested,
+                        hold: None,
+                    })
+                    .collect();
             if let Some(last) = objects.last_mut() {
                 last.hold = Some(later);
             }
@@ -1359,7 +1449,7 @@ pub(crate) fn serve_request(
         }
         Request::Put(v) => {
             let value = PutValue {
-                data: ForeignValue::from_wire(v.data, Some(node))?,
+                data: ForeignValue::from_wire(v.data, Some(node), &ArgSegments::default())?,
                 nested: ids_from_wire(&v.nested)?,
             };
             hand_out(shared, vec![local_put(value)?])
@@ -1372,8 +1462,10 @@ pub(crate) fn serve_request(
                 .collect::<Result<_>>()?;
             let values = crate::get_all(&refs, timeout(timeout_ms))?;
             let mut out = Vec::with_capacity(values.len());
+            // The worker maps these itself: they are no argument of its call.
+            let mut segs = ArgSegments::default();
             for (v, id) in values.into_iter().zip(ids) {
-                out.push(wire_data(node, &v.data, Some(id))?);
+                out.push(wire_data(node, &v.data, Some(id), &mut segs)?);
             }
             Reply::Values(out)
         }
@@ -1455,6 +1547,9 @@ struct WorkerClient {
     calls: Vec<Mutex<UnixStream>>,
     /// Per call channel: calls the node sent ahead, read while a request awaited its reply.
     ahead: Vec<Mutex<VecDeque<Call>>>,
+    /// Per call channel: the address ranges of the running call's argument segments (by
+    /// argument; `None` for inline ones), which its results may refer to.
+    arg_ranges: Vec<Mutex<Vec<Option<Range<usize>>>>>,
     client: Mutex<UnixStream>,
     sync: Mutex<RefSync>,
     sent: Mutex<HashSet<FunctionId>>,
@@ -1480,6 +1575,19 @@ pub fn is_worker() -> bool {
 }
 
 impl WorkerClient {
+    /// Writes `bufs` (concatenated) into a new sealed segment for the node to adopt; its
+    /// path.
+    fn hand_off(&self, bufs: &[Buffer]) -> Result<String> {
+        let prefix = self
+            .handoff_prefix
+            .as_ref()
+            .ok_or_else(|| Error::Internal("no shared-memory prefix for results".into()))?;
+        let seq = self.handoff_seq.fetch_add(1, Ordering::Relaxed);
+        let path = format!("{prefix}{seq}");
+        crate::core::shm::write_sealed(std::path::Path::new(&path), bufs)?;
+        Ok(path)
+    }
+
     fn take_sync(&self) -> RefSync {
         std::mem::take(&mut *self.sync.lock())
     }
@@ -1558,6 +1666,7 @@ pub fn worker_connect() -> Result<usize> {
         .map_err(|e| Error::io("starting the lifeline thread", e))?;
     let _ = CLIENT.set(WorkerClient {
         ahead: calls.iter().map(|_| Mutex::new(VecDeque::new())).collect(),
+        arg_ranges: calls.iter().map(|_| Mutex::new(Vec::new())).collect(),
         calls,
         client,
         sync: Mutex::new(RefSync::default()),
@@ -1607,15 +1716,24 @@ pub fn worker_next_call(channel: usize) -> Result<Option<WorkerCall>> {
         register_function(b);
     }
     CURRENT.with(|cur| cur.set(Some(channel)));
+    let mut ranges = Vec::with_capacity(call.args.len());
+    let mut args = Vec::with_capacity(call.args.len());
+    for w in call.args {
+        if let WireData::Segment { path, .. } = &w {
+            let seg = crate::core::shm::map_segment(std::path::Path::new(path))?;
+            ranges.push(Some(seg.address_range()));
+            args.push(ForeignValue::from_data(seg.data().clone())?);
+        } else {
+            ranges.push(None);
+            args.push(ForeignValue::from_wire(w, None, &ArgSegments::default())?);
+        }
+    }
+    *c.arg_ranges[channel].lock() = ranges;
     Ok(Some(WorkerCall {
         kind: call.kind,
         name: call.name,
         function: call.function,
-        args: call
-            .args
-            .into_iter()
-            .map(|w| ForeignValue::from_wire(w, None))
-            .collect::<Result<_>>()?,
+        args,
         num_returns: call.num_returns,
     }))
 }
@@ -1638,13 +1756,14 @@ pub enum WorkerOutcome {
 pub fn worker_finish(channel: usize, outcome: WorkerOutcome) -> Result<()> {
     let c = client().ok_or_else(|| Error::InvalidArgument("not a worker process".into()))?;
     CURRENT.with(|cur| cur.set(None));
+    let ranges = std::mem::take(&mut *c.arg_ranges[channel].lock());
     let outcome = match outcome {
         WorkerOutcome::Ok(values) => CallOutcome::Ok(
             values
                 .into_iter()
                 .map(|v| {
                     Ok(WireValue {
-                        data: v.data.to_wire_from_worker(c)?,
+                        data: v.data.to_wire_from_worker(c, &ranges)?,
                         nested: to_wire_ids(v.nested),
                     })
                 })

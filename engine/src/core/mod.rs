@@ -15,6 +15,7 @@ pub mod api;
 pub mod foreign;
 pub mod generator;
 pub mod ids;
+pub mod layout;
 pub(crate) mod node;
 pub mod object;
 pub mod placement;

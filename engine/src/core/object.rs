@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, LargeBinaryArray, RecordBatch};
+use arrow::array::{Array, ArrayData, LargeBinaryArray, RecordBatch};
 use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::StreamDecoder;
@@ -139,12 +139,26 @@ impl Block {
         self.batches.iter().map(|b| b.num_rows()).sum()
     }
 
-    /// In-memory bytes of the batches' buffers.
+    /// In-memory bytes the batches hold: each allocation their buffers lie in, counted
+    /// once (slices of one batch, or the buffers of an IPC decode, which all lie in one
+    /// mapping, share theirs).
     pub fn size_bytes(&self) -> u64 {
-        self.batches
-            .iter()
-            .map(|b| b.get_array_memory_size() as u64)
-            .sum()
+        fn note(d: &ArrayData, seen: &mut HashMap<usize, usize>) {
+            let nulls = d.nulls().map(|n| n.buffer());
+            for b in d.buffers().iter().chain(nulls) {
+                seen.insert(b.data_ptr().as_ptr() as usize, b.capacity());
+            }
+            for c in d.child_data() {
+                note(c, seen);
+            }
+        }
+        let mut seen = HashMap::new();
+        for b in &self.batches {
+            for c in b.columns() {
+                note(&c.to_data(), &mut seen);
+            }
+        }
+        seen.values().map(|&n| n as u64).sum()
     }
 
     /// The batches concatenated into one.
@@ -409,6 +423,21 @@ mod tests {
             ObjectData::Arrow(back) => assert_eq!(back, b),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn size_counts_each_allocation_once() {
+        let b = block();
+        let whole = b.concat().unwrap();
+        // Two slices of one batch hold what the batch holds.
+        let one = Block::from(block().batches()[0].clone());
+        assert_eq!(b.size_bytes(), one.size_bytes());
+        // Decoded from one IPC buffer, every column lies in it: its length, once.
+        let enc = concat(&encode_ipc(&ObjectData::Arrow(Block::from(whole))).unwrap());
+        let ObjectData::Arrow(decoded) = decode_ipc(enc.clone()).unwrap() else {
+            panic!("not arrow")
+        };
+        assert_eq!(decoded.size_bytes(), enc.capacity() as u64);
     }
 
     #[test]

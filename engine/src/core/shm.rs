@@ -66,7 +66,12 @@ impl Segment {
 
     /// Decodes the object from the mapping without copying.
     pub fn read(&self) -> Result<ObjectData> {
-        decode_ipc(mapping_buffer(&self.map))
+        decode_ipc(self.buffer())
+    }
+
+    /// The whole mapping as a buffer (which keeps it mapped).
+    pub(crate) fn buffer(&self) -> Buffer {
+        mapping_buffer(&self.map)
     }
 }
 
@@ -150,6 +155,20 @@ pub(crate) fn adopt_segment(path: &Path) -> Result<ObjectData> {
     let mapped = map_segment(path);
     let _ = fs::remove_file(path);
     Ok(mapped?.data)
+}
+
+/// Takes over a handed-over file of raw bytes (a result's body, see
+/// [`crate::core::layout`]): maps it and unlinks it; the buffer keeps the mapping.
+pub(crate) fn adopt_file(path: &Path) -> Result<Buffer> {
+    let map = map_file(path);
+    let _ = fs::remove_file(path);
+    let map = map.map_err(|e| {
+        Error::io(
+            format!("mapping shared-memory segment {}", path.display()),
+            e,
+        )
+    })?;
+    Ok(mapping_buffer(&map))
 }
 
 /// Maps a file that nobody writes any more (a sealed segment, a spill file) read-only.

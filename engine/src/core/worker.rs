@@ -75,6 +75,9 @@ pub enum WireData {
         /// The segment file, under the node's shared-memory directory and session prefix.
         path: String,
     },
+    /// Arrow data laid out buffer by buffer, its buffers referring to the call's argument
+    /// segments where they lie in them (a worker's result; see [`crate::core::layout`]).
+    Buffers(crate::core::layout::WireArrow),
 }
 
 /// An object a worker made (a result or a `put`): its data and the refs inside it.

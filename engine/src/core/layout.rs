@@ -1,0 +1,435 @@
+//! Arrow data sent buffer by buffer: how a worker returns a result that shares memory with
+//! its arguments without copying what it shares.
+//!
+//! A user function that changes one column of a batch returns the other columns as they
+//! came: views of the argument's shared-memory segment, which the node already holds. The
+//! IPC encoding would copy every buffer into a new segment; this layout sends each buffer
+//! either as a reference into one of the call's argument segments ([`Piece::Arg`]) or as a
+//! range of the body ([`Piece::Body`]), which holds only the buffers the function made
+//! (inline when small, else in a segment handed over to the node). The node rebuilds the
+//! batches from its own mappings of those segments: no byte of a shared buffer is copied
+//! either way, and the result keeps the pages of the argument's segment alive for as long
+//! as it lives.
+//!
+//! Only the call's own arguments may be referenced: the node holds their segments until it
+//! has decoded the call's outputs, so every reference resolves.
+
+use std::ops::Range;
+
+use arrow::array::{Array, ArrayData, RecordBatch, RecordBatchOptions, make_array};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::ipc::reader::StreamDecoder;
+use arrow::ipc::writer::StreamEncoder;
+use serde::{Deserialize, Serialize};
+
+use crate::core::object::Block;
+use crate::error::{Error, Result};
+
+/// Bodies are laid out with every buffer at a multiple of this (Arrow's alignment).
+const ALIGN: usize = 64;
+
+/// Where one buffer's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Piece {
+    /// In the segment of the call's argument `arg`, at `offset`.
+    Arg {
+        /// The argument's position in the call.
+        arg: u32,
+        /// Byte offset in the segment.
+        offset: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+    /// In the body, at `offset`.
+    Body {
+        /// Byte offset in the body.
+        offset: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+}
+
+/// One array (recursively: its children), without its type (the schema has it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireArray {
+    len: u64,
+    offset: u64,
+    /// The validity bitmap: its buffer and its bit offset (its length is `len`).
+    nulls: Option<(Piece, u64)>,
+    buffers: Vec<Piece>,
+    children: Vec<WireArray>,
+}
+
+/// One record batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireBatch {
+    rows: u64,
+    columns: Vec<WireArray>,
+}
+
+/// Where the body is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WireBody {
+    /// Inline in the message.
+    Inline(Vec<u8>),
+    /// In a sealed segment handed over to the node (see [`crate::core::worker::WireData::Handoff`]).
+    Handoff {
+        /// The segment file.
+        path: String,
+    },
+}
+
+/// An Arrow object laid out buffer by buffer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireArrow {
+    /// The schema as an Arrow IPC stream without batches.
+    schema: Vec<u8>,
+    batches: Vec<WireBatch>,
+    /// The buffers that are in no argument segment.
+    pub body: WireBody,
+}
+
+/// A layout being built: the description, and the buffers its body concatenates.
+pub(crate) struct Layout {
+    /// The description; its body is still empty.
+    pub wire: WireArrow,
+    /// The body's pieces in order, padding included.
+    pub body: Vec<Buffer>,
+    /// The body's length.
+    pub body_len: usize,
+}
+
+/// Lays `block` out against the address ranges of the call's argument segments (`args[i]`
+/// for argument `i`; `None` for arguments that were not segments). `None` when no buffer
+/// lies in an argument segment: then this layout saves nothing over the IPC encoding.
+pub(crate) fn lay_out(block: &Block, args: &[Option<Range<usize>>]) -> Result<Option<Layout>> {
+    let mut out = Layout {
+        wire: WireArrow {
+            schema: schema_bytes(block.schema())?,
+            batches: Vec::with_capacity(block.batches().len()),
+            body: WireBody::Inline(Vec::new()),
+        },
+        body: Vec::new(),
+        body_len: 0,
+    };
+    let mut shared = 0usize;
+    for b in block.batches() {
+        let columns = b
+            .columns()
+            .iter()
+            .map(|c| out.array(&c.to_data(), args, &mut shared))
+            .collect();
+        out.wire.batches.push(WireBatch {
+            rows: b.num_rows() as u64,
+            columns,
+        });
+    }
+    Ok((shared > 0).then_some(out))
+}
+
+impl Layout {
+    fn array(
+        &mut self,
+        data: &ArrayData,
+        args: &[Option<Range<usize>>],
+        shared: &mut usize,
+    ) -> WireArray {
+        WireArray {
+            len: data.len() as u64,
+            offset: data.offset() as u64,
+            nulls: data
+                .nulls()
+                .map(|n| (self.piece(n.buffer(), args, shared), n.offset() as u64)),
+            buffers: data
+                .buffers()
+                .iter()
+                .map(|b| self.piece(b, args, shared))
+                .collect(),
+            children: data
+                .child_data()
+                .iter()
+                .map(|c| self.array(c, args, shared))
+                .collect(),
+        }
+    }
+
+    fn piece(&mut self, b: &Buffer, args: &[Option<Range<usize>>], shared: &mut usize) -> Piece {
+        let start = b.as_ptr() as usize;
+        let end = start + b.len();
+        let inside = args.iter().enumerate().find_map(|(i, r)| {
+            r.as_ref()
+                .filter(|r| !b.is_empty() && r.start <= start && end <= r.end)
+                .map(|r| (i, r.start))
+        });
+        if let Some((arg, base)) = inside {
+            *shared += b.len();
+            return Piece::Arg {
+                arg: arg as u32,
+                offset: (start - base) as u64,
+                len: b.len() as u64,
+            };
+        }
+        let pad = self.body_len.next_multiple_of(ALIGN) - self.body_len;
+        if pad > 0 {
+            self.body.push(Buffer::from_vec(vec![0u8; pad]));
+            self.body_len += pad;
+        }
+        let offset = self.body_len as u64;
+        self.body.push(b.clone());
+        self.body_len += b.len();
+        Piece::Body {
+            offset,
+            len: b.len() as u64,
+        }
+    }
+}
+
+/// Rebuilds the object from its layout: `args[i]` is the mapping of argument `i`'s segment
+/// (`None` for arguments that were not segments), `body` the body's bytes.
+pub(crate) fn rebuild(wire: &WireArrow, args: &[Option<Buffer>], body: &Buffer) -> Result<Block> {
+    let schema = schema_from_bytes(&wire.schema)?;
+    let mut batches = Vec::with_capacity(wire.batches.len());
+    for (bi, wb) in wire.batches.iter().enumerate() {
+        if wb.columns.len() != schema.fields().len() {
+            return Err(bad(format!(
+                "batch {bi} has {} columns for a schema of {}",
+                wb.columns.len(),
+                schema.fields().len()
+            )));
+        }
+        let columns = schema
+            .fields()
+            .iter()
+            .zip(&wb.columns)
+            .map(|(f, c)| {
+                array(f.data_type(), c, args, body)
+                    .map(make_array)
+                    .map_err(|e| bad(format!("column {:?} of batch {bi}: {e}", f.name())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let opts = RecordBatchOptions::new().with_row_count(Some(wb.rows as usize));
+        batches.push(RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &opts,
+        )?);
+    }
+    Block::try_new(schema, batches)
+}
+
+fn array(
+    dt: &DataType,
+    w: &WireArray,
+    args: &[Option<Buffer>],
+    body: &Buffer,
+) -> Result<ArrayData> {
+    // The children's types, as Arrow lays them out for `dt`.
+    let template = ArrayData::new_empty(dt);
+    if template.child_data().len() != w.children.len() {
+        return Err(bad(format!(
+            "{} children for a {dt} array, which has {}",
+            w.children.len(),
+            template.child_data().len()
+        )));
+    }
+    let children = template
+        .child_data()
+        .iter()
+        .zip(&w.children)
+        .map(|(t, c)| array(t.data_type(), c, args, body))
+        .collect::<Result<Vec<_>>>()?;
+    let buffers = w
+        .buffers
+        .iter()
+        .map(|p| buffer(p, args, body))
+        .collect::<Result<Vec<_>>>()?;
+    let nulls = match &w.nulls {
+        Some((p, bit_offset)) => {
+            let b = buffer(p, args, body)?;
+            let (bit_offset, len) = (*bit_offset as usize, w.len as usize);
+            if bit_offset + len > b.len() * 8 {
+                return Err(bad(format!(
+                    "a validity bitmap of {} bytes cannot hold bits {bit_offset}..{}",
+                    b.len(),
+                    bit_offset + len
+                )));
+            }
+            Some(NullBuffer::new(BooleanBuffer::new(b, bit_offset, len)))
+        }
+        None => None,
+    };
+    ArrayData::builder(dt.clone())
+        .len(w.len as usize)
+        .offset(w.offset as usize)
+        .nulls(nulls)
+        .buffers(buffers)
+        .child_data(children)
+        .align_buffers(true)
+        .build()
+        .map_err(Error::from)
+}
+
+fn buffer(p: &Piece, args: &[Option<Buffer>], body: &Buffer) -> Result<Buffer> {
+    let (source, what, offset, len) = match *p {
+        Piece::Arg { arg, offset, len } => {
+            let Some(Some(seg)) = args.get(arg as usize) else {
+                return Err(bad(format!(
+                    "a buffer in argument {arg}, which is not a segment of the call"
+                )));
+            };
+            (seg, format!("argument {arg}'s segment"), offset, len)
+        }
+        Piece::Body { offset, len } => (body, "the body".to_string(), offset, len),
+    };
+    let (offset, len) = (offset as usize, len as usize);
+    if offset.checked_add(len).is_none_or(|end| end > source.len()) {
+        return Err(bad(format!(
+            "bytes {offset}..{} are outside {what} ({} bytes)",
+            offset.saturating_add(len),
+            source.len()
+        )));
+    }
+    Ok(source.slice_with_length(offset, len))
+}
+
+fn bad(message: String) -> Error {
+    Error::Internal(format!("a worker's result laid out by buffers: {message}"))
+}
+
+/// The schema as an IPC stream of no batches.
+fn schema_bytes(schema: &SchemaRef) -> Result<Vec<u8>> {
+    let enc = StreamEncoder::try_new(schema)?;
+    let mut out = Vec::new();
+    for b in enc.finish()? {
+        out.extend_from_slice(b.as_slice());
+    }
+    Ok(out)
+}
+
+fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
+    let mut dec = StreamDecoder::new();
+    let mut buf = Buffer::from(bytes);
+    while !buf.is_empty() {
+        if dec.decode(&mut buf)?.is_some() {
+            return Err(bad("the schema stream holds a batch".into()));
+        }
+    }
+    dec.finish()?;
+    dec.schema()
+        .ok_or_else(|| bad("the schema stream holds no schema".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{DictionaryArray, Float64Array, Int64Array, ListArray, StringArray};
+    use arrow::datatypes::{Int32Type, Int64Type};
+    use std::sync::Arc;
+
+    fn address_range(b: &Buffer) -> Range<usize> {
+        let start = b.as_ptr() as usize;
+        start..start + b.len()
+    }
+
+    /// A batch of every shape (nulls, offsets, children, a dictionary), as views of one
+    /// contiguous "segment" buffer, sliced so that offsets are non-zero.
+    fn shared_batch() -> (Buffer, RecordBatch) {
+        let ids = Int64Array::from_iter((0..1000).map(|i| (i % 7 != 0).then_some(i)));
+        let names =
+            StringArray::from_iter((0..1000).map(|i| (i % 5 != 0).then(|| format!("n{i}"))));
+        let lists = ListArray::from_iter_primitive::<Int64Type, _, _>(
+            (0..1000).map(|i| (i % 3 != 0).then(|| vec![Some(i), None, Some(i + 1)])),
+        );
+        let dict: DictionaryArray<Int32Type> = (0..1000).map(|i| ["a", "b", "c"][i % 3]).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(ids) as _),
+            ("name", Arc::new(names) as _),
+            ("list", Arc::new(lists) as _),
+            ("dict", Arc::new(dict) as _),
+        ])
+        .unwrap();
+        // Through IPC into one buffer, as a worker sees an argument's segment.
+        let data = crate::core::object::ObjectData::Arrow(Block::from(batch));
+        let mut seg = Vec::new();
+        for b in crate::core::object::encode_ipc(&data).unwrap() {
+            seg.extend_from_slice(b.as_slice());
+        }
+        let seg = Buffer::from(seg);
+        let crate::core::object::ObjectData::Arrow(read) =
+            crate::core::object::decode_ipc(seg.clone()).unwrap()
+        else {
+            panic!("not arrow")
+        };
+        (seg, read.batches()[0].slice(13, 900))
+    }
+
+    fn body_of(l: &Layout) -> Buffer {
+        let mut v = Vec::new();
+        for b in &l.body {
+            v.extend_from_slice(b.as_slice());
+        }
+        Buffer::from(v)
+    }
+
+    #[test]
+    fn shared_columns_are_references_and_new_ones_are_in_the_body() {
+        let (seg, batch) = shared_batch();
+        let doubled = Float64Array::from_iter_values((0..900).map(|i| i as f64 * 2.0));
+        let mut cols = batch.columns().to_vec();
+        cols.push(Arc::new(doubled.clone()));
+        let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            "doubled",
+            DataType::Float64,
+            false,
+        )));
+        let out =
+            RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols).unwrap();
+        let layout = lay_out(
+            &Block::from(out.clone()),
+            &[None, Some(address_range(&seg))],
+        )
+        .unwrap()
+        .expect("shares buffers");
+        // Only the new column is in the body.
+        assert!(layout.body_len >= 900 * 8 && layout.body_len < 900 * 8 + ALIGN);
+        let body = body_of(&layout);
+        let rebuilt = rebuild(&layout.wire, &[None, Some(seg.clone())], &body).unwrap();
+        assert_eq!(rebuilt.batches()[0], out);
+        // The shared columns point into the segment, not into a copy.
+        let id_values = rebuilt.batches()[0].column(0).to_data().buffers()[0].as_ptr() as usize;
+        assert!(address_range(&seg).contains(&id_values));
+    }
+
+    #[test]
+    fn nothing_shared_is_no_layout() {
+        let (seg, _) = shared_batch();
+        let own =
+            RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from_iter_values(0..10)) as _)])
+                .unwrap();
+        assert!(
+            lay_out(&Block::from(own), &[Some(address_range(&seg))])
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn references_outside_the_call_are_refused_naming_them() {
+        let (seg, batch) = shared_batch();
+        let layout = lay_out(&Block::from(batch), &[Some(address_range(&seg))])
+            .unwrap()
+            .unwrap();
+        let body = body_of(&layout);
+        let err = rebuild(&layout.wire, &[None], &body)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("argument 0, which is not a segment"), "{err}");
+        let short = seg.slice_with_length(0, 64);
+        let err = rebuild(&layout.wire, &[Some(short)], &body)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside argument 0's segment"), "{err}");
+    }
+}
