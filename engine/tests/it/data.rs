@@ -635,6 +635,57 @@ fn sorting_four_times_the_store_spills_and_stays_ordered() {
 }
 
 #[test]
+fn a_partition_larger_than_a_reducer_may_hold_is_merged_from_sorted_runs() {
+    let budget: u64 = 64 << 20;
+    let _rt = start_with(2.0, |c| c.object_store_memory = Some(budget));
+    // 8 Mi rows of (k, id), 128 MiB, whose sort key has two values: two partitions of
+    // 64 MiB, for reducers that may hold 4 MiB (twice a 2 MiB block).
+    let n: u64 = 8 << 20;
+    let sorted = data::range(n)
+        .unwrap()
+        .with_context(DataContext {
+            target_max_block_size: 2 << 20,
+            ..DataContext::default()
+        })
+        .with_column("k", col("id") % lit(2i64))
+        .unwrap()
+        .select_columns(&["k", "id"])
+        .unwrap()
+        .sort(&["k"], false)
+        .unwrap();
+    let (mut prev, mut rows, mut zeros, mut id_sum) = (i64::MIN, 0u64, 0u64, 0i128);
+    for b in sorted.iter_batches().unwrap() {
+        let b = b.unwrap();
+        for (k, id) in i64s(&b, "k").into_iter().zip(i64s(&b, "id")) {
+            assert!(k >= prev, "out of order at row {rows}");
+            assert_eq!(k, id % 2, "row {rows} lost its pairing");
+            prev = k;
+            rows += 1;
+            zeros += u64::from(k == 0);
+            id_sum += i128::from(id);
+        }
+    }
+    assert_eq!((rows, zeros), (n, n / 2));
+    assert_eq!(
+        id_sum,
+        i128::from(n) * i128::from(n - 1) / 2,
+        "a row was lost or doubled"
+    );
+    let stats = sorted.stats().unwrap();
+    let sort = stats
+        .operators
+        .iter()
+        .find(|o| o.name.contains("SortOp"))
+        .expect("the sort operator");
+    // Sorting a partition in memory holds it twice (128 MiB); the runs hold a few MiB each.
+    assert!(
+        sort.peak_bytes < 32 << 20,
+        "the reducers held {} MiB at once: {stats}",
+        sort.peak_bytes >> 20
+    );
+}
+
+#[test]
 fn groupby_aggregates_match_datafusion() {
     let _rt = start();
     let b = batch(0, 30_000);

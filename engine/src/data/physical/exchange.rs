@@ -79,6 +79,52 @@ pub(crate) trait Exchange: Send + Sync + fmt::Display + 'static {
     fn partition(&self, batch: &RecordBatch, n: usize, fragment: u64) -> Result<Vec<u32>>;
     /// Combines every batch of partition `p`.
     fn reduce(&self, batches: Vec<RecordBatch>, p: usize) -> Result<Vec<RecordBatch>>;
+    /// Combines partition `p` from its pieces in the store, handing its output to `out`.
+    /// The default reads every piece and calls [`Exchange::reduce`]; an operator that can
+    /// work within [`Reducer::limit`] bytes (sort, by merging sorted runs) overrides it.
+    fn reduce_pieces(
+        &self,
+        pieces: Vec<ObjectRef<Block>>,
+        p: usize,
+        out: &mut Reducer<'_>,
+    ) -> Result<()> {
+        let mut batches = Vec::new();
+        for r in pieces {
+            batches.extend(crate::get(&r)?.batches().iter().cloned());
+        }
+        let _input = out.counters.hold(bytes_of(&batches));
+        let reduced = self.reduce(batches, p)?;
+        out.emit(reduced)
+    }
+}
+
+/// What a reducer hands its output to: it puts each block it emits (spilled at once past
+/// the exchange's share of the store) and counts what the reducer holds.
+pub(crate) struct Reducer<'a> {
+    /// The operator's counters (bytes held).
+    pub counters: &'a OpCounters,
+    /// Bytes a reducer should hold at most where it can choose (sort runs).
+    pub limit: u64,
+    /// Bytes per output block.
+    pub block_bytes: u64,
+    spill_over: u64,
+    outputs: Vec<ObjectRef<Block>>,
+}
+
+impl Reducer<'_> {
+    /// Puts `batches` as one output block (nothing when empty).
+    pub fn emit(&mut self, batches: Vec<RecordBatch>) -> Result<()> {
+        if let Some(r) = put_batches(batches, self.spill_over)? {
+            self.outputs.push(r);
+        }
+        Ok(())
+    }
+
+    /// Puts `batch` as a block the reducer reads back later (a sorted run's chunk),
+    /// spilled like every block of the exchange.
+    pub fn stash(&self, batch: RecordBatch) -> Result<ObjectRef<Block>> {
+        put_block(Block::from(batch), self.spill_over)
+    }
 }
 
 /// The barrier source: runs the exchange on first use, then serves reducer outputs.
@@ -199,29 +245,29 @@ impl ExchangeOp {
         // Reduce side: partition p of every map output.
         let ex3 = ex.clone();
         let counters = self.counters.clone();
+        let (limit, block_bytes) = reducer_bounds(&self.ctx);
         let reduce = crate::task(
-            move |inputs: Vec<ObjectRef<Block>>, p: u64| -> TaskResult<ObjectRef<Block>> {
-                let mut batches = Vec::new();
-                let mut schema = None;
-                for r in &inputs {
-                    let b = crate::get(r)?;
-                    schema.get_or_insert_with(|| b.schema().clone());
-                    batches.extend(b.batches().iter().cloned());
-                }
-                drop(inputs);
-                let _input = counters.hold(bytes_of(&batches));
-                let out = ex3.reduce(batches, p as usize)?;
-                let _output = counters.hold(bytes_of(&out));
-                let schema = match (out.first(), schema) {
-                    (Some(first), _) => first.schema(),
-                    (None, Some(s)) => s,
-                    (None, None) => return Err(crate::UserError::msg("a reducer without input")),
+            move |inputs: Vec<ObjectRef<Block>>, p: u64| -> TaskResult<Vec<ObjectRef<Block>>> {
+                let Some(first) = inputs.first() else {
+                    return Err(crate::UserError::msg("a reducer without input"));
                 };
-                let block = Block::try_new(schema, out)?;
-                drop(_output);
-                let r = put_block(block, spill_over)?;
+                // Read first (the reducer reads the piece next anyway, restored if spilled).
+                let schema = crate::get(first)?.schema().clone();
+                let mut out = Reducer {
+                    counters: &counters,
+                    limit,
+                    block_bytes,
+                    spill_over,
+                    outputs: Vec::new(),
+                };
+                ex3.reduce_pieces(inputs, p as usize, &mut out)?;
+                let mut outputs = out.outputs;
+                if outputs.is_empty() {
+                    // No rows: one empty block, which still carries the schema.
+                    outputs.push(put_block(Block::try_new(schema, Vec::new())?, spill_over)?);
+                }
                 release_free_memory();
-                Ok(r)
+                Ok(outputs)
             },
         )
         .name(&format!("{}Reduce", short(&ex.to_string())))
@@ -238,8 +284,17 @@ impl ExchangeOp {
         }
         drop(parts);
         // Wait for the reducers here: errors surface before anything downstream runs.
-        crate::get_all(&outs, None)
+        Ok(crate::get_all(&outs, None)?.into_iter().flatten().collect())
     }
+}
+
+/// How much a reducer may hold where it can choose ([`Reducer::limit`]: twice the share of
+/// a partition, which is a block, at most an eighth of the store) and the size of its
+/// output blocks.
+pub(crate) fn reducer_bounds(ctx: &DataContext) -> (u64, u64) {
+    let budget = crate::object_store_stats().map_or(u64::MAX, |s| s.budget);
+    let per = ctx.target_max_block_size.min(budget / 8).max(1 << 20);
+    (2 * per, per)
 }
 
 /// Memory beyond the store's resident bytes the process may hold before an exchange task
