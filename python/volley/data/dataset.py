@@ -52,6 +52,17 @@ def _to_pandas(table: pa.Table) -> Any:
     return table.to_pandas(types_mapper={pa.string(): strings, pa.large_string(): strings}.get)
 
 
+def _keep_string_types(out: pa.Table, given: pa.Schema) -> pa.Table:
+    """``out`` with the ``string`` type back on the columns that came in as ``string``:
+    pandas' pyarrow strings (see :func:`_to_pandas`) return as ``large_string``. Their
+    characters stay shared with the input; only the offsets are converted."""
+    for i, f in enumerate(out.schema):
+        j = given.get_field_index(f.name)
+        if pa.types.is_large_string(f.type) and j >= 0 and given.field(j).type == pa.string():
+            out = out.set_column(i, f.name, out.column(i).cast(pa.string()))
+    return out
+
+
 def _from_format(batch: Any) -> pa.Table:
     if isinstance(batch, pa.Table):
         return batch
@@ -79,7 +90,8 @@ class _BatchFn:
         self.fn, self.fmt, self.args, self.kwargs = fn, fmt, args, kwargs
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return _from_format(self.fn(_to_format(table, self.fmt), *self.args, **self.kwargs))
+        out = _from_format(self.fn(_to_format(table, self.fmt), *self.args, **self.kwargs))
+        return _keep_string_types(out, table.schema) if self.fmt == "pandas" else out
 
 
 class _BatchClass:
@@ -92,8 +104,8 @@ class _BatchClass:
         self.fmt, self.args, self.kwargs = fmt, args, kwargs
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        out = self.instance(_to_format(table, self.fmt), *self.args, **self.kwargs)
-        return _from_format(out)
+        out = _from_format(self.instance(_to_format(table, self.fmt), *self.args, **self.kwargs))
+        return _keep_string_types(out, table.schema) if self.fmt == "pandas" else out
 
 
 def _in_jupyter() -> bool:
