@@ -263,6 +263,24 @@ impl PyDataset {
         wrap(self.ds.zip(&other.ds))
     }
 
+    /// A hash join on key columns (`how`: inner, left_outer, right_outer, full_outer).
+    #[pyo3(signature = (other, how, left_on, right_on, partitions=None))]
+    fn join(
+        &self,
+        other: &PyDataset,
+        how: &str,
+        left_on: Vec<String>,
+        right_on: Vec<String>,
+        partitions: Option<usize>,
+    ) -> Res<PyDataset> {
+        let how = eng(data::JoinType::parse(how))?;
+        let (l, r): (Vec<&str>, Vec<&str>) = (
+            left_on.iter().map(String::as_str).collect(),
+            right_on.iter().map(String::as_str).collect(),
+        );
+        eng(self.ds.join(&other.ds, how, &l, &r, partitions)).map(wrap)
+    }
+
     fn repartition(&self, n: usize) -> Res<PyDataset> {
         eng(self.ds.repartition(n)).map(wrap)
     }

@@ -349,3 +349,36 @@ def test_a_dataset_inside_a_task_says_it_cannot_run_there(rt):
 
     with pytest.raises(NotImplementedError, match="cannot run inside a task"):
         rt.get(doubled_last.remote(), timeout=60)
+
+
+@pytest.mark.parametrize(
+    "join_type, how",
+    [("inner", "inner"), ("left_outer", "left"), ("right_outer", "right"), ("full_outer", "outer")],
+)
+def test_join_matches_pandas_merge(rt, table, join_type, how):
+    left = table.select(["id", "key"])
+    right = pa.table(
+        {
+            "id": np.arange(10_000, 30_000, dtype=np.int64),
+            "key": [f"r{i % 5}" for i in range(20_000)],
+            "score": np.arange(20_000, dtype=np.float64),
+        }
+    )
+    got = (
+        rt.data.from_arrow(left)
+        .join(rt.data.from_arrow(right), join_type, num_partitions=4, on=("id",))
+        .to_pandas()
+    )
+    want = left.to_pandas().merge(right.to_pandas(), on="id", how=how, suffixes=("", "_1"))
+    assert list(got.columns) == ["id", "key", "key_1", "score"]
+    got = got.sort_values("id").reset_index(drop=True)
+    want = want[["id", "key", "key_1", "score"]].sort_values("id").reset_index(drop=True)
+    assert len(got) == len(want)
+    assert got["id"].tolist() == want["id"].tolist()
+    assert got["key"].fillna("-").tolist() == want["key"].fillna("-").tolist()
+    assert got["key_1"].fillna("-").tolist() == want["key_1"].fillna("-").tolist()
+    assert np.allclose(got["score"].fillna(-1.0), want["score"].fillna(-1.0))
+    with pytest.raises(exceptions.VolleyError, match="is not a column of the right"):
+        rt.data.from_arrow(left).join(
+            rt.data.from_arrow(right), "inner", on=("id",), right_on=("nope",)
+        )

@@ -20,7 +20,7 @@ use crate::data::physical::PhysicalPlan;
 use crate::data::planner::{PlanEnv, plan};
 use crate::data::progress::{OperatorProgress, Reporter, snapshot};
 use crate::data::udf::{self, BatchFnMut, Compute, MapOptions, MapUdf};
-use crate::data::{Agg, AggKind};
+use crate::data::{Agg, AggKind, JoinType};
 use crate::error::{Error, Result, TaskResult};
 use crate::io::FileSink;
 use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
@@ -244,6 +244,10 @@ fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
             let (left, right) = (static_schema(left)?, static_schema(right)?);
             left.and_then(|l| right.map(|r| crate::data::physical::zip_schema(&l, &r)))
         }
+        LogicalPlan::Join { left, right, spec } => {
+            let (left, right) = (static_schema(left)?, static_schema(right)?);
+            left.and_then(|l| right.and_then(|r| spec.schema(&l, &r)))
+        }
         LogicalPlan::Filter { input, .. }
         | LogicalPlan::Limit { input, .. }
         | LogicalPlan::Sort { input, .. }
@@ -460,6 +464,35 @@ impl Dataset {
             left: self.plan.clone(),
             right: other.plan.clone(),
         })
+    }
+
+    /// Joins `other` on key columns (`left_on` of this dataset equal to `right_on` of
+    /// `other`, pairwise; equal types), as a hash-partitioned exchange of both sides into
+    /// `partitions` (default: one per input block). Null keys match nothing. The output has
+    /// this dataset's columns, then `other`'s other columns (renamed `<name>_1` where the
+    /// name is taken); see [`JoinType`] for which rows it keeps.
+    pub fn join(
+        &self,
+        other: &Dataset,
+        how: JoinType,
+        left_on: &[&str],
+        right_on: &[&str],
+        partitions: Option<usize>,
+    ) -> Result<Dataset> {
+        let spec = crate::data::JoinSpec {
+            left_on: left_on.iter().map(|s| s.to_string()).collect(),
+            right_on: right_on.iter().map(|s| s.to_string()).collect(),
+            how,
+            partitions: partitions.filter(|&n| n > 0),
+        };
+        if let (Some(l), Some(r)) = (static_schema(&self.plan), static_schema(&other.plan)) {
+            spec.schema(&*l?, &*r?)?;
+        }
+        Ok(self.with(LogicalPlan::Join {
+            left: self.plan.clone(),
+            right: other.plan.clone(),
+            spec,
+        }))
     }
 
     /// Keeps rows where `predicate` holds (`col("value").gt(lit(0.5))`).

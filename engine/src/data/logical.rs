@@ -94,6 +94,15 @@ pub enum LogicalPlan {
         /// Right columns (renamed `<name>_1` where the left has the name).
         right: Arc<LogicalPlan>,
     },
+    /// A hash join on key columns (`join`).
+    Join {
+        /// Left rows.
+        left: Arc<LogicalPlan>,
+        /// Right rows.
+        right: Arc<LogicalPlan>,
+        /// Keys and kind.
+        spec: crate::data::JoinSpec,
+    },
     /// Rows where a predicate holds.
     Filter {
         /// Input.
@@ -170,7 +179,9 @@ impl LogicalPlan {
             | LogicalPlan::Repartition { input, .. }
             | LogicalPlan::RandomShuffle { input, .. }
             | LogicalPlan::MapGroups { input, .. } => vec![input],
-            LogicalPlan::Zip { left, right } => vec![left, right],
+            LogicalPlan::Zip { left, right } | LogicalPlan::Join { left, right, .. } => {
+                vec![left, right]
+            }
             LogicalPlan::Union { inputs } => inputs.iter().collect(),
         }
     }
@@ -226,6 +237,12 @@ impl LogicalPlan {
                 format!("MapGroups: {name} by [{}]", keys.join(", "))
             }
             LogicalPlan::Zip { .. } => "Zip".to_string(),
+            LogicalPlan::Join { spec, .. } => format!(
+                "Join: {} on [{}] = [{}]",
+                spec.how,
+                spec.left_on.join(", "),
+                spec.right_on.join(", ")
+            ),
             LogicalPlan::Filter { predicate, .. } => format!("Filter: {predicate}"),
             LogicalPlan::Project { columns, .. } => {
                 format!("Project: {}", projection_text(columns))

@@ -42,7 +42,7 @@ pub use dataset::{
     read_json, read_parquet,
 };
 pub use logical::{LogicalPlan, MapKind};
-pub use physical::{Agg, AggKind};
+pub use physical::{Agg, AggKind, JoinSpec, JoinType};
 pub use progress::{OperatorProgress, Progress, ProgressSink};
 pub use split::SplitIter;
 pub use udf::{ActorFactory, BatchFn, BatchFnMut, Compute, MapOptions, MapUdf};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::data::context::DataContext;
 use crate::data::logical::{LogicalPlan, MapKind};
 use crate::data::physical::{
-    AggregateExchange, ExchangeOp, FilterOp, FromBatchesOp, FromRefsOp, LimitBarrierOp,
+    AggregateExchange, ExchangeOp, FilterOp, FromBatchesOp, FromRefsOp, JoinOp, LimitBarrierOp,
     MapBatchesOp, MapGroupsExchange, PhysicalPlan, Pipeline, ProjectOp, RandomShuffleExchange,
     RangeOp, ReadParquetOp, ReadTextOp, RepartitionExchange, RowOp, SortExchange, SourceOp, ZipOp,
 };
@@ -128,6 +128,14 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
                 |p: &Arc<LogicalPlan>| crate::data::Dataset::from_plan(p.clone(), env.ctx.clone());
             Ok(vec![(
                 Arc::new(ZipOp::new(side(left), side(right))),
+                Vec::new(),
+            )])
+        }
+        LogicalPlan::Join { left, right, spec } => {
+            let side =
+                |p: &Arc<LogicalPlan>| crate::data::Dataset::from_plan(p.clone(), env.ctx.clone());
+            Ok(vec![(
+                Arc::new(JoinOp::new(side(left), side(right), spec.clone())),
                 Vec::new(),
             )])
         }

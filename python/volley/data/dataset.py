@@ -451,6 +451,41 @@ class Dataset:
     def zip(self, other: "Dataset") -> "Dataset":
         return Dataset(self._ds.zip(other._ds))
 
+    def join(
+        self,
+        ds: "Dataset",
+        join_type: str = "inner",
+        num_partitions: Optional[int] = None,
+        on: Sequence[str] = ("id",),
+        right_on: Optional[Sequence[str]] = None,
+        left_suffix: Optional[str] = None,
+        right_suffix: Optional[str] = None,
+        **kwargs: Any,
+    ) -> "Dataset":
+        """Joins ``ds`` where this dataset's ``on`` columns equal ``ds``'s ``right_on``
+        columns (default: ``on``), as Ray's ``Dataset.join``: ``join_type`` is ``"inner"``,
+        ``"left_outer"``, ``"right_outer"`` or ``"full_outer"``, rows are hash-partitioned
+        into ``num_partitions`` (default: one per input block). Null keys match nothing.
+        The result has this dataset's columns (each key once), then ``ds``'s other columns;
+        a name both have gets ``_1`` on ``ds``'s side."""
+        if left_suffix is not None or right_suffix is not None:
+            raise NotImplementedError(
+                "join(left_suffix=, right_suffix=) is not supported yet: a column name both "
+                "datasets have gets '_1' on the right; rename_columns before the join to choose"
+            )
+        if isinstance(on, str):
+            on = (on,)
+        if isinstance(right_on, str):
+            right_on = (right_on,)
+        native = self._ds.join(
+            ds._ds,
+            join_type,
+            list(on),
+            list(right_on if right_on is not None else on),
+            None if num_partitions is None else int(num_partitions),
+        )
+        return Dataset(native)
+
     def repartition(self, num_blocks: int, *, shuffle: bool = False) -> "Dataset":
         return Dataset(self._ds.repartition(int(num_blocks)))
 

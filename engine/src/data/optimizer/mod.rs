@@ -79,6 +79,11 @@ pub(crate) fn with_new_inputs(
             left: f(left),
             right: f(right),
         },
+        LogicalPlan::Join { left, right, spec } => LogicalPlan::Join {
+            left: f(left),
+            right: f(right),
+            spec: spec.clone(),
+        },
         LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
             input: f(input),
             predicate: predicate.clone(),

@@ -346,7 +346,10 @@ fn put_block(block: Block, spill_over: u64) -> Result<ObjectRef<Block>> {
     Ok(r)
 }
 
-fn put_batches(batches: Vec<RecordBatch>, spill_over: u64) -> Result<Option<ObjectRef<Block>>> {
+pub(crate) fn put_batches(
+    batches: Vec<RecordBatch>,
+    spill_over: u64,
+) -> Result<Option<ObjectRef<Block>>> {
     match batches.first() {
         None => Ok(None),
         Some(b) => Ok(Some(put_block(

@@ -11,6 +11,7 @@ pub(crate) mod exchange_api {
 mod filter;
 mod from_batches;
 mod from_refs;
+mod join;
 mod limit_barrier;
 mod map_batches;
 mod map_groups;
@@ -36,6 +37,8 @@ pub(crate) use exchange::ExchangeOp;
 pub(crate) use filter::FilterOp;
 pub(crate) use from_batches::FromBatchesOp;
 pub(crate) use from_refs::FromRefsOp;
+pub(crate) use join::JoinOp;
+pub use join::{JoinSpec, JoinType};
 pub(crate) use limit_barrier::LimitBarrierOp;
 pub(crate) use map_batches::MapBatchesOp;
 pub(crate) use map_groups::MapGroupsExchange;
