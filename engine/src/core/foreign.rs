@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::actor::{ActorHandle, ActorOptions, try_actor};
 use crate::core::api::{ObjectRef, RawRef};
 use crate::core::ids::{ActorId, ObjectId};
-use crate::core::layout::WireBody;
+use crate::core::layout::{ArgBytes, WireBody};
 use crate::core::node::{NodeInner, current};
 use crate::core::object::{
     Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
@@ -167,7 +167,12 @@ impl ForeignValue {
             WireData::Pickle(b) => Ok(ForeignValue::Pickle(Bytes::from(b))),
             WireData::Ipc(b) => Self::from_data(decode_ipc(Buffer::from_vec(b))?),
             WireData::Segment { path, .. } => {
-                let seg = crate::core::shm::map_segment(std::path::Path::new(&path))?;
+                let path = std::path::Path::new(&path);
+                // In a worker, the node named one of its store's segments.
+                let seg = match node {
+                    None => crate::core::shm::map_store_segment(path)?,
+                    Some(_) => crate::core::shm::map_segment(path)?,
+                };
                 Self::from_data(seg.data().clone())
             }
             WireData::Handoff { path } => {
@@ -184,11 +189,22 @@ impl ForeignValue {
                         crate::core::shm::adopt_file(std::path::Path::new(path))?
                     }
                 };
-                let segs: Vec<Option<Buffer>> = args
+                let segs = args
                     .0
                     .iter()
-                    .map(|s| s.as_ref().map(|s| s.buffer()))
-                    .collect();
+                    .map(|a| {
+                        a.as_ref()
+                            .map(|(seg, data)| {
+                                // Only Arrow data keeps its own buffers in the encoding.
+                                let pieces = match data {
+                                    ObjectData::Arrow(_) => encode_ipc(data)?,
+                                    ObjectData::Bytes { .. } => Vec::new(),
+                                };
+                                Ok(ArgBytes::new(seg.buffer(), pieces))
+                            })
+                            .transpose()
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 Ok(ForeignValue::Arrow(crate::core::layout::rebuild(
                     &wire, &segs, &body,
                 )?))
@@ -212,10 +228,11 @@ fn check_handoff(node: Option<&NodeInner>, path: &str) -> Result<()> {
     }
 }
 
-/// The segments of a call's arguments, by position (`None` for arguments sent inline),
-/// which the node holds until it has read the call's outputs: they may refer to them.
+/// The segments of a call's arguments and the data they encode, by position (`None` for
+/// arguments sent inline), which the node holds until it has read the call's outputs: they
+/// may refer to them (resolved to the data's own buffers where the encoding shares them).
 #[derive(Default)]
-pub(crate) struct ArgSegments(Vec<Option<Arc<crate::core::shm::Segment>>>);
+pub(crate) struct ArgSegments(Vec<Option<(Arc<crate::core::shm::Segment>, ObjectData)>>);
 
 /// An IPC encoding inline in a message.
 fn inline_ipc(bufs: &[Buffer]) -> WireData {
@@ -642,7 +659,7 @@ fn wire_data(
         (_, Some(id)) => {
             let s = node.store.segment(id)?;
             let w = segment_wire(&s);
-            seg = Some(s);
+            seg = Some((s, data.clone()));
             w
         }
         (other, None) => ForeignValue::from_data(other.clone())?.to_wire()?,
@@ -722,14 +739,14 @@ fn direct_args(
                 wire.push(WireData::Pickle(b.to_vec()));
                 segs.0.push(None);
             }
-            arrow @ ForeignValue::Arrow(_) => {
+            ForeignValue::Arrow(block) => {
                 let r = local_put(PutValue {
-                    data: arrow,
+                    data: ForeignValue::Arrow(block.clone()),
                     nested: Vec::new(),
                 })?;
                 let seg = node.store.segment(r.id())?;
                 wire.push(segment_wire(&seg));
-                segs.0.push(Some(seg));
+                segs.0.push(Some((seg, ObjectData::Arrow(block))));
                 keep.push(r);
             }
         }
@@ -1720,7 +1737,7 @@ pub fn worker_next_call(channel: usize) -> Result<Option<WorkerCall>> {
     let mut args = Vec::with_capacity(call.args.len());
     for w in call.args {
         if let WireData::Segment { path, .. } = &w {
-            let seg = crate::core::shm::map_segment(std::path::Path::new(path))?;
+            let seg = crate::core::shm::map_store_segment(std::path::Path::new(path))?;
             ranges.push(Some(seg.address_range()));
             args.push(ForeignValue::from_data(seg.data().clone())?);
         } else {

@@ -185,9 +185,55 @@ impl Layout {
     }
 }
 
-/// Rebuilds the object from its layout: `args[i]` is the mapping of argument `i`'s segment
-/// (`None` for arguments that were not segments), `body` the body's bytes.
-pub(crate) fn rebuild(wire: &WireArrow, args: &[Option<Buffer>], body: &Buffer) -> Result<Block> {
+/// One argument's segment as the node resolves references into it: its whole mapping, and
+/// the buffers its IPC encoding concatenates (most are the object's own buffers, in the
+/// node's memory), by offset. A reference inside one of those is a slice of it, so the
+/// result shares the object's memory, not the segment's pages (which go with the object).
+pub(crate) struct ArgBytes {
+    whole: Buffer,
+    /// `(offset in the segment, buffer)`, in order.
+    pieces: Vec<(usize, Buffer)>,
+}
+
+impl ArgBytes {
+    /// `pieces`: the encoding that was written into the segment `whole` maps; ignored (only
+    /// the mapping is used) when their lengths do not add up to the segment's.
+    pub(crate) fn new(whole: Buffer, pieces: Vec<Buffer>) -> Self {
+        let mut at = 0;
+        let mut by_offset = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            let len = p.len();
+            by_offset.push((at, p));
+            at += len;
+        }
+        if at != whole.len() {
+            by_offset.clear();
+        }
+        ArgBytes {
+            whole,
+            pieces: by_offset,
+        }
+    }
+
+    /// Bytes `offset..offset + len`, from the piece that holds them whole, else from the
+    /// mapping; `None` when outside the segment.
+    fn slice(&self, offset: usize, len: usize) -> Option<Buffer> {
+        if offset.checked_add(len)? > self.whole.len() {
+            return None;
+        }
+        let i = self.pieces.partition_point(|(start, _)| *start <= offset);
+        if let Some((start, piece)) = i.checked_sub(1).map(|i| &self.pieces[i])
+            && offset + len <= start + piece.len()
+        {
+            return Some(piece.slice_with_length(offset - start, len));
+        }
+        Some(self.whole.slice_with_length(offset, len))
+    }
+}
+
+/// Rebuilds the object from its layout: `args[i]` is argument `i`'s segment (`None` for
+/// arguments that were not segments), `body` the body's bytes.
+pub(crate) fn rebuild(wire: &WireArrow, args: &[Option<ArgBytes>], body: &Buffer) -> Result<Block> {
     let schema = schema_from_bytes(&wire.schema)?;
     let mut batches = Vec::with_capacity(wire.batches.len());
     for (bi, wb) in wire.batches.iter().enumerate() {
@@ -221,7 +267,7 @@ pub(crate) fn rebuild(wire: &WireArrow, args: &[Option<Buffer>], body: &Buffer) 
 fn array(
     dt: &DataType,
     w: &WireArray,
-    args: &[Option<Buffer>],
+    args: &[Option<ArgBytes>],
     body: &Buffer,
 ) -> Result<ArrayData> {
     // The children's types, as Arrow lays them out for `dt`.
@@ -270,27 +316,39 @@ fn array(
         .map_err(Error::from)
 }
 
-fn buffer(p: &Piece, args: &[Option<Buffer>], body: &Buffer) -> Result<Buffer> {
-    let (source, what, offset, len) = match *p {
+fn buffer(p: &Piece, args: &[Option<ArgBytes>], body: &Buffer) -> Result<Buffer> {
+    let outside = |what: String, offset: u64, len: u64, size: usize| {
+        bad(format!(
+            "bytes {offset}..{} are outside {what} ({size} bytes)",
+            offset.saturating_add(len)
+        ))
+    };
+    match *p {
         Piece::Arg { arg, offset, len } => {
             let Some(Some(seg)) = args.get(arg as usize) else {
                 return Err(bad(format!(
                     "a buffer in argument {arg}, which is not a segment of the call"
                 )));
             };
-            (seg, format!("argument {arg}'s segment"), offset, len)
+            seg.slice(offset as usize, len as usize).ok_or_else(|| {
+                outside(
+                    format!("argument {arg}'s segment"),
+                    offset,
+                    len,
+                    seg.whole.len(),
+                )
+            })
         }
-        Piece::Body { offset, len } => (body, "the body".to_string(), offset, len),
-    };
-    let (offset, len) = (offset as usize, len as usize);
-    if offset.checked_add(len).is_none_or(|end| end > source.len()) {
-        return Err(bad(format!(
-            "bytes {offset}..{} are outside {what} ({} bytes)",
-            offset.saturating_add(len),
-            source.len()
-        )));
+        Piece::Body { offset, len } => {
+            if offset
+                .checked_add(len)
+                .is_none_or(|end| end > body.len() as u64)
+            {
+                return Err(outside("the body".into(), offset, len, body.len()));
+            }
+            Ok(body.slice_with_length(offset as usize, len as usize))
+        }
     }
-    Ok(source.slice_with_length(offset, len))
 }
 
 fn bad(message: String) -> Error {
@@ -333,8 +391,9 @@ mod tests {
     }
 
     /// A batch of every shape (nulls, offsets, children, a dictionary), as views of one
-    /// contiguous "segment" buffer, sliced so that offsets are non-zero.
-    fn shared_batch() -> (Buffer, RecordBatch) {
+    /// contiguous "segment" buffer, sliced so that offsets are non-zero; and the encoding's
+    /// pieces (the original batch's buffers, where the encoding shares them).
+    fn shared_batch() -> (Buffer, RecordBatch, Vec<Buffer>) {
         let ids = Int64Array::from_iter((0..1000).map(|i| (i % 7 != 0).then_some(i)));
         let names =
             StringArray::from_iter((0..1000).map(|i| (i % 5 != 0).then(|| format!("n{i}"))));
@@ -351,8 +410,9 @@ mod tests {
         .unwrap();
         // Through IPC into one buffer, as a worker sees an argument's segment.
         let data = crate::core::object::ObjectData::Arrow(Block::from(batch));
+        let pieces = crate::core::object::encode_ipc(&data).unwrap();
         let mut seg = Vec::new();
-        for b in crate::core::object::encode_ipc(&data).unwrap() {
+        for b in &pieces {
             seg.extend_from_slice(b.as_slice());
         }
         let seg = Buffer::from(seg);
@@ -361,7 +421,7 @@ mod tests {
         else {
             panic!("not arrow")
         };
-        (seg, read.batches()[0].slice(13, 900))
+        (seg, read.batches()[0].slice(13, 900), pieces)
     }
 
     fn body_of(l: &Layout) -> Buffer {
@@ -374,7 +434,7 @@ mod tests {
 
     #[test]
     fn shared_columns_are_references_and_new_ones_are_in_the_body() {
-        let (seg, batch) = shared_batch();
+        let (seg, batch, pieces) = shared_batch();
         let doubled = Float64Array::from_iter_values((0..900).map(|i| i as f64 * 2.0));
         let mut cols = batch.columns().to_vec();
         cols.push(Arc::new(doubled.clone()));
@@ -395,16 +455,26 @@ mod tests {
         // Only the new column is in the body.
         assert!(layout.body_len >= 900 * 8 && layout.body_len < 900 * 8 + ALIGN);
         let body = body_of(&layout);
-        let rebuilt = rebuild(&layout.wire, &[None, Some(seg.clone())], &body).unwrap();
+        let id_values =
+            |b: &Block| b.batches()[0].column(0).to_data().buffers()[0].as_ptr() as usize;
+        // From the mapping alone: the shared columns point into the segment, not a copy.
+        let mapped = ArgBytes::new(seg.clone(), Vec::new());
+        let rebuilt = rebuild(&layout.wire, &[None, Some(mapped)], &body).unwrap();
         assert_eq!(rebuilt.batches()[0], out);
-        // The shared columns point into the segment, not into a copy.
-        let id_values = rebuilt.batches()[0].column(0).to_data().buffers()[0].as_ptr() as usize;
-        assert!(address_range(&seg).contains(&id_values));
+        assert!(address_range(&seg).contains(&id_values(&rebuilt)));
+        // With the encoding's pieces: into the original batch's own buffers.
+        let original: Vec<Range<usize>> = pieces.iter().map(address_range).collect();
+        let shared = ArgBytes::new(seg.clone(), pieces);
+        let rebuilt = rebuild(&layout.wire, &[None, Some(shared)], &body).unwrap();
+        assert_eq!(rebuilt.batches()[0], out);
+        let at = id_values(&rebuilt);
+        assert!(!address_range(&seg).contains(&at));
+        assert!(original.iter().any(|r| r.contains(&at)));
     }
 
     #[test]
     fn nothing_shared_is_no_layout() {
-        let (seg, _) = shared_batch();
+        let (seg, _, _) = shared_batch();
         let own =
             RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from_iter_values(0..10)) as _)])
                 .unwrap();
@@ -417,7 +487,7 @@ mod tests {
 
     #[test]
     fn references_outside_the_call_are_refused_naming_them() {
-        let (seg, batch) = shared_batch();
+        let (seg, batch, _) = shared_batch();
         let layout = lay_out(&Block::from(batch), &[Some(address_range(&seg))])
             .unwrap()
             .unwrap();
@@ -426,7 +496,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("argument 0, which is not a segment"), "{err}");
-        let short = seg.slice_with_length(0, 64);
+        let short = ArgBytes::new(seg.slice_with_length(0, 64), Vec::new());
         let err = rebuild(&layout.wire, &[Some(short)], &body)
             .unwrap_err()
             .to_string();

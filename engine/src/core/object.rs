@@ -369,8 +369,23 @@ pub fn encoded_len(buffers: &[Buffer]) -> usize {
 
 /// Decodes an Arrow IPC stream held in `buf`; record batches reference `buf`'s memory
 /// (zero-copy) wherever alignment allows.
-pub fn decode_ipc(mut buf: Buffer) -> Result<ObjectData> {
-    let mut dec = StreamDecoder::new();
+pub fn decode_ipc(buf: Buffer) -> Result<ObjectData> {
+    decode_with(StreamDecoder::new(), buf)
+}
+
+/// [`decode_ipc`] without validating the arrays' contents (UTF-8, offsets): only for an
+/// encoding a Volley node wrote itself from arrays that were valid, read where nobody
+/// else can have changed it (a sealed segment of the node's session). Validation reads
+/// every byte, which for a worker means faulting in every page of a segment of which a
+/// function may read one column.
+pub(crate) fn decode_ipc_written_by_node(buf: Buffer) -> Result<ObjectData> {
+    // SAFETY: the encoding was produced by `encode_ipc` from valid arrays and is sealed
+    // (read-only, owner-only) since; see the function's contract.
+    let dec = unsafe { StreamDecoder::new().with_skip_validation(true) };
+    decode_with(dec, buf)
+}
+
+fn decode_with(mut dec: StreamDecoder, mut buf: Buffer) -> Result<ObjectData> {
     let mut batches = Vec::new();
     while !buf.is_empty() {
         if let Some(b) = dec.decode(&mut buf)? {

@@ -110,9 +110,20 @@ impl MappedSegment {
 
 /// Maps the segment at `path` read-only and decodes it zero-copy.
 pub fn map_segment(path: &Path) -> Result<MappedSegment> {
+    map_with(path, decode_ipc)
+}
+
+/// [`map_segment`] for a segment of the node's store named by the node itself (a call's
+/// argument in a worker): its contents are not validated again (see
+/// [`crate::core::object::decode_ipc_written_by_node`]).
+pub(crate) fn map_store_segment(path: &Path) -> Result<MappedSegment> {
+    map_with(path, crate::core::object::decode_ipc_written_by_node)
+}
+
+fn map_with(path: &Path, decode: fn(Buffer) -> Result<ObjectData>) -> Result<MappedSegment> {
     let ctx = || format!("mapping shared-memory segment {}", path.display());
     let map = map_file(path).map_err(|e| Error::io(ctx(), e))?;
-    let data = decode_ipc(mapping_buffer(&map))?;
+    let data = decode(mapping_buffer(&map))?;
     Ok(MappedSegment { map, data })
 }
 
