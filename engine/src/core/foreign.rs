@@ -138,11 +138,7 @@ impl ForeignValue {
         if let Some(layout) = crate::core::layout::lay_out(block, args)? {
             let mut wire = layout.wire;
             wire.body = if layout.body_len <= INLINE_BYTES {
-                let mut body = Vec::with_capacity(layout.body_len);
-                for b in &layout.body {
-                    body.extend_from_slice(b.as_slice());
-                }
-                WireBody::Inline(body)
+                WireBody::Inline(concat_bytes(&layout.body))
             } else {
                 WireBody::Handoff {
                     path: client.hand_off(&layout.body)?,
@@ -236,11 +232,16 @@ pub(crate) struct ArgSegments(Vec<Option<(Arc<crate::core::shm::Segment>, Object
 
 /// An IPC encoding inline in a message.
 fn inline_ipc(bufs: &[Buffer]) -> WireData {
+    WireData::Ipc(concat_bytes(bufs))
+}
+
+/// The concatenation of `bufs`, for a message.
+fn concat_bytes(bufs: &[Buffer]) -> Vec<u8> {
     let mut out = Vec::with_capacity(crate::core::object::encoded_len(bufs));
     for b in bufs {
         out.extend_from_slice(b.as_slice());
     }
-    WireData::Ipc(out)
+    out
 }
 
 /// What the store holds for a foreign value.

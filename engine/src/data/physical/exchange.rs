@@ -127,6 +127,45 @@ impl Reducer<'_> {
     }
 }
 
+/// The blocks a barrier operator (an exchange, a join) made when it was prepared, served as
+/// its fragments; each is released once read (a plan runs once).
+#[derive(Default)]
+pub(crate) struct BarrierOutputs(OnceLock<Vec<Mutex<Option<ObjectRef<Block>>>>>);
+
+impl BarrierOutputs {
+    /// Runs `run` the first time, keeping its blocks.
+    pub(crate) fn prepare(
+        &self,
+        run: impl FnOnce() -> Result<Vec<ObjectRef<Block>>>,
+    ) -> Result<()> {
+        if self.0.get().is_none() {
+            let outs = run()?;
+            let _ = self
+                .0
+                .set(outs.into_iter().map(|r| Mutex::new(Some(r))).collect());
+        }
+        Ok(())
+    }
+
+    /// Blocks made (0 before `prepare`).
+    pub(crate) fn len(&self) -> usize {
+        self.0.get().map_or(0, |o| o.len())
+    }
+
+    /// Block `i`, released from here; `what` names the operator in the error.
+    pub(crate) fn take(&self, i: usize, what: &str) -> Result<ObjectRef<Block>> {
+        self.0
+            .get()
+            .and_then(|o| o.get(i))
+            .and_then(|slot| slot.lock().take())
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "{what} output {i} read before the {what} ran, or twice"
+                ))
+            })
+    }
+}
+
 /// The barrier source: runs the exchange on first use, then serves reducer outputs.
 pub(crate) struct ExchangeOp {
     /// The input plan.
@@ -135,8 +174,8 @@ pub(crate) struct ExchangeOp {
     exchange: Arc<dyn Exchange>,
     ctx: DataContext,
     cpus: usize,
-    /// Reducer outputs; each is released once read (a plan runs once).
-    outputs: OnceLock<Vec<Mutex<Option<ObjectRef<Block>>>>>,
+    /// Reducer outputs.
+    outputs: BarrierOutputs,
     /// Shared with the map and reduce tasks (their peak bytes held).
     counters: Arc<OpCounters>,
 }
@@ -153,7 +192,7 @@ impl ExchangeOp {
             exchange,
             ctx,
             cpus,
-            outputs: OnceLock::new(),
+            outputs: BarrierOutputs::default(),
             counters: Arc::new(OpCounters::default()),
         }
     }
@@ -399,17 +438,11 @@ impl fmt::Display for ExchangeOp {
 
 impl SourceOp for ExchangeOp {
     fn prepare(&self) -> Result<()> {
-        if self.outputs.get().is_none() {
-            let outs = self.run()?;
-            let _ = self
-                .outputs
-                .set(outs.into_iter().map(|r| Mutex::new(Some(r))).collect());
-        }
-        Ok(())
+        self.outputs.prepare(|| self.run())
     }
 
     fn num_fragments(&self) -> usize {
-        self.outputs.get().map_or(0, |o| o.len())
+        self.outputs.len()
     }
 
     fn input_plan(&self) -> Option<&PhysicalPlan> {
@@ -417,16 +450,7 @@ impl SourceOp for ExchangeOp {
     }
 
     fn read(&self, i: usize, each: &mut dyn FnMut(RecordBatch) -> Result<bool>) -> Result<()> {
-        let r = self
-            .outputs
-            .get()
-            .and_then(|o| o.get(i))
-            .and_then(|slot| slot.lock().take())
-            .ok_or_else(|| {
-                Error::Internal(format!(
-                    "exchange output {i} read before the exchange ran, or twice"
-                ))
-            })?;
+        let r = self.outputs.take(i, "exchange")?;
         let block = crate::get(&r)?;
         drop(r);
         let started = std::time::Instant::now();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
-use crate::data::physical::{OpCounters, SourceOp};
+use crate::data::physical::{OpCounters, SourceOp, feed_block};
 use crate::error::Result;
 use crate::{Block, ObjectRef};
 
@@ -40,14 +40,7 @@ impl SourceOp for FromRefsOp {
         let Some((r, _)) = self.blocks.get(i) else {
             return Ok(());
         };
-        let block = crate::get(r)?;
-        let mut each = self.counters.counting(each);
-        for b in block.batches() {
-            if !each(b.clone())? {
-                break;
-            }
-        }
-        Ok(())
+        feed_block(&crate::get(r)?, &self.counters, each)
     }
 
     fn counters(&self) -> &OpCounters {

@@ -16,18 +16,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::take;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
-use parking_lot::Mutex;
 
 use crate::data::Dataset;
-use crate::data::physical::exchange::{put_batches, split_by};
-use crate::data::physical::{OpCounters, SourceOp, bytes_of};
+use crate::data::physical::exchange::{BarrierOutputs, put_batches, split_by};
+use crate::data::physical::{OpCounters, SourceOp, bytes_of, feed_block};
 use crate::error::{Error, Result, TaskResult};
 use crate::{Block, ObjectRef};
 
@@ -270,8 +269,8 @@ pub(crate) struct JoinOp {
     left: Dataset,
     right: Dataset,
     spec: JoinSpec,
-    /// Join outputs; each is released once read (a plan runs once).
-    outputs: OnceLock<Vec<Mutex<Option<ObjectRef<Block>>>>>,
+    /// Join outputs.
+    outputs: BarrierOutputs,
     counters: Arc<OpCounters>,
 }
 
@@ -281,7 +280,7 @@ impl JoinOp {
             left,
             right,
             spec,
-            outputs: OnceLock::new(),
+            outputs: BarrierOutputs::default(),
             counters: Arc::new(OpCounters::default()),
         }
     }
@@ -396,39 +395,18 @@ impl fmt::Display for JoinOp {
 
 impl SourceOp for JoinOp {
     fn prepare(&self) -> Result<()> {
-        if self.outputs.get().is_none() {
-            let outs = self.run()?;
-            let _ = self
-                .outputs
-                .set(outs.into_iter().map(|r| Mutex::new(Some(r))).collect());
-        }
-        Ok(())
+        self.outputs.prepare(|| self.run())
     }
 
     fn num_fragments(&self) -> usize {
-        self.outputs.get().map_or(0, |o| o.len())
+        self.outputs.len()
     }
 
     fn read(&self, i: usize, each: &mut dyn FnMut(RecordBatch) -> Result<bool>) -> Result<()> {
-        let r = self
-            .outputs
-            .get()
-            .and_then(|o| o.get(i))
-            .and_then(|slot| slot.lock().take())
-            .ok_or_else(|| {
-                Error::Internal(format!(
-                    "join output {i} read before the join ran, or twice"
-                ))
-            })?;
+        let r = self.outputs.take(i, "join")?;
         let block = crate::get(&r)?;
         drop(r);
-        let mut each = self.counters.counting(each);
-        for b in block.batches() {
-            if !each(b.clone())? {
-                break;
-            }
-        }
-        Ok(())
+        feed_block(&block, &self.counters, each)
     }
 
     fn counters(&self) -> &OpCounters {

@@ -175,6 +175,22 @@ impl OpCounters {
     }
 }
 
+/// Hands `block`'s batches to `each`, counted per batch by `counters` (see
+/// [`OpCounters::counting`]), until `each` says stop.
+pub(crate) fn feed_block(
+    block: &crate::Block,
+    counters: &OpCounters,
+    each: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let mut each = counters.counting(each);
+    for b in block.batches() {
+        if !each(b.clone())? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Resources a pipeline's tasks ask for (the most any of its operators needs).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TaskDemand {
