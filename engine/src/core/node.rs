@@ -27,7 +27,7 @@ use crate::core::scheduler::{Grant, Released, Scheduler};
 use crate::core::spill::Spiller;
 use crate::core::store::{Store, StoreConfig};
 use crate::core::task::{
-    Arg, CallCtx, CallError, EmitSink, Func, Returns, TaskRequest, TaskSpec, TaskState,
+    Arg, CallCtx, CallError, EmitSink, Func, Output, Returns, TaskRequest, TaskSpec, TaskState,
     lookup_registered,
 };
 use crate::error::{Error, FailureCause, Result};
@@ -633,10 +633,23 @@ impl NodeInner {
 
     fn execute(self: &Arc<Self>, mut task: Box<TaskSpec>, grant: Grant) {
         let result = self.run_once(&mut task, &grant);
+        // Resources go back before the outputs are sealed: whoever sees a result sees the
+        // task's resources free again.
         let released = self.sched.release(&grant);
         self.after_release(released);
         match result {
-            Ok(()) => self.finish_task(&task),
+            Ok(outputs) => {
+                match &task.returns {
+                    Returns::Fixed(ids) => {
+                        for (id, (data, nested)) in ids.iter().zip(outputs) {
+                            // A failed seal (store full) fails that output; the rest go on.
+                            let _ = self.store.seal(*id, data, nested);
+                        }
+                    }
+                    Returns::Streaming(g) => g.finish(Ok(())),
+                }
+                self.finish_task(&task)
+            }
             Err((err, retry)) => {
                 if retry && task.can_retry() && !task.state.is_cancelled() {
                     task.attempt += 1;
@@ -648,8 +661,13 @@ impl NodeInner {
         }
     }
 
-    /// Runs one attempt. `Err((error, retriable))` on failure.
-    fn run_once(self: &Arc<Self>, task: &mut TaskSpec, grant: &Grant) -> Result<(), (Error, bool)> {
+    /// Runs one attempt: its outputs (none for a streaming task, whose items are out), to be
+    /// sealed; `Err((error, retriable))` on failure.
+    fn run_once(
+        self: &Arc<Self>,
+        task: &mut TaskSpec,
+        grant: &Grant,
+    ) -> Result<Vec<Output>, (Error, bool)> {
         if task.state.is_cancelled() {
             return Err((Error::TaskCancelled(task.display_name()), false));
         }
@@ -712,16 +730,9 @@ impl NodeInner {
                             false,
                         ));
                     }
-                    for (id, (data, nested)) in ids.iter().zip(outputs) {
-                        // A failed seal (store full) fails that output; the rest go on.
-                        let _ = self.store.seal(*id, data, nested);
-                    }
-                    Ok(())
+                    Ok(outputs)
                 }
-                Returns::Streaming(g) => {
-                    g.finish(Ok(()));
-                    Ok(())
-                }
+                Returns::Streaming(_) => Ok(Vec::new()),
             },
             Ok(Err(CallError::User(e))) if e.engine_error().is_some() => Err((
                 e.engine_error().cloned().unwrap_or(Error::Shutdown),

@@ -293,3 +293,16 @@ fn refs_returned_by_a_task_outlive_the_task() {
     drop((out, refs));
     assert_eq!(volley::object_store_stats().unwrap().num_objects, 0);
 }
+
+#[test]
+fn a_tasks_resources_are_free_once_its_result_can_be_read() {
+    let _rt = start();
+    let all = volley::task(|i: u64| Ok(i)).num_cpus(2.0);
+    for i in 0..3000u64 {
+        assert_eq!(volley::get(&all.remote((i,)).unwrap()).unwrap(), i);
+        let free = volley::available_resources()
+            .unwrap()
+            .get(&volley::ResourceName::Cpu);
+        assert_eq!(free, 2.0, "after task {i}, its CPUs were still held");
+    }
+}
