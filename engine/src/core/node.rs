@@ -633,12 +633,13 @@ impl NodeInner {
 
     fn execute(self: &Arc<Self>, mut task: Box<TaskSpec>, grant: Grant) {
         let result = self.run_once(&mut task, &grant);
-        // Resources go back before the outputs are sealed: whoever sees a result sees the
-        // task's resources free again.
+        // Resources and arguments go back before the outputs are sealed: whoever sees a
+        // result sees the task's resources free and its arguments released.
         let released = self.sched.release(&grant);
         self.after_release(released);
         match result {
             Ok(outputs) => {
+                self.finish_task(&task);
                 match &task.returns {
                     Returns::Fixed(ids) => {
                         for (id, (data, nested)) in ids.iter().zip(outputs) {
@@ -648,7 +649,6 @@ impl NodeInner {
                     }
                     Returns::Streaming(g) => g.finish(Ok(())),
                 }
-                self.finish_task(&task)
             }
             Err((err, retry)) => {
                 if retry && task.can_retry() && !task.state.is_cancelled() {
