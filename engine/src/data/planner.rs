@@ -135,7 +135,12 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
             let side =
                 |p: &Arc<LogicalPlan>| crate::data::Dataset::from_plan(p.clone(), env.ctx.clone());
             Ok(vec![(
-                Arc::new(JoinOp::new(side(left), side(right), spec.clone())),
+                Arc::new(JoinOp::new(
+                    side(left),
+                    side(right),
+                    spec.clone(),
+                    env.ctx.clone(),
+                )),
                 Vec::new(),
             )])
         }

@@ -662,3 +662,82 @@ fn joins_match_datafusion_for_every_kind() {
     );
     assert!(data::JoinType::parse("sideways").is_err());
 }
+
+#[test]
+fn a_join_partition_larger_than_a_join_task_may_hold_is_joined_in_chunks() {
+    let _rt = start_with(2.0, |c| c.object_store_memory = Some(64 << 20));
+    // One partition of 9.6 MB on the left and 8 MB on the right, for a join task that may
+    // hold 2 MiB of the right (twice a 1 MiB block): the right is read in chunks, and the
+    // left streams past each. Keys repeat on both sides, and some are null.
+    let left: Vec<(Option<i64>, i64)> = (0..600_000)
+        .map(|i| ((i % 97 != 0).then_some(i % 400_000), i))
+        .collect();
+    let right: Vec<(Option<i64>, i64)> = (0..500_000)
+        .map(|i| {
+            (
+                (i % 89 != 0).then_some(200_000 + i % 350_000),
+                10_000_000 + i,
+            )
+        })
+        .collect();
+    let (lb, rb) = (keyed("v", &left), keyed("v", &right));
+    let ctx_small = DataContext {
+        target_max_block_size: 1 << 20,
+        ..DataContext::default()
+    };
+    let blocks = |b: &RecordBatch| {
+        data::from_batches(
+            (0..b.num_rows())
+                .step_by(32_768)
+                .map(|i| b.slice(i, 32_768.min(b.num_rows() - i)))
+                .collect(),
+        )
+        .unwrap()
+        .with_context(ctx_small.clone())
+    };
+    let (ds_left, ds_right) = (blocks(&lb), blocks(&rb));
+    let ctx = volley::datafusion::prelude::SessionContext::new();
+    ctx.register_batch("l", lb.clone()).unwrap();
+    ctx.register_batch("r", rb.clone()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (how, sql) in [
+        (data::JoinType::Inner, "INNER"),
+        (data::JoinType::LeftOuter, "LEFT OUTER"),
+        (data::JoinType::RightOuter, "RIGHT OUTER"),
+        (data::JoinType::FullOuter, "FULL OUTER"),
+    ] {
+        let joined = ds_left
+            .join(&ds_right, how, &["k"], &["k"], Some(1))
+            .unwrap();
+        let got = concat(&joined.take_all().unwrap());
+        let want = rt
+            .block_on(async {
+                ctx.sql(&format!(
+                    "SELECT coalesce(l.k, r.k) AS k, l.v AS v, r.v AS v_1 FROM l {sql} JOIN r \
+                     ON l.k = r.k"
+                ))
+                .await?
+                .collect()
+                .await
+            })
+            .unwrap();
+        let want = concat(&want);
+        assert!(want.num_rows() > 300_000, "{how}: {}", want.num_rows());
+        assert_eq!(joined_rows(&got, "v_1"), joined_rows(&want, "v_1"), "{how}");
+        let stats = joined.stats().unwrap();
+        let op = stats
+            .operators
+            .iter()
+            .find(|o| o.name.contains("JoinOp"))
+            .expect("the join operator");
+        // Holding the partition whole would be 17.6 MB; a chunk and a probe block are 3 MiB.
+        assert!(
+            op.peak_bytes < 6 << 20,
+            "{how}: the join task held {} MiB at once: {stats}",
+            op.peak_bytes >> 20
+        );
+    }
+}

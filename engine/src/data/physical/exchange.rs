@@ -208,9 +208,7 @@ impl ExchangeOp {
             .map(|p| p.source.num_fragments())
             .sum();
         let fixed_n = (!sampling).then(|| ex.partitions(None, fragments, &self.ctx, self.cpus));
-        let spill_over = crate::object_store_stats().map_or(u64::MAX, |s| {
-            (s.budget as f64 * self.ctx.exchange_spill_fraction) as u64
-        });
+        let spill_over = spill_over(&self.ctx);
         let ex1 = ex.clone();
         let counters = self.counters.clone();
         let map_outputs: Vec<(Vec<Option<ObjectRef<Block>>>, Option<ObjectRef<Block>>, u64)> =
@@ -346,7 +344,7 @@ const TRIM_SLACK: u64 = 512 << 20;
 /// exchange's RSS climbs to nearly twice its data (the benchmark's sort of 2.6 GB peaks at
 /// 4.5 GiB without this, 2.8 GiB with it, for about 2 s more of its 17 s: freed pages fault
 /// again when reused). Other C libraries: nothing.
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let resident = crate::object_store_stats().map_or(0, |s| s.resident_bytes);
@@ -374,6 +372,14 @@ fn short(s: &str) -> String {
         .unwrap_or_default()
         .trim_end_matches("Op")
         .to_string()
+}
+
+/// Resident bytes past which an exchange spills the blocks it puts at once: its share of
+/// the store.
+pub(crate) fn spill_over(ctx: &DataContext) -> u64 {
+    crate::object_store_stats().map_or(u64::MAX, |s| {
+        (s.budget as f64 * ctx.exchange_spill_fraction) as u64
+    })
 }
 
 /// Puts `block`, spilling it at once when the store holds more than `spill_over` bytes.

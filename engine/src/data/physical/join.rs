@@ -3,8 +3,9 @@
 //! ```text
 //!  both sides materialized as blocks ──partition tasks──► each block's rows split by the
 //!      hash of their keys into P pieces, each `put` (spilled like every exchange block)
-//!  ──join tasks──► join p builds a hash table of the right's piece p and probes it with
-//!      the left's piece p; one block each
+//!  ──join tasks──► join p reads the right's piece p in chunks of at most a reducer's
+//!      share of the store, builds a hash table of each and streams the left's piece p past
+//!      it block by block; matches go out as blocks as they are found
 //!  downstream pipelines read the P join outputs as their fragments
 //! ```
 //! Equal keys hash alike on both sides (the keys' row encoding, which needs equal types),
@@ -18,14 +19,17 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, new_null_array};
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::take;
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 
+use crate::data::DataContext;
 use crate::data::Dataset;
-use crate::data::physical::exchange::{BarrierOutputs, put_batches, split_by};
+use crate::data::physical::exchange::{
+    BarrierOutputs, put_batches, reducer_bounds, release_free_memory, spill_over, split_by,
+};
 use crate::data::physical::{OpCounters, SourceOp, bytes_of, feed_block};
 use crate::error::{Error, Result, TaskResult};
 use crate::{Block, ObjectRef};
@@ -196,72 +200,186 @@ fn null_keys(cols: &[ArrayRef]) -> Vec<bool> {
     (0..n).map(|i| cols.iter().any(|c| c.is_null(i))).collect()
 }
 
-/// Joins one partition: both sides whole, each concatenated.
-fn join_partition(
-    spec: &JoinSpec,
-    schema: &SchemaRef,
-    (left, li): (&RecordBatch, &[usize]),
-    (right, ri): (&RecordBatch, &[usize]),
-) -> Result<RecordBatch> {
-    let lkeys: Vec<ArrayRef> = li.iter().map(|&i| left.column(i).clone()).collect();
-    let rkeys: Vec<ArrayRef> = ri.iter().map(|&i| right.column(i).clone()).collect();
-    let conv = converter(&lkeys)?;
-    let (lrows, rrows) = (conv.convert_columns(&lkeys)?, conv.convert_columns(&rkeys)?);
-    let (lnull, rnull) = (null_keys(&lkeys), null_keys(&rkeys));
-    let mut table: HashMap<&[u8], Vec<u32>> = HashMap::new();
-    for (j, r) in rrows.iter().enumerate() {
-        if !rnull[j] {
-            table.entry(r.data()).or_default().push(j as u32);
+/// Where a join task puts what it makes, and how much it may hold.
+struct JoinSink<'a> {
+    spec: &'a JoinSpec,
+    schema: &'a SchemaRef,
+    keys: (&'a [usize], &'a [usize]),
+    /// Bytes of the build side held at once (a chunk of the right's piece).
+    limit: u64,
+    /// Bytes per output block.
+    block_bytes: u64,
+    spill_over: u64,
+    outputs: Vec<ObjectRef<Block>>,
+}
+
+impl JoinSink<'_> {
+    /// Puts the rows `(l, r)` pair up (a `None` side is null) as output blocks of about
+    /// `block_bytes`.
+    fn emit(
+        &mut self,
+        left: &RecordBatch,
+        right: &RecordBatch,
+        lidx: &[Option<u32>],
+        ridx: &[Option<u32>],
+    ) -> Result<()> {
+        if lidx.is_empty() {
+            return Ok(());
         }
-    }
-    let mut lidx: Vec<Option<u32>> = Vec::new();
-    let mut ridx: Vec<Option<u32>> = Vec::new();
-    let mut matched = vec![false; right.num_rows()];
-    for (i, r) in lrows.iter().enumerate() {
-        let hits = (!lnull[i]).then(|| table.get(r.data())).flatten();
-        match hits {
-            Some(js) => {
-                for &j in js {
-                    lidx.push(Some(i as u32));
-                    ridx.push(Some(j));
-                    matched[j as usize] = true;
+        let (li, ri) = self.keys;
+        let lidx = UInt32Array::from(lidx.to_vec());
+        let ridx = UInt32Array::from(ridx.to_vec());
+        let pick = |c: &ArrayRef, idx: &UInt32Array| -> Result<ArrayRef> {
+            Ok(if idx.null_count() == idx.len() {
+                new_null_array(c.data_type(), idx.len())
+            } else {
+                take(c.as_ref(), idx, None)?
+            })
+        };
+        let from_left = BooleanArray::from_iter((0..lidx.len()).map(|i| Some(lidx.is_valid(i))));
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for (i, c) in left.columns().iter().enumerate() {
+            let taken = pick(c, &lidx)?;
+            columns.push(match li.iter().position(|&k| k == i) {
+                // A key: the right's value where only the right has the row.
+                Some(k) if self.spec.how.keeps_right() => {
+                    zip(&from_left, &taken, &pick(right.column(ri[k]), &ridx)?)?
                 }
-            }
-            None if spec.how.keeps_left() => {
-                lidx.push(Some(i as u32));
-                ridx.push(None);
-            }
-            None => {}
+                _ => taken,
+            });
         }
-    }
-    if spec.how.keeps_right() {
-        for (j, m) in matched.iter().enumerate() {
-            if !m {
-                lidx.push(None);
-                ridx.push(Some(j as u32));
+        for (i, c) in right.columns().iter().enumerate() {
+            if !ri.contains(&i) {
+                columns.push(pick(c, &ridx)?);
             }
         }
+        let out = RecordBatch::try_new(self.schema.clone(), columns)?;
+        if let Some(r) = put_batches(vec![out], self.spill_over)? {
+            self.outputs.push(r);
+        }
+        Ok(())
     }
-    let (lidx, ridx) = (UInt32Array::from(lidx), UInt32Array::from(ridx));
-    let from_left = BooleanArray::from_iter((0..lidx.len()).map(|i| Some(lidx.is_valid(i))));
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for (i, c) in left.columns().iter().enumerate() {
-        let taken = take(c.as_ref(), &lidx, None)?;
-        columns.push(match li.iter().position(|&k| k == i) {
-            // A key: the right's value where only the right has the row.
-            Some(k) if spec.how.keeps_right() => {
-                let theirs = take(right.column(ri[k]).as_ref(), &ridx, None)?;
-                zip(&from_left, &taken, &theirs)?
-            }
-            _ => taken,
-        });
+
+    /// Pairs of a probe batch with a build chunk, at most this many per output block.
+    fn window(&self, probe: &RecordBatch, build: &RecordBatch) -> usize {
+        let per_row =
+            |b: &RecordBatch| bytes_of(std::slice::from_ref(b)) / b.num_rows().max(1) as u64;
+        let row = (per_row(probe) + per_row(build)).max(1);
+        (self.block_bytes / row).max(1) as usize
     }
-    for (i, c) in right.columns().iter().enumerate() {
-        if !ri.contains(&i) {
-            columns.push(take(c.as_ref(), &ridx, None)?);
+}
+
+/// A build chunk's hash table: the rows of each non-null key.
+fn build_table(rows: &Rows, nulls: &[bool]) -> HashMap<Box<[u8]>, Vec<u32>> {
+    let mut table: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
+    for (j, r) in rows.iter().enumerate() {
+        if !nulls[j] {
+            table.entry(r.data().into()).or_default().push(j as u32);
         }
     }
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    table
+}
+
+/// Joins one partition within bounded memory (a block nested-loop hash join).
+///
+/// The right's piece is read in chunks of about `sink.limit` bytes; for each chunk a hash
+/// table is built and the left's blocks stream past it one at a time. Matches go out as
+/// they are found, in blocks of about `sink.block_bytes`. A left row without a match in
+/// any chunk is known only after the last one, so left-outer rows go out in the last pass
+/// (each left row's "matched" is a bit kept across passes); a chunk's right rows without a
+/// match go out after its pass. One chunk, the usual case, reads each side once.
+fn join_partition(
+    sink: &mut JoinSink<'_>,
+    counters: &OpCounters,
+    (left, ls): (&[ObjectRef<Block>], &SchemaRef),
+    (right, rs): (Vec<ObjectRef<Block>>, &SchemaRef),
+) -> Result<()> {
+    let (li, ri) = (sink.keys.0.to_vec(), sink.keys.1.to_vec());
+    let how = sink.spec.how;
+    // Per left block, per row: matched by some chunk so far.
+    let mut left_matched: Vec<Vec<bool>> = vec![Vec::new(); left.len()];
+    let mut rest = right.into_iter().peekable();
+    let mut first = true;
+    loop {
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        while bytes < sink.limit {
+            let Some(r) = rest.next() else { break };
+            let b = crate::get(&r)?;
+            bytes += b.size_bytes();
+            chunk.extend(b.batches().iter().filter(|b| b.num_rows() > 0).cloned());
+        }
+        if chunk.is_empty() && !first {
+            return Ok(());
+        }
+        first = false;
+        let last = rest.peek().is_none();
+        let build = arrow::compute::concat_batches(rs, &chunk)?;
+        drop(chunk);
+        let _held = counters.hold(bytes_of(std::slice::from_ref(&build)));
+        let bkeys: Vec<ArrayRef> = ri.iter().map(|&i| build.column(i).clone()).collect();
+        let conv = converter(&bkeys)?;
+        let table = build_table(&conv.convert_columns(&bkeys)?, &null_keys(&bkeys));
+        let mut build_matched = vec![false; build.num_rows()];
+        for (bi, lref) in left.iter().enumerate() {
+            let block = crate::get(lref)?;
+            let _probe = counters.hold(block.size_bytes());
+            let seen = &mut left_matched[bi];
+            if seen.is_empty() && how.keeps_left() {
+                *seen = vec![false; block.batches().iter().map(|b| b.num_rows()).sum()];
+            }
+            let mut base = 0;
+            for probe in block.batches().iter().filter(|b| b.num_rows() > 0) {
+                let pkeys: Vec<ArrayRef> = li.iter().map(|&i| probe.column(i).clone()).collect();
+                let (prows, pnull) = (conv.convert_columns(&pkeys)?, null_keys(&pkeys));
+                let window = sink.window(probe, &build);
+                let (mut lidx, mut ridx) = (Vec::new(), Vec::new());
+                for (i, r) in prows.iter().enumerate() {
+                    match (!pnull[i]).then(|| table.get(r.data())).flatten() {
+                        Some(js) => {
+                            for &j in js {
+                                lidx.push(Some(i as u32));
+                                ridx.push(Some(j));
+                                build_matched[j as usize] = true;
+                                if lidx.len() >= window {
+                                    sink.emit(probe, &build, &lidx, &ridx)?;
+                                    (lidx, ridx) = (Vec::new(), Vec::new());
+                                }
+                            }
+                            if how.keeps_left() {
+                                seen[base + i] = true;
+                            }
+                        }
+                        None if last && how.keeps_left() && !seen[base + i] => {
+                            lidx.push(Some(i as u32));
+                            ridx.push(None);
+                            if lidx.len() >= window {
+                                sink.emit(probe, &build, &lidx, &ridx)?;
+                                (lidx, ridx) = (Vec::new(), Vec::new());
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                sink.emit(probe, &build, &lidx, &ridx)?;
+                base += probe.num_rows();
+            }
+        }
+        if how.keeps_right() {
+            let none = RecordBatch::new_empty(ls.clone());
+            let window = sink.window(&none, &build);
+            let unmatched: Vec<u32> = (0..build.num_rows() as u32)
+                .filter(|&j| !build_matched[j as usize])
+                .collect();
+            for js in unmatched.chunks(window) {
+                let ridx: Vec<Option<u32>> = js.iter().map(|&j| Some(j)).collect();
+                sink.emit(&none, &build, &vec![None; ridx.len()], &ridx)?;
+            }
+        }
+        if last {
+            return Ok(());
+        }
+    }
 }
 
 /// Joins two datasets.
@@ -269,17 +387,19 @@ pub(crate) struct JoinOp {
     left: Dataset,
     right: Dataset,
     spec: JoinSpec,
+    ctx: DataContext,
     /// Join outputs.
     outputs: BarrierOutputs,
     counters: Arc<OpCounters>,
 }
 
 impl JoinOp {
-    pub(crate) fn new(left: Dataset, right: Dataset, spec: JoinSpec) -> Self {
+    pub(crate) fn new(left: Dataset, right: Dataset, spec: JoinSpec, ctx: DataContext) -> Self {
         JoinOp {
             left,
             right,
             spec,
+            ctx,
             outputs: BarrierOutputs::default(),
             counters: Arc::new(OpCounters::default()),
         }
@@ -295,6 +415,7 @@ impl JoinOp {
             .partitions
             .unwrap_or_else(|| lblocks.len().max(rblocks.len()))
             .clamp(1, 4096);
+        let spill_over = spill_over(&self.ctx);
         let split = crate::task(
             move |block: ObjectRef<Block>,
                   keys: Vec<u64>|
@@ -313,7 +434,7 @@ impl JoinOp {
                 }
                 Ok(parts
                     .into_iter()
-                    .map(|p| put_batches(p, u64::MAX))
+                    .map(|p| put_batches(p, spill_over))
                     .collect::<Result<_>>()?)
             },
         )
@@ -331,23 +452,25 @@ impl JoinOp {
         let rparts = pieces(rblocks, &ri)?;
         let spec = self.spec.clone();
         let counters = self.counters.clone();
+        let (limit, block_bytes) = reducer_bounds(&self.ctx);
         let (ls2, rs2, schema2) = (ls.clone(), rs.clone(), schema.clone());
         let join = crate::task(
             move |l: Vec<ObjectRef<Block>>,
                   r: Vec<ObjectRef<Block>>|
-                  -> TaskResult<ObjectRef<Block>> {
-                let whole = |refs: Vec<ObjectRef<Block>>, s: &SchemaRef| -> Result<RecordBatch> {
-                    let mut batches = Vec::new();
-                    for r in refs {
-                        batches.extend(crate::get(&r)?.batches().iter().cloned());
-                    }
-                    Ok(arrow::compute::concat_batches(s, &batches)?)
+                  -> TaskResult<Vec<ObjectRef<Block>>> {
+                let mut sink = JoinSink {
+                    spec: &spec,
+                    schema: &schema2,
+                    keys: (&li, &ri),
+                    limit,
+                    block_bytes,
+                    spill_over,
+                    outputs: Vec::new(),
                 };
-                let (left, right) = (whole(l, &ls2)?, whole(r, &rs2)?);
-                let _held = counters.hold(bytes_of(&[left.clone(), right.clone()]));
-                let out = join_partition(&spec, &schema2, (&left, &li), (&right, &ri))?;
-                let _out = counters.hold(bytes_of(std::slice::from_ref(&out)));
-                Ok(crate::put(Block::try_new(schema2.clone(), vec![out])?)?)
+                join_partition(&mut sink, &counters, (&l, &ls2), (r, &rs2))?;
+                drop(l);
+                release_free_memory();
+                Ok(sink.outputs)
             },
         )
         .name("Join")
@@ -372,7 +495,8 @@ impl JoinOp {
             }
         }
         drop((lparts, rparts));
-        let mut outs = crate::get_all(&outs, None)?;
+        let mut outs: Vec<ObjectRef<Block>> =
+            crate::get_all(&outs, None)?.into_iter().flatten().collect();
         if outs.is_empty() {
             // No rows: one empty block, which still carries the schema.
             outs.push(crate::put(Block::try_new(schema, Vec::new())?)?);
