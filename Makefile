@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests, clippy, doc-tests, benches and the demo share one target directory.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help demo demo-rust python-bench bench-compare test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff
+.PHONY: help demo demo-rust python-bench bench-compare test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff mypy
 
 VENV := $(CURDIR)/.venv
 export VOLLEY_MOTO_SERVER := $(VENV)/bin/moto_server
@@ -45,7 +45,7 @@ $(VENV)/node/.installed:
 # .venv, sharing the workspace's target directory and feature set).
 PY_DEPS := 'maturin==1.16.0' 'cloudpickle==3.1.2' 'pyarrow==26.0.1' 'numpy==2.4.6' \
 	'pandas==3.1.1' 'pytest==9.2.0' 'ruff==0.17.5' 'nbclient==0.11.0' 'nbformat==5.11.1' \
-	'ipykernel==7.4.0'
+	'ipykernel==7.4.0' 'mypy==2.4.1' 'pyarrow-stubs==20.0.0.20260819'
 $(VENV)/.installed-py: $(VENV)/.installed Makefile
 	$(VENV)/bin/pip install --quiet $(PY_DEPS)
 	touch $@
@@ -58,6 +58,9 @@ py-tests: python ## The Python test suite (pytest)
 
 stub-check: python ## The native module's stub matches the built module
 	$(VENV)/bin/python python/check_stub.py
+
+mypy: $(VENV)/.installed-py ## Type check of the Python package (it ships py.typed)
+	cd python && $(VENV)/bin/mypy
 
 ruff: $(VENV)/.installed-py ## Python lint
 	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py benches/python_pipeline.py
@@ -100,7 +103,7 @@ demo-rust: tools ## The same pipeline through the Rust API (optimized build)
 
 test: lint unit-tests doc-tests py-tests ## fmt check, clippy, layer and stub checks, every Rust and Python test
 
-lint: tools fmt-check clippy layers ruff stub-check ## fmt check, clippy (warnings are errors), layer check, ruff, stub check
+lint: tools fmt-check clippy layers ruff mypy stub-check ## fmt check, clippy (warnings are errors), layer check, ruff, mypy, stub check
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

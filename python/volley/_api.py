@@ -9,7 +9,7 @@ import inspect
 import os
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from volley import _native
 from volley import exceptions as exc
@@ -310,7 +310,7 @@ class RemoteFunction:
             structure,
             nested,
             refs,
-            o.get("name") or getattr(self._function, "__qualname__", self.__name__),
+            str(o.get("name") or getattr(self._function, "__qualname__", self.__name__)),
             num_returns=num_returns,
             num_cpus=float(o.get("num_cpus", 1.0)),
             num_gpus=float(o.get("num_gpus", 0.0)),
@@ -331,7 +331,7 @@ def method(*, num_returns: int = 1, concurrency_group: Optional[str] = None) -> 
     """Decorates an actor method with options (Ray's ``@ray.method``)."""
 
     def wrap(m: Callable) -> Callable:
-        m.__volley_num_returns__ = num_returns
+        cast(Any, m).__volley_num_returns__ = num_returns
         return m
 
     return wrap

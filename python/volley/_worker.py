@@ -71,6 +71,8 @@ def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
     if kind == "init":
         _instance = _function(fn_id)(*fargs, **fkwargs)
         return None
+    if method is None:
+        raise ValueError(f"an actor call of kind {kind!r} without a method name")
     result = getattr(_instance, method)(*fargs, **fkwargs)
     if inspect.iscoroutine(result):
         import asyncio

@@ -49,7 +49,11 @@ def _to_pandas(table: pa.Table) -> Any:
     if int(pd.__version__.split(".")[0]) >= 3:
         return table.to_pandas()
     strings = pd.StringDtype("pyarrow")
-    return table.to_pandas(types_mapper={pa.string(): strings, pa.large_string(): strings}.get)
+
+    def mapper(t: pa.DataType) -> Any:
+        return strings if t in (pa.string(), pa.large_string()) else None
+
+    return table.to_pandas(types_mapper=mapper)
 
 
 def _keep_string_types(out: pa.Table, given: pa.Schema) -> pa.Table:
