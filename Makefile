@@ -101,7 +101,7 @@ demo-rust: tools ## The same pipeline through the Rust API (optimized build)
 	$(CARGO) build --profile bench --workspace --examples
 	$(CARGO_TARGET_DIR)/release/examples/demo
 
-test: lint unit-tests doc-tests py-tests ## fmt check, clippy, layer and stub checks, every Rust and Python test
+test: lint unit-tests doc-tests py-tests ## fmt check, clippy, layer, mypy and stub checks, every Rust and Python test
 
 lint: tools fmt-check clippy layers ruff mypy stub-check ## fmt check, clippy (warnings are errors), layer check, ruff, mypy, stub check
 

@@ -586,6 +586,40 @@ fn joined_rows(b: &RecordBatch, right_v: &str) -> Vec<(Option<i64>, Option<i64>,
     rows
 }
 
+/// Each join kind with DataFusion's rows for `l JOIN r ON l.k = r.k` of two `keyed("v")`
+/// batches: `k` (the right's where only the right has the row), `v` and the right's `v_1`.
+fn datafusion_joins(lb: &RecordBatch, rb: &RecordBatch) -> Vec<(data::JoinType, RecordBatch)> {
+    let ctx = volley::datafusion::prelude::SessionContext::new();
+    ctx.register_batch("l", lb.clone()).unwrap();
+    ctx.register_batch("r", rb.clone()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    [
+        (data::JoinType::Inner, "INNER"),
+        (data::JoinType::LeftOuter, "LEFT OUTER"),
+        (data::JoinType::RightOuter, "RIGHT OUTER"),
+        (data::JoinType::FullOuter, "FULL OUTER"),
+    ]
+    .into_iter()
+    .map(|(how, sql)| {
+        let want = rt
+            .block_on(async {
+                ctx.sql(&format!(
+                    "SELECT coalesce(l.k, r.k) AS k, l.v AS v, r.v AS v_1 FROM l {sql} JOIN r \
+                     ON l.k = r.k"
+                ))
+                .await?
+                .collect()
+                .await
+            })
+            .unwrap();
+        (how, concat(&want))
+    })
+    .collect()
+}
+
 #[test]
 fn joins_match_datafusion_for_every_kind() {
     let _rt = start();
@@ -607,19 +641,7 @@ fn joins_match_datafusion_for_every_kind() {
     let ds_right = data::from_batches((0..3).map(|i| rb.slice(i * 30, 30)).collect())
         .unwrap()
         .with_context(ctx_small);
-    let ctx = volley::datafusion::prelude::SessionContext::new();
-    ctx.register_batch("l", lb.clone()).unwrap();
-    ctx.register_batch("r", rb.clone()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for (how, sql) in [
-        (data::JoinType::Inner, "INNER"),
-        (data::JoinType::LeftOuter, "LEFT OUTER"),
-        (data::JoinType::RightOuter, "RIGHT OUTER"),
-        (data::JoinType::FullOuter, "FULL OUTER"),
-    ] {
+    for (how, want) in datafusion_joins(&lb, &rb) {
         let joined = ds_left
             .join(&ds_right, how, &["k"], &["k"], Some(5))
             .unwrap();
@@ -637,18 +659,6 @@ fn joins_match_datafusion_for_every_kind() {
             .collect();
         // The right's `v` is renamed; the key appears once.
         assert_eq!(names, ["k", "v", "v_1"], "{how}");
-        let want = rt
-            .block_on(async {
-                ctx.sql(&format!(
-                    "SELECT coalesce(l.k, r.k) AS k, l.v AS v, r.v AS v_1 FROM l {sql} JOIN r \
-                     ON l.k = r.k"
-                ))
-                .await?
-                .collect()
-                .await
-            })
-            .unwrap();
-        let want = concat(&want);
         assert_eq!(joined_rows(&got, "v_1"), joined_rows(&want, "v_1"), "{how}");
     }
     // Bad keys name the column and the side.
@@ -696,35 +706,11 @@ fn a_join_partition_larger_than_a_join_task_may_hold_is_joined_in_chunks() {
         .with_context(ctx_small.clone())
     };
     let (ds_left, ds_right) = (blocks(&lb), blocks(&rb));
-    let ctx = volley::datafusion::prelude::SessionContext::new();
-    ctx.register_batch("l", lb.clone()).unwrap();
-    ctx.register_batch("r", rb.clone()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for (how, sql) in [
-        (data::JoinType::Inner, "INNER"),
-        (data::JoinType::LeftOuter, "LEFT OUTER"),
-        (data::JoinType::RightOuter, "RIGHT OUTER"),
-        (data::JoinType::FullOuter, "FULL OUTER"),
-    ] {
+    for (how, want) in datafusion_joins(&lb, &rb) {
         let joined = ds_left
             .join(&ds_right, how, &["k"], &["k"], Some(1))
             .unwrap();
         let got = concat(&joined.take_all().unwrap());
-        let want = rt
-            .block_on(async {
-                ctx.sql(&format!(
-                    "SELECT coalesce(l.k, r.k) AS k, l.v AS v, r.v AS v_1 FROM l {sql} JOIN r \
-                     ON l.k = r.k"
-                ))
-                .await?
-                .collect()
-                .await
-            })
-            .unwrap();
-        let want = concat(&want);
         assert!(want.num_rows() > 300_000, "{how}: {}", want.num_rows());
         assert_eq!(joined_rows(&got, "v_1"), joined_rows(&want, "v_1"), "{how}");
         let stats = joined.stats().unwrap();

@@ -269,6 +269,44 @@ impl JoinSink<'_> {
     }
 }
 
+/// Row pairs of a probe batch and a build chunk waiting to go out, flushed as a block every
+/// `window` pairs.
+struct Pairs<'b> {
+    probe: &'b RecordBatch,
+    build: &'b RecordBatch,
+    l: Vec<Option<u32>>,
+    r: Vec<Option<u32>>,
+    window: usize,
+}
+
+impl<'b> Pairs<'b> {
+    fn new(sink: &JoinSink<'_>, probe: &'b RecordBatch, build: &'b RecordBatch) -> Self {
+        Pairs {
+            probe,
+            build,
+            l: Vec::new(),
+            r: Vec::new(),
+            window: sink.window(probe, build),
+        }
+    }
+
+    fn push(&mut self, l: Option<u32>, r: Option<u32>, sink: &mut JoinSink<'_>) -> Result<()> {
+        self.l.push(l);
+        self.r.push(r);
+        if self.l.len() >= self.window {
+            self.flush(sink)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, sink: &mut JoinSink<'_>) -> Result<()> {
+        sink.emit(self.probe, self.build, &self.l, &self.r)?;
+        self.l.clear();
+        self.r.clear();
+        Ok(())
+    }
+}
+
 /// A build chunk's hash table: the rows of each non-null key.
 fn build_table(rows: &Rows, nulls: &[bool]) -> HashMap<Box<[u8]>, Vec<u32>> {
     let mut table: HashMap<Box<[u8]>, Vec<u32>> = HashMap::new();
@@ -294,12 +332,11 @@ fn join_partition(
     (left, ls): (&[ObjectRef<Block>], &SchemaRef),
     (right, rs): (Vec<ObjectRef<Block>>, &SchemaRef),
 ) -> Result<()> {
-    let (li, ri) = (sink.keys.0.to_vec(), sink.keys.1.to_vec());
+    let (li, ri) = sink.keys;
     let how = sink.spec.how;
     // Per left block, per row: matched by some chunk so far.
     let mut left_matched: Vec<Vec<bool>> = vec![Vec::new(); left.len()];
     let mut rest = right.into_iter().peekable();
-    let mut first = true;
     loop {
         let mut chunk = Vec::new();
         let mut bytes = 0;
@@ -309,10 +346,7 @@ fn join_partition(
             bytes += b.size_bytes();
             chunk.extend(b.batches().iter().filter(|b| b.num_rows() > 0).cloned());
         }
-        if chunk.is_empty() && !first {
-            return Ok(());
-        }
-        first = false;
+        // An empty right side is one pass over an empty chunk: it emits the left-outer rows.
         let last = rest.peek().is_none();
         let build = arrow::compute::concat_batches(rs, &chunk)?;
         drop(chunk);
@@ -332,49 +366,36 @@ fn join_partition(
             for probe in block.batches().iter().filter(|b| b.num_rows() > 0) {
                 let pkeys: Vec<ArrayRef> = li.iter().map(|&i| probe.column(i).clone()).collect();
                 let (prows, pnull) = (conv.convert_columns(&pkeys)?, null_keys(&pkeys));
-                let window = sink.window(probe, &build);
-                let (mut lidx, mut ridx) = (Vec::new(), Vec::new());
+                let mut pairs = Pairs::new(sink, probe, &build);
                 for (i, r) in prows.iter().enumerate() {
+                    let row = Some(i as u32);
                     match (!pnull[i]).then(|| table.get(r.data())).flatten() {
                         Some(js) => {
                             for &j in js {
-                                lidx.push(Some(i as u32));
-                                ridx.push(Some(j));
+                                pairs.push(row, Some(j), sink)?;
                                 build_matched[j as usize] = true;
-                                if lidx.len() >= window {
-                                    sink.emit(probe, &build, &lidx, &ridx)?;
-                                    (lidx, ridx) = (Vec::new(), Vec::new());
-                                }
                             }
                             if how.keeps_left() {
                                 seen[base + i] = true;
                             }
                         }
                         None if last && how.keeps_left() && !seen[base + i] => {
-                            lidx.push(Some(i as u32));
-                            ridx.push(None);
-                            if lidx.len() >= window {
-                                sink.emit(probe, &build, &lidx, &ridx)?;
-                                (lidx, ridx) = (Vec::new(), Vec::new());
-                            }
+                            pairs.push(row, None, sink)?;
                         }
                         None => {}
                     }
                 }
-                sink.emit(probe, &build, &lidx, &ridx)?;
+                pairs.flush(sink)?;
                 base += probe.num_rows();
             }
         }
         if how.keeps_right() {
             let none = RecordBatch::new_empty(ls.clone());
-            let window = sink.window(&none, &build);
-            let unmatched: Vec<u32> = (0..build.num_rows() as u32)
-                .filter(|&j| !build_matched[j as usize])
-                .collect();
-            for js in unmatched.chunks(window) {
-                let ridx: Vec<Option<u32>> = js.iter().map(|&j| Some(j)).collect();
-                sink.emit(&none, &build, &vec![None; ridx.len()], &ridx)?;
+            let mut pairs = Pairs::new(sink, &none, &build);
+            for (j, _) in build_matched.iter().enumerate().filter(|(_, m)| !**m) {
+                pairs.push(None, Some(j as u32), sink)?;
             }
+            pairs.flush(sink)?;
         }
         if last {
             return Ok(());
