@@ -190,13 +190,12 @@ impl ForeignValue {
                     .iter()
                     .map(|a| {
                         a.as_ref()
-                            .map(|(seg, data)| {
+                            .map(|(seg, data)| match data {
                                 // Only Arrow data keeps its own buffers in the encoding.
-                                let pieces = match data {
-                                    ObjectData::Arrow(_) => encode_ipc(data)?,
-                                    ObjectData::Bytes { .. } => Vec::new(),
-                                };
-                                Ok(ArgBytes::new(seg.buffer(), pieces))
+                                ObjectData::Arrow(block) => ArgBytes::of_block(seg.buffer(), block),
+                                ObjectData::Bytes { .. } => {
+                                    Ok(ArgBytes::new(seg.buffer(), Vec::new()))
+                                }
                             })
                             .transpose()
                     })

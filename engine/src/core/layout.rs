@@ -23,7 +23,7 @@ use arrow::ipc::reader::StreamDecoder;
 use arrow::ipc::writer::StreamEncoder;
 use serde::{Deserialize, Serialize};
 
-use crate::core::object::Block;
+use crate::core::object::{Block, ObjectData, encode_ipc};
 use crate::error::{Error, Result};
 
 /// Bodies are laid out with every buffer at a multiple of this (Arrow's alignment).
@@ -193,6 +193,94 @@ pub(crate) struct ArgBytes {
     whole: Buffer,
     /// `(offset in the segment, buffer)`, in order.
     pieces: Vec<(usize, Buffer)>,
+    /// The object's string arrays, whose strings a result may pass on.
+    strings: Vec<ValidBytes>,
+}
+
+/// A string array of an argument (valid: the node's own): where its values start, and the
+/// bytes from its first to its last offset, which are valid UTF-8 (its strings, one after
+/// the other). An array over the same values whose offsets rise within that run and each
+/// fall on a character boundary holds valid strings too: checking that reads the offsets,
+/// not every byte of the strings again.
+struct ValidBytes {
+    width: usize,
+    values: usize,
+    run: Range<usize>,
+}
+
+/// The offsets of a string type, as integers of `width` bytes.
+fn offset_width(dt: &DataType) -> Option<usize> {
+    match dt {
+        DataType::Utf8 => Some(4),
+        DataType::LargeUtf8 => Some(8),
+        _ => None,
+    }
+}
+
+/// The offsets `data` (a string array) uses, and its values buffer.
+fn offsets_and_values(data: &ArrayData, width: usize) -> Option<(Vec<usize>, &Buffer)> {
+    let [offsets, values] = data.buffers() else {
+        return None;
+    };
+    let used = offsets
+        .as_slice()
+        .get(data.offset() * width..(data.offset() + data.len() + 1) * width)?;
+    let offsets = used
+        .chunks_exact(width)
+        .map(|o| {
+            let v = if width == 4 {
+                i32::from_le_bytes([o[0], o[1], o[2], o[3]]) as i64
+            } else {
+                i64::from_le_bytes(o.try_into().unwrap_or([0xff; 8]))
+            };
+            usize::try_from(v).ok()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((offsets, values))
+}
+
+fn collect_strings(data: &ArrayData, out: &mut Vec<ValidBytes>) {
+    if let Some(width) = offset_width(data.data_type())
+        && let Some((offsets, values)) = offsets_and_values(data, width)
+        && let (Some(&first), Some(&last)) = (offsets.first(), offsets.last())
+    {
+        out.push(ValidBytes {
+            width,
+            values: values.as_ptr() as usize,
+            run: first..last,
+        });
+    }
+    for c in data.child_data() {
+        collect_strings(c, out);
+    }
+}
+
+/// True when `data` (a string array) holds strings cut from the values of one of the
+/// arguments' string arrays, at character boundaries.
+fn strings_of_an_argument(data: &ArrayData, args: &[Option<ArgBytes>]) -> bool {
+    let Some(width) = offset_width(data.data_type()) else {
+        return false;
+    };
+    let Some((offsets, values)) = offsets_and_values(data, width) else {
+        return false;
+    };
+    let bytes = values.as_slice();
+    let Some(v) = args
+        .iter()
+        .flatten()
+        .flat_map(|a| &a.strings)
+        .find(|v| v.width == width && v.values == bytes.as_ptr() as usize)
+    else {
+        return false;
+    };
+    // A UTF-8 continuation byte is 0b10xx_xxxx: no character starts there.
+    let boundary = |o: usize| o == v.run.end || bytes.get(o).is_some_and(|b| b & 0xc0 != 0x80);
+    v.run.end <= bytes.len()
+        && offsets.windows(2).all(|w| w[0] <= w[1])
+        && offsets
+            .iter()
+            .all(|&o| v.run.contains(&o) || o == v.run.end)
+        && offsets.iter().all(|&o| boundary(o))
 }
 
 impl ArgBytes {
@@ -212,7 +300,19 @@ impl ArgBytes {
         ArgBytes {
             whole,
             pieces: by_offset,
+            strings: Vec::new(),
         }
+    }
+
+    /// The segment `whole` maps, which holds the encoding of the node's object `block`.
+    pub(crate) fn of_block(whole: Buffer, block: &Block) -> Result<Self> {
+        let mut arg = Self::new(whole, encode_ipc(&ObjectData::Arrow(block.clone()))?);
+        for batch in block.batches() {
+            for column in batch.columns() {
+                collect_strings(&column.to_data(), &mut arg.strings);
+            }
+        }
+        Ok(arg)
     }
 
     /// Bytes `offset..offset + len`, from the piece that holds them whole, else from the
@@ -305,15 +405,22 @@ fn array(
         }
         None => None,
     };
-    ArrayData::builder(dt.clone())
+    let builder = ArrayData::builder(dt.clone())
         .len(w.len as usize)
         .offset(w.offset as usize)
         .nulls(nulls)
         .buffers(buffers)
         .child_data(children)
-        .align_buffers(true)
-        .build()
-        .map_err(Error::from)
+        .align_buffers(true);
+    // SAFETY: validated right here, as `build` would: the layout and the nulls always, the
+    // values unless they are strings of an argument (the node's own, valid).
+    let data = unsafe { builder.skip_validation(true) }.build()?;
+    data.validate()?;
+    data.validate_nulls()?;
+    if !strings_of_an_argument(&data, args) {
+        data.validate_values()?;
+    }
+    Ok(data)
 }
 
 fn buffer(p: &Piece, args: &[Option<ArgBytes>], body: &Buffer) -> Result<Buffer> {
@@ -381,7 +488,9 @@ fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{DictionaryArray, Float64Array, Int64Array, ListArray, StringArray};
+    use arrow::array::{
+        ArrayRef, DictionaryArray, Float64Array, Int64Array, ListArray, StringArray,
+    };
     use arrow::datatypes::{Int32Type, Int64Type};
     use std::sync::Arc;
 
@@ -501,5 +610,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("outside argument 0's segment"), "{err}");
+    }
+
+    /// A result whose string column is new offsets over an argument's own values (as a
+    /// function that cuts strings makes): its strings are checked at character boundaries
+    /// instead of being validated byte by byte, and a cut inside a character is refused.
+    #[test]
+    fn strings_cut_from_an_argument_s_values_must_fall_on_character_boundaries() {
+        use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+        let words = StringArray::from_iter_values(["héllo", "wörld", "naïve"]);
+        let original =
+            Block::from(RecordBatch::try_from_iter([("w", Arc::new(words) as ArrayRef)]).unwrap());
+        let data = ObjectData::Arrow(original.clone());
+        let seg = {
+            let mut v = Vec::new();
+            for b in encode_ipc(&data).unwrap() {
+                v.extend_from_slice(b.as_slice());
+            }
+            Buffer::from(v)
+        };
+        let ObjectData::Arrow(view) = crate::core::object::decode_ipc(seg.clone()).unwrap() else {
+            panic!("not arrow")
+        };
+        let values = view.batches()[0].column(0).to_data().buffers()[1].clone();
+        let cut = |offsets: Vec<i32>| {
+            // SAFETY: a test of what the node accepts; the node validates what it rebuilds.
+            let a = unsafe {
+                StringArray::new_unchecked(
+                    OffsetBuffer::new_unchecked(ScalarBuffer::from(offsets)),
+                    values.clone(),
+                    None,
+                )
+            };
+            let batch = RecordBatch::try_from_iter([("w", Arc::new(a) as ArrayRef)]).unwrap();
+            let layout = lay_out(&Block::from(batch), &[Some(address_range(&seg))])
+                .unwrap()
+                .expect("shares the values");
+            let arg = ArgBytes::of_block(seg.clone(), &original).unwrap();
+            rebuild(&layout.wire, &[Some(arg)], &body_of(&layout))
+        };
+        // "h", "é", "llo": every offset on a boundary ("é" is two bytes).
+        let ok = cut(vec![0, 1, 3, 6]).unwrap();
+        let col = ok.batches()[0].column(0).to_data();
+        let expected = StringArray::from_iter_values(["h", "é", "llo"]);
+        assert_eq!(make_array(col.clone()).as_ref(), &expected as &dyn Array);
+        // The values are the original's own buffer (resolved through the pieces).
+        let own = original.batches()[0].column(0).to_data().buffers()[1].as_ptr();
+        assert_eq!(col.buffers()[1].as_ptr(), own);
+        // Offset 2 is inside "é".
+        let err = cut(vec![0, 2]).unwrap_err().to_string();
+        assert!(err.to_lowercase().contains("utf"), "{err}");
     }
 }

@@ -378,11 +378,85 @@ pub fn decode_ipc(buf: Buffer) -> Result<ObjectData> {
 /// else can have changed it (a sealed segment of the node's session). Validation reads
 /// every byte, which for a worker means faulting in every page of a segment of which a
 /// function may read one column.
+///
+/// arrow's `StreamDecoder::with_skip_validation` does not reach the record batches it
+/// decodes (arrow-ipc 59.3 passes the flag to dictionaries only), so the messages are
+/// walked here and each batch decoded by a `RecordBatchDecoder` that skips it. A stream
+/// with dictionaries takes the validating decoder.
 pub(crate) fn decode_ipc_written_by_node(buf: Buffer) -> Result<ObjectData> {
-    // SAFETY: the encoding was produced by `encode_ipc` from valid arrays and is sealed
-    // (read-only, owner-only) since; see the function's contract.
-    let dec = unsafe { StreamDecoder::new().with_skip_validation(true) };
-    decode_with(dec, buf)
+    match decode_unvalidated(&buf)? {
+        Some(data) => Ok(data),
+        None => decode_ipc(buf),
+    }
+}
+
+/// The messages of an IPC stream decoded without validation; `None` when it holds a
+/// dictionary batch.
+fn decode_unvalidated(buf: &Buffer) -> Result<Option<ObjectData>> {
+    use arrow::ipc::MessageHeader;
+    use arrow::ipc::reader::RecordBatchDecoder;
+
+    let bad = |what: String| Error::Internal(format!("decoding the node's IPC stream: {what}"));
+    let bytes = buf.as_slice();
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .ok_or_else(|| bad(format!("truncated at byte {at}")))
+    };
+    let mut skip = arrow_data::UnsafeFlag::new();
+    // SAFETY: the caller vouches that the node encoded these arrays from valid ones.
+    unsafe { skip.set(true) };
+    let no_dictionaries = HashMap::new();
+    let (mut at, mut schema, mut batches) = (0, None, Vec::new());
+    while at < bytes.len() {
+        let mut len = word(at)?;
+        at += 4;
+        if len == u32::MAX {
+            len = word(at)?;
+            at += 4;
+        }
+        if len == 0 {
+            break; // end of stream
+        }
+        let meta = bytes
+            .get(at..at + len as usize)
+            .ok_or_else(|| bad(format!("truncated message at byte {at}")))?;
+        let message = arrow::ipc::root_as_message(meta).map_err(|e| bad(e.to_string()))?;
+        at += len as usize;
+        let body_len = usize::try_from(message.bodyLength())
+            .ok()
+            .filter(|n| at + n <= bytes.len())
+            .ok_or_else(|| bad(format!("truncated body at byte {at}")))?;
+        let body = buf.slice_with_length(at, body_len);
+        at += body_len;
+        match message.header_type() {
+            MessageHeader::Schema => {
+                let fb = message
+                    .header_as_schema()
+                    .ok_or_else(|| bad("no schema".into()))?;
+                schema = Some(Arc::new(arrow::ipc::convert::fb_to_schema(fb)));
+            }
+            MessageHeader::RecordBatch => {
+                let rb = message
+                    .header_as_record_batch()
+                    .ok_or_else(|| bad("no record batch".into()))?;
+                let schema = schema
+                    .clone()
+                    .ok_or_else(|| bad("a batch before the schema".into()))?;
+                let version = message.version();
+                let batch =
+                    RecordBatchDecoder::try_new(&body, rb, schema, &no_dictionaries, &version)?
+                        .with_skip_validation(skip.clone())
+                        .read_record_batch()?;
+                batches.push(batch);
+            }
+            MessageHeader::DictionaryBatch => return Ok(None),
+            t => return Err(bad(format!("unexpected message {t:?}"))),
+        }
+    }
+    let schema = schema.ok_or_else(|| bad("no schema".into()))?;
+    from_batches(schema, batches).map(Some)
 }
 
 fn decode_with(mut dec: StreamDecoder, mut buf: Buffer) -> Result<ObjectData> {
@@ -438,6 +512,34 @@ mod tests {
             ObjectData::Arrow(back) => assert_eq!(back, b),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_node_s_encodings_decode_unvalidated_and_dictionaries_still_decode() {
+        let b = block();
+        let enc = concat(&encode_ipc(&ObjectData::Arrow(b.clone())).unwrap());
+        let ObjectData::Arrow(back) = decode_ipc_written_by_node(enc.clone()).unwrap() else {
+            panic!("not arrow")
+        };
+        assert_eq!(back, b);
+        // Zero-copy: the strings are the encoding's bytes.
+        let s = back.batches()[1].column(1).to_data();
+        let at = s.buffers()[1].as_ptr() as usize;
+        let whole = enc.as_ptr() as usize..enc.as_ptr() as usize + enc.len();
+        assert!(whole.contains(&at));
+        // A stream with a dictionary batch takes arrow's own decoder.
+        let dict: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> =
+            (0..100).map(|i| ["a", "b"][i % 2]).collect();
+        let d = Block::from(RecordBatch::try_from_iter([("d", Arc::new(dict) as _)]).unwrap());
+        let enc = concat(&encode_ipc(&ObjectData::Arrow(d.clone())).unwrap());
+        let ObjectData::Arrow(back) = decode_ipc_written_by_node(enc).unwrap() else {
+            panic!("not arrow")
+        };
+        assert_eq!(back, d);
+        // A truncated stream is an error, not a panic.
+        let enc = concat(&encode_ipc(&ObjectData::Arrow(b)).unwrap());
+        let err = decode_ipc_written_by_node(enc.slice_with_length(0, enc.len() / 2)).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

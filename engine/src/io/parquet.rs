@@ -28,6 +28,7 @@ use parquet::file::properties::WriterProperties;
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
+use crate::io::Upload;
 use crate::io::location::{FileRef, Location, resolve};
 
 /// Reads byte ranges of one object, counting the bytes.
@@ -420,6 +421,9 @@ fn prune_row_groups(predicate: &Expr, schema: &SchemaRef, file: &ParquetFile) ->
         .map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// Most bytes a written row group holds (encoded), and so a writer holds in memory.
+const ROW_GROUP_BYTES: usize = 64 << 20;
+
 /// Writes parquet files under a directory URL: `part-<task>-<n>.parquet`, each closed once it
 /// reaches `target_bytes` (compressed, as written).
 pub struct ParquetSink {
@@ -428,7 +432,7 @@ pub struct ParquetSink {
     task: usize,
     target_bytes: u64,
     props: WriterProperties,
-    current: Option<ArrowWriter<Vec<u8>>>,
+    current: Option<ArrowWriter<Upload>>,
     written: Vec<WrittenFile>,
 }
 
@@ -456,8 +460,10 @@ impl ParquetSink {
     /// A sink for task `task` writing under `dir` (a path or URL).
     pub fn new(dir: &str, task: usize, target_bytes: u64) -> Result<Self> {
         let (location, path) = crate::io::location::parse(dir)?;
+        // A writer holds its row group until it is full: bounded by bytes, not only rows.
         let props = WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
+            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES.min(target_bytes.max(1) as usize)))
             .build();
         Ok(ParquetSink {
             location,
@@ -471,8 +477,24 @@ impl ParquetSink {
     }
 }
 
+/// A parquet writer's error: the store's (an upload that failed, naming its file) or the
+/// encoder's.
+fn writer_error(e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(e) => Error::io("parquet writer", e),
+        e => Error::Internal(format!("parquet writer: {e}")),
+    }
+}
+
 impl ParquetSink {
-    fn close_file(&mut self, rt: &Handle) -> Result<()> {
+    /// A writer of the sink's next file.
+    fn open_file(&self, schema: SchemaRef, rt: &Handle) -> Result<ArrowWriter<Upload>> {
+        let name = format!("part-{:05}-{:04}.parquet", self.task, self.written.len());
+        let upload = Upload::new(&self.location, &self.dir, &name, rt)?;
+        ArrowWriter::try_new(upload, schema, Some(self.props.clone())).map_err(writer_error)
+    }
+
+    fn close_file(&mut self) -> Result<()> {
         let Some(w) = self.current.take() else {
             return Ok(());
         };
@@ -482,12 +504,8 @@ impl ParquetSink {
             .map(|r| r.num_rows() as u64)
             .sum::<u64>();
         let rows = rows + w.in_progress_rows() as u64;
-        let buf = w
-            .into_inner()
-            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
-        let name = format!("part-{:05}-{:04}.parquet", self.task, self.written.len());
-        let file = crate::io::text::put_file(&self.location, &self.dir, &name, buf, rows, rt)?;
-        self.written.push(file);
+        let upload = w.into_inner().map_err(writer_error)?;
+        self.written.push(upload.finish(rows)?);
         Ok(())
     }
 }
@@ -499,9 +517,7 @@ impl crate::io::FileSink for ParquetSink {
             return Ok(());
         }
         if self.current.is_none() {
-            let w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(self.props.clone()))
-                .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
-            self.current = Some(w);
+            self.current = Some(self.open_file(batch.schema(), rt)?);
         }
         // Split the batch so a file closes as soon as it reaches the target.
         let mut offset = 0;
@@ -513,25 +529,21 @@ impl crate::io::FileSink for ParquetSink {
             let row_bytes = (batch.get_array_memory_size() / batch.num_rows()).max(1) as u64;
             let room = self.target_bytes.saturating_sub(size) / row_bytes;
             let n = (room.max(1) as usize).min(batch.num_rows() - offset);
-            w.write(&batch.slice(offset, n))
-                .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+            w.write(&batch.slice(offset, n)).map_err(writer_error)?;
             offset += n;
             let size = (w.bytes_written() + w.in_progress_size()) as u64;
             if size >= self.target_bytes {
-                self.close_file(rt)?;
+                self.close_file()?;
                 if offset < batch.num_rows() {
-                    let w =
-                        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(self.props.clone()))
-                            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
-                    self.current = Some(w);
+                    self.current = Some(self.open_file(batch.schema(), rt)?);
                 }
             }
         }
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, rt: &Handle) -> Result<Vec<WrittenFile>> {
-        self.close_file(rt)?;
+    fn finish(mut self: Box<Self>, _rt: &Handle) -> Result<Vec<WrittenFile>> {
+        self.close_file()?;
         Ok(self.written)
     }
 }

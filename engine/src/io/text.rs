@@ -13,6 +13,7 @@ use object_store::path::Path;
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
+use crate::io::Upload;
 use crate::io::location::{FileRef, Location, parse, resolve};
 use crate::io::parquet::WrittenFile;
 
@@ -197,7 +198,7 @@ pub struct TextSink {
     task: usize,
     format: TextFormat,
     target_bytes: u64,
-    buf: Vec<u8>,
+    current: Option<Upload>,
     rows: u64,
     header_written: bool,
     written: Vec<WrittenFile>,
@@ -213,7 +214,7 @@ impl TextSink {
             task,
             format,
             target_bytes: target_bytes.max(1),
-            buf: Vec::new(),
+            current: None,
             rows: 0,
             header_written: false,
             written: Vec::new(),
@@ -222,19 +223,11 @@ impl TextSink {
 }
 
 impl TextSink {
-    fn close_file(&mut self, rt: &Handle) -> Result<()> {
-        if self.buf.is_empty() {
+    fn close_file(&mut self) -> Result<()> {
+        let Some(upload) = self.current.take() else {
             return Ok(());
-        }
-        let name = format!(
-            "part-{:05}-{:04}.{}",
-            self.task,
-            self.written.len(),
-            self.format.ext()
-        );
-        let buf = std::mem::take(&mut self.buf);
-        let file = put_file(&self.location, &self.dir, &name, buf, self.rows, rt)?;
-        self.written.push(file);
+        };
+        self.written.push(upload.finish(self.rows)?);
         self.rows = 0;
         self.header_written = false;
         Ok(())
@@ -247,61 +240,49 @@ impl crate::io::FileSink for TextSink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let err = |e: arrow::error::ArrowError| {
-            Error::Internal(format!("{} writer: {e}", self.format.ext()))
+        let format = self.format;
+        let err = |e: arrow::error::ArrowError| match e {
+            arrow::error::ArrowError::IoError(m, _) => {
+                Error::io(format!("{} writer", format.ext()), m)
+            }
+            e => Error::Internal(format!("{} writer: {e}", format.ext())),
         };
-        match self.format {
+        let upload = match &mut self.current {
+            Some(u) => u,
+            None => {
+                let name = format!(
+                    "part-{:05}-{:04}.{}",
+                    self.task,
+                    self.written.len(),
+                    format.ext()
+                );
+                self.current
+                    .insert(Upload::new(&self.location, &self.dir, &name, rt)?)
+            }
+        };
+        match format {
             TextFormat::Csv => {
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(!self.header_written)
-                    .build(&mut self.buf);
+                    .build(&mut *upload);
                 w.write(batch).map_err(err)?;
                 self.header_written = true;
             }
             TextFormat::Json => {
-                let mut w = arrow::json::LineDelimitedWriter::new(&mut self.buf);
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut *upload);
                 w.write(batch).map_err(err)?;
                 w.finish().map_err(err)?;
             }
         }
         self.rows += batch.num_rows() as u64;
-        if self.buf.len() as u64 >= self.target_bytes {
-            self.close_file(rt)?;
+        if upload.bytes() >= self.target_bytes {
+            self.close_file()?;
         }
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, rt: &Handle) -> Result<Vec<WrittenFile>> {
-        self.close_file(rt)?;
+    fn finish(mut self: Box<Self>, _rt: &Handle) -> Result<Vec<WrittenFile>> {
+        self.close_file()?;
         Ok(self.written)
     }
-}
-
-/// Stores `buf` as `dir/name` (creating a local directory first).
-pub(crate) fn put_file(
-    location: &Location,
-    dir: &Path,
-    name: &str,
-    buf: Vec<u8>,
-    rows: u64,
-    rt: &Handle,
-) -> Result<WrittenFile> {
-    if let Some(local) = location.local_path(dir) {
-        std::fs::create_dir_all(&local)
-            .map_err(|e| Error::io(format!("creating output directory {}", local.display()), e))?;
-    }
-    let path = dir.clone().join(name);
-    let display = location.display(&path);
-    let bytes = buf.len() as u64;
-    rt.block_on(
-        location
-            .store
-            .put(&path, object_store::PutPayload::from(buf)),
-    )
-    .map_err(|e| Error::io(format!("writing {display}"), e))?;
-    Ok(WrittenFile {
-        path: display,
-        rows,
-        bytes,
-    })
 }

@@ -219,6 +219,59 @@ fn target_file_size_splits_output_files() {
     assert_eq!(on_disk, w.bytes());
 }
 
+/// Rows of incompressible 64-character strings (about 20 MB for 300,000 rows).
+pub(crate) fn noise(rows: i64) -> RecordBatch {
+    let ids = Int64Array::from_iter_values(0..rows);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let text = StringArray::from_iter_values((0..rows).map(|i| {
+        (0..64u64)
+            .map(|j| alphabet[(mix(i as u64 * 64 + j) % 62) as usize] as char)
+            .collect::<String>()
+    }));
+    RecordBatch::try_from_iter([("id", Arc::new(ids) as _), ("text", Arc::new(text) as _)]).unwrap()
+}
+
+/// A file is written while it is produced, in parts; one larger than a part is whole on
+/// disk, with no staging file left beside it, and its row groups are bounded in bytes.
+#[test]
+fn files_larger_than_an_upload_part_are_written_whole() {
+    let _rt = start();
+    let b = noise(300_000);
+    let ds = data::from_batches(vec![b.clone()]).unwrap();
+    for (format, out) in [
+        ("parquet", TempDir::new("big-pq")),
+        ("csv", TempDir::new("big-csv")),
+    ] {
+        let w = match format {
+            "parquet" => ds.write_parquet(&out.str()),
+            _ => ds.write_csv(&out.str()),
+        }
+        .unwrap();
+        assert_eq!(w.rows(), 300_000);
+        assert_eq!(w.files.len(), 1, "{:?}", w.files);
+        assert!(w.bytes() > 16 << 20, "{format}: {} bytes", w.bytes());
+        let names: Vec<String> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![format!("part-00000-0000.{format}")], "{format}");
+        assert_eq!(
+            std::fs::metadata(&w.files[0].path).unwrap().len(),
+            w.bytes()
+        );
+        let back = concat(
+            &match format {
+                "parquet" => data::read_parquet(&[out.str()]),
+                _ => data::read_csv(&[out.str()]),
+            }
+            .unwrap()
+            .take_all()
+            .unwrap(),
+        );
+        assert_eq!(back.column(1).as_ref(), b.column(1).as_ref(), "{format}");
+    }
+}
+
 #[test]
 fn projections_renames_and_new_columns() {
     let _rt = start();

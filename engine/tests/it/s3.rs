@@ -73,10 +73,8 @@ impl Drop for Moto {
     }
 }
 
-#[test]
-fn parquet_reads_and_writes_s3_urls() {
-    let moto = Moto::start();
-    moto.create_bucket("volley-test");
+/// Points the S3 client at `moto`.
+fn use_moto(moto: &Moto) {
     // SAFETY: nextest runs each test in its own process; nothing else reads the environment
     // concurrently in this test.
     unsafe {
@@ -86,6 +84,47 @@ fn parquet_reads_and_writes_s3_urls() {
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
         std::env::set_var("AWS_REGION", "us-east-1");
     }
+}
+
+/// A file larger than an upload part goes to S3 as a multipart upload and reads back whole.
+#[test]
+fn files_larger_than_a_part_are_multipart_uploads() {
+    let moto = Moto::start();
+    moto.create_bucket("volley-big");
+    use_moto(&moto);
+    let _rt = start();
+    let b = crate::data::noise(300_000);
+    let ds = data::from_batches(vec![b.clone()]).unwrap();
+    for (format, url) in [
+        ("parquet", "s3://volley-big/pq"),
+        ("csv", "s3://volley-big/csv"),
+    ] {
+        let w = match format {
+            "parquet" => ds.write_parquet(url),
+            _ => ds.write_csv(url),
+        }
+        .unwrap();
+        assert_eq!(w.files.len(), 1, "{:?}", w.files);
+        assert!(w.bytes() > 16 << 20, "{format}: {} bytes", w.bytes());
+        let back = match format {
+            "parquet" => data::read_parquet(&[url]),
+            _ => data::read_csv(&[url]),
+        }
+        .unwrap()
+        .take_all()
+        .unwrap();
+        let rows: usize = back.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 300_000, "{format}");
+        let text = volley::arrow::compute::concat_batches(&back[0].schema(), &back).unwrap();
+        assert_eq!(text.column(1).as_ref(), b.column(1).as_ref(), "{format}");
+    }
+}
+
+#[test]
+fn parquet_reads_and_writes_s3_urls() {
+    let moto = Moto::start();
+    moto.create_bucket("volley-test");
+    use_moto(&moto);
     let _rt = start();
     let written = data::range(100_000)
         .unwrap()
