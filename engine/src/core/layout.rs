@@ -197,12 +197,14 @@ pub(crate) struct ArgBytes {
     strings: Vec<ValidBytes>,
 }
 
-/// A string array of an argument (valid: the node's own): where its values start, and the
-/// bytes from its first to its last offset, which are valid UTF-8 (its strings, one after
-/// the other). An array over the same values whose offsets rise within that run and each
-/// fall on a character boundary holds valid strings too: checking that reads the offsets,
-/// not every byte of the strings again.
+/// A string array of an argument (valid: the node's own): the addresses of the offsets it
+/// uses, where its values start, and the bytes from its first to its last offset, which
+/// are valid UTF-8 (its strings, one after the other). An array over the same values
+/// whose offsets are a run of these entries holds strings of this array; one whose offsets
+/// are new but rise within that run and each fall on a character boundary holds valid
+/// strings too. Checking either spares reading every byte of the strings again.
 struct ValidBytes {
+    offsets: Range<usize>,
     width: usize,
     values: usize,
     run: Range<usize>,
@@ -217,34 +219,25 @@ fn offset_width(dt: &DataType) -> Option<usize> {
     }
 }
 
-/// The offsets `data` (a string array) uses, and its values buffer.
-fn offsets_and_values(data: &ArrayData, width: usize) -> Option<(Vec<usize>, &Buffer)> {
-    let [offsets, values] = data.buffers() else {
-        return None;
-    };
-    let used = offsets
-        .as_slice()
-        .get(data.offset() * width..(data.offset() + data.len() + 1) * width)?;
-    let offsets = used
-        .chunks_exact(width)
-        .map(|o| {
-            let v = if width == 4 {
-                i32::from_le_bytes([o[0], o[1], o[2], o[3]]) as i64
-            } else {
-                i64::from_le_bytes(o.try_into().unwrap_or([0xff; 8]))
-            };
-            usize::try_from(v).ok()
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some((offsets, values))
+/// Offset `i` of an offsets buffer of `width`-byte integers.
+fn offset_at(offsets: &[u8], width: usize, i: usize) -> Option<i64> {
+    let b = offsets.get(i * width..(i + 1) * width)?;
+    Some(match width {
+        4 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
+        _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+    })
 }
 
 fn collect_strings(data: &ArrayData, out: &mut Vec<ValidBytes>) {
     if let Some(width) = offset_width(data.data_type())
-        && let Some((offsets, values)) = offsets_and_values(data, width)
-        && let (Some(&first), Some(&last)) = (offsets.first(), offsets.last())
+        && let [offsets, values] = data.buffers()
+        && let Some(first) = offset_at(offsets.as_slice(), width, data.offset())
+        && let Some(last) = offset_at(offsets.as_slice(), width, data.offset() + data.len())
+        && let (Ok(first), Ok(last)) = (usize::try_from(first), usize::try_from(last))
     {
+        let start = offsets.as_ptr() as usize + data.offset() * width;
         out.push(ValidBytes {
+            offsets: start..start + (data.len() + 1) * width,
             width,
             values: values.as_ptr() as usize,
             run: first..last,
@@ -255,13 +248,13 @@ fn collect_strings(data: &ArrayData, out: &mut Vec<ValidBytes>) {
     }
 }
 
-/// True when `data` (a string array) holds strings cut from the values of one of the
-/// arguments' string arrays, at character boundaries.
+/// True when `data` (a string array) holds strings of one of the arguments' string
+/// arrays, or strings cut from their values at character boundaries.
 fn strings_of_an_argument(data: &ArrayData, args: &[Option<ArgBytes>]) -> bool {
     let Some(width) = offset_width(data.data_type()) else {
         return false;
     };
-    let Some((offsets, values)) = offsets_and_values(data, width) else {
+    let [offsets, values] = data.buffers() else {
         return false;
     };
     let bytes = values.as_slice();
@@ -273,14 +266,29 @@ fn strings_of_an_argument(data: &ArrayData, args: &[Option<ArgBytes>]) -> bool {
     else {
         return false;
     };
+    if v.run.end > bytes.len() {
+        return false;
+    }
+    // The argument's own offsets (a slice of them): nothing to read.
+    let start = offsets.as_ptr() as usize + data.offset() * width;
+    let end = start + (data.len() + 1) * width;
+    if v.offsets.start <= start
+        && end <= v.offsets.end
+        && (start - v.offsets.start).is_multiple_of(width)
+    {
+        return true;
+    }
     // A UTF-8 continuation byte is 0b10xx_xxxx: no character starts there.
-    let boundary = |o: usize| o == v.run.end || bytes.get(o).is_some_and(|b| b & 0xc0 != 0x80);
-    v.run.end <= bytes.len()
-        && offsets.windows(2).all(|w| w[0] <= w[1])
-        && offsets
-            .iter()
-            .all(|&o| v.run.contains(&o) || o == v.run.end)
-        && offsets.iter().all(|&o| boundary(o))
+    let (lo, hi) = (v.run.start as i64, v.run.end as i64);
+    let mut prev = lo;
+    (data.offset()..=data.offset() + data.len()).all(|i| {
+        let Some(o) = offset_at(offsets.as_slice(), width, i) else {
+            return false;
+        };
+        let ok = prev <= o && o <= hi && (o == hi || bytes[o as usize] & 0xc0 != 0x80);
+        prev = o;
+        ok
+    })
 }
 
 impl ArgBytes {
@@ -656,6 +664,13 @@ mod tests {
         assert_eq!(make_array(col.clone()).as_ref(), &expected as &dyn Array);
         // The values are the original's own buffer (resolved through the pieces).
         let own = original.batches()[0].column(0).to_data().buffers()[1].as_ptr();
+        assert_eq!(col.buffers()[1].as_ptr(), own);
+        // The column passed on as it came: the original's own offsets and values.
+        let layout = lay_out(&view, &[Some(address_range(&seg))]).unwrap().unwrap();
+        let arg = ArgBytes::of_block(seg.clone(), &original).unwrap();
+        let same = rebuild(&layout.wire, &[Some(arg)], &body_of(&layout)).unwrap();
+        assert_eq!(same.batches()[0], original.batches()[0]);
+        let col = same.batches()[0].column(0).to_data();
         assert_eq!(col.buffers()[1].as_ptr(), own);
         // Offset 2 is inside "é".
         let err = cut(vec![0, 2]).unwrap_err().to_string();
