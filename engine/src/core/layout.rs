@@ -666,7 +666,9 @@ mod tests {
         let own = original.batches()[0].column(0).to_data().buffers()[1].as_ptr();
         assert_eq!(col.buffers()[1].as_ptr(), own);
         // The column passed on as it came: the original's own offsets and values.
-        let layout = lay_out(&view, &[Some(address_range(&seg))]).unwrap().unwrap();
+        let layout = lay_out(&view, &[Some(address_range(&seg))])
+            .unwrap()
+            .unwrap();
         let arg = ArgBytes::of_block(seg.clone(), &original).unwrap();
         let same = rebuild(&layout.wire, &[Some(arg)], &body_of(&layout)).unwrap();
         assert_eq!(same.batches()[0], original.batches()[0]);
