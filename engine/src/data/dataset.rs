@@ -1000,7 +1000,7 @@ impl Dataset {
             for b in BatchStream::new(&physical, &self.ctx)? {
                 sink.write(&b?, &io)?;
             }
-            vec![sink.finish(&io)?]
+            vec![sink.finish()?]
         } else {
             let dir = dir.to_string();
             run_per_fragment(&physical, name, move |p, frag, index| {
@@ -1010,7 +1010,7 @@ impl Dataset {
                     sink.write(&b, &io)?;
                     Ok(true)
                 })?;
-                sink.finish(&io)
+                sink.finish()
             })?
         };
         drop(reporter);

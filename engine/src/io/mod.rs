@@ -21,7 +21,7 @@ pub trait FileSink: Send {
     /// Appends a batch.
     fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()>;
     /// Closes the last file and returns every file written.
-    fn finish(self: Box<Self>, rt: &Handle) -> Result<Vec<WrittenFile>>;
+    fn finish(self: Box<Self>) -> Result<Vec<WrittenFile>>;
 }
 
 /// Bytes of a file sent at once while it is written; multipart uploads need parts of at
@@ -72,36 +72,39 @@ impl Upload {
         self.bytes
     }
 
-    /// Sends the bytes gathered so far as the next part, starting the upload first.
-    fn send_part(&mut self) -> object_store::Result<()> {
+    /// Sends the bytes gathered so far as the next part, starting the upload first; returns
+    /// the upload.
+    fn send_part(&mut self) -> object_store::Result<&mut Box<dyn object_store::MultipartUpload>> {
         let next = Vec::with_capacity(PART_BYTES + PART_BYTES / 4);
         let part = object_store::PutPayload::from(std::mem::replace(&mut self.part, next));
-        let upload = match &mut self.multipart {
+        let upload = match self.multipart.take() {
             Some(u) => u,
-            None => self.multipart.insert(self.rt.block_on(
-                object_store::ObjectStoreExt::put_multipart(self.store.as_ref(), &self.path),
-            )?),
+            None => self
+                .rt
+                .block_on(object_store::ObjectStoreExt::put_multipart(
+                    self.store.as_ref(),
+                    &self.path,
+                ))?,
         };
-        self.rt.block_on(upload.put_part(part))
+        let upload = self.multipart.insert(upload);
+        self.rt.block_on(upload.put_part(part))?;
+        Ok(upload)
     }
 
     /// Completes the file, which holds `rows` rows.
     pub(crate) fn finish(mut self, rows: u64) -> Result<WrittenFile> {
-        let done = match self.multipart.is_some() {
-            false => {
-                let whole = object_store::PutPayload::from(std::mem::take(&mut self.part));
-                self.rt
-                    .block_on(object_store::ObjectStoreExt::put(
-                        self.store.as_ref(),
-                        &self.path,
-                        whole,
-                    ))
-                    .map(drop)
-            }
-            true => self.send_part().and_then(|()| {
-                let upload = self.multipart.as_mut().expect("started");
-                self.rt.block_on(upload.complete()).map(drop)
-            }),
+        let rt = self.rt.clone();
+        let done = if self.multipart.is_none() {
+            let whole = object_store::PutPayload::from(std::mem::take(&mut self.part));
+            rt.block_on(object_store::ObjectStoreExt::put(
+                self.store.as_ref(),
+                &self.path,
+                whole,
+            ))
+            .map(drop)
+        } else {
+            self.send_part()
+                .and_then(|upload| rt.block_on(upload.complete()).map(drop))
         };
         match done {
             Ok(()) => {
@@ -130,9 +133,11 @@ impl std::io::Write for Upload {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.part.extend_from_slice(data);
         self.bytes += data.len() as u64;
-        if self.part.len() >= PART_BYTES {
-            self.send_part()
-                .map_err(|e| std::io::Error::other(format!("writing {}: {e}", self.display)))?;
+        if self.part.len() >= PART_BYTES
+            && let Err(e) = self.send_part()
+        {
+            let message = format!("writing {}: {e}", self.display);
+            return Err(std::io::Error::other(message));
         }
         Ok(data.len())
     }

@@ -281,7 +281,7 @@ impl crate::io::FileSink for TextSink {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>, _rt: &Handle) -> Result<Vec<WrittenFile>> {
+    fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>> {
         self.close_file()?;
         Ok(self.written)
     }
