@@ -568,17 +568,19 @@ fn worker_next_call<'py>(py: Python<'py>, channel: usize) -> Res<Option<Bound<'p
 }
 
 /// Reports a finished call: `outputs` are `(value, nested_refs)` pairs (`value` pickled
-/// bytes or an Arrow stream object).
+/// bytes or an Arrow stream object). The list is emptied once they are taken: values that
+/// share the call's argument memory must be gone when the worker tells the node whether
+/// any outlived the call (the caller holds nothing else of the call by then).
 #[pyfunction]
-fn worker_finish_ok(
-    py: Python<'_>,
-    channel: usize,
-    outputs: Vec<(Bound<'_, PyAny>, Vec<PyRef<'_, PyObjectRef>>)>,
-) -> Res<()> {
+fn worker_finish_ok(py: Python<'_>, channel: usize, outputs: Bound<'_, PyList>) -> Res<()> {
     let values = outputs
         .iter()
-        .map(|(v, nested)| put_value(v, nested))
+        .map(|item| {
+            let (v, nested): (Bound<'_, PyAny>, Vec<PyRef<'_, PyObjectRef>>) = item.extract()?;
+            put_value(&v, &nested)
+        })
         .collect::<Res<Vec<_>>>()?;
+    outputs.del_slice(0, outputs.len())?;
     py.detach(|| eng(foreign::worker_finish(channel, WorkerOutcome::Ok(values))))
 }
 

@@ -103,10 +103,15 @@ def _serve(channel: int) -> None:
         if call is None:
             return
         kind, method, name, fn_id, args, num_returns = call
+        # The arguments may live in memory the node rewrites for its next call: nothing
+        # here may hold them once the call is reported (worker_finish_ok empties
+        # `outputs`; the node is told when user code kept them, and then leaves them be).
+        del call
         _local.task = name
         try:
             outputs = _outputs(_run(kind, method, fn_id, args), num_returns)
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
+            del args
             message = _user_traceback(e)
             try:
                 payload: Optional[bytes] = _cloudpickle().dumps(e)
@@ -114,6 +119,7 @@ def _serve(channel: int) -> None:
                 payload = None
             _native.worker_finish_err(channel, message, payload)
         else:
+            del args
             _native.worker_finish_ok(channel, outputs)
         finally:
             _local.task = None

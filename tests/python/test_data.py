@@ -249,24 +249,97 @@ def test_bad_input_errors_name_the_file(rt, tmp_path):
         rt.data.read_parquet(str(bad)).count()
 
 
-def test_a_100_mib_batch_reaches_the_udf_without_a_copy(rt):
-    n = 100 * (1 << 20) // 8
-    table = pa.table({"x": pa.array(np.arange(n, dtype=np.int64))})
+def _mapping_finder():
+    """A function telling the file mapped at an address of its process ("" for anonymous
+    memory); made here so that it is pickled by value into workers."""
 
-    def where(batch):
-        addr = batch.column("x").chunk(0).buffers()[1].address
-        mapping = ""
+    def mapping_of(address):
         with open("/proc/self/maps") as f:
             for line in f:
                 parts = line.split()
                 lo, hi = (int(v, 16) for v in parts[0].split("-"))
-                if lo <= addr < hi and len(parts) >= 6:
-                    mapping = parts[-1]
-        return pa.table({"mapping": [mapping], "rows": [batch.num_rows]})
+                if lo <= address < hi:
+                    return parts[-1] if len(parts) >= 6 else ""
+        return ""
+
+    return mapping_of
+
+
+def test_a_100_mib_batch_reaches_the_udf_without_a_copy(rt):
+    n = 100 * (1 << 20) // 8
+    table = pa.table({"x": pa.array(np.arange(n, dtype=np.int64))})
+
+    mapping_of = _mapping_finder()
+
+    def where(batch):
+        addr = batch.column("x").chunk(0).buffers()[1].address
+        return pa.table({"mapping": [mapping_of(addr)], "rows": [batch.num_rows]})
 
     rows = rt.data.from_arrow(table).map_batches(where, batch_format="pyarrow").take_all()
     assert sum(r["rows"] for r in rows) == n
     assert all(r["mapping"].startswith("/dev/shm/volley-") for r in rows), rows
+
+
+def test_a_worker_s_batches_share_one_reused_shared_memory_file(rt):
+    # Each call's batch is written into the worker's argument arena, not a new segment: a
+    # worker sees its batches at the same addresses of one /dev/shm file.
+    mapping_of = _mapping_finder()
+
+    def where(batch):
+        address = batch.column("id").chunk(0).buffers()[1].address
+        return pa.table({"mapping": [mapping_of(address)], "address": [address]})
+
+    rows = (
+        rt.data.range(200_000)
+        .map_batches(where, batch_format="pyarrow", batch_size=10_000)
+        .take_all()
+    )
+    assert len(rows) == 20
+    files = {r["mapping"] for r in rows}
+    assert all(f.startswith("/dev/shm/volley-") for f in files), files
+    # One per worker (2 CPUs: at most 2 workers), however many calls.
+    assert len(files) <= 2, files
+    assert len({r["address"] for r in rows}) <= 2
+
+
+def test_batches_a_udf_keeps_are_never_overwritten(rt):
+    # A function that keeps its batches past the call must find them unchanged later: the
+    # node does not rewrite memory a worker still uses.
+    class Keeper:
+        def __init__(self, mapping_of):
+            self.kept = []
+            self.mapping_of = mapping_of
+
+        def __call__(self, batch):
+            self.kept.append((batch["id"][0].as_py(), batch))
+            intact = all(
+                b["id"].to_pylist() == list(range(first, first + b.num_rows))
+                for first, b in self.kept
+            )
+            address = batch.column("id").chunk(0).buffers()[1].address
+            return pa.table(
+                {
+                    "first": [self.kept[-1][0]],
+                    "intact": [intact],
+                    "mapping": [self.mapping_of(address)],
+                }
+            )
+
+    rows = (
+        rt.data.range(200_000)
+        .map_batches(
+            Keeper,
+            fn_constructor_args=(_mapping_finder(),),
+            batch_format="pyarrow",
+            batch_size=10_000,
+            concurrency=1,
+        )
+        .take_all()
+    )
+    assert sorted(r["first"] for r in rows) == list(range(0, 200_000, 10_000))
+    assert all(r["intact"] for r in rows), rows
+    # Kept batches pin their file: each call got a fresh one.
+    assert len({r["mapping"] for r in rows}) == 20
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use arrow::buffer::Buffer;
 use bytes::Bytes;
+use memmap2::Mmap;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,7 @@ use crate::core::node::{NodeInner, current};
 use crate::core::object::{
     Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
 };
+use crate::core::shm::{Arena, Segment};
 use crate::core::task::{Arg, CallCtx, CallError, ErasedFn, Func, Multi, Output, TaskOptions};
 use crate::core::worker::{
     Call, CallKind, CallOutcome, FromWorker, RefSync, ReleaseLater, ToWorker, WireData, WireId,
@@ -171,6 +173,9 @@ impl ForeignValue {
                 };
                 Self::from_data(seg.data().clone())
             }
+            WireData::Arena { path, .. } => Err(Error::Internal(format!(
+                "an argument arena ({path}) named outside the call it was written for"
+            ))),
             WireData::Handoff { path } => {
                 check_handoff(node, &path)?;
                 Self::from_data(crate::core::shm::adopt_segment(std::path::Path::new(
@@ -190,11 +195,13 @@ impl ForeignValue {
                     .iter()
                     .map(|a| {
                         a.as_ref()
-                            .map(|(seg, data)| match data {
+                            .map(|a| match &a.data {
                                 // Only Arrow data keeps its own buffers in the encoding.
-                                ObjectData::Arrow(block) => ArgBytes::of_block(seg.buffer(), block),
+                                ObjectData::Arrow(block) => {
+                                    ArgBytes::of_block(a.whole.clone(), block)
+                                }
                                 ObjectData::Bytes { .. } => {
-                                    Ok(ArgBytes::new(seg.buffer(), Vec::new()))
+                                    Ok(ArgBytes::new(a.whole.clone(), Vec::new()))
                                 }
                             })
                             .transpose()
@@ -227,7 +234,18 @@ fn check_handoff(node: Option<&NodeInner>, path: &str) -> Result<()> {
 /// arguments sent inline), which the node holds until it has read the call's outputs: they
 /// may refer to them (resolved to the data's own buffers where the encoding shares them).
 #[derive(Default)]
-pub(crate) struct ArgSegments(Vec<Option<(Arc<crate::core::shm::Segment>, ObjectData)>>);
+pub(crate) struct ArgSegments(Vec<Option<ArgSegment>>);
+
+/// An argument the worker maps rather than reads from the message.
+pub(crate) struct ArgSegment {
+    /// Its encoding as the node maps it: a store segment's mapping, or a view of the call
+    /// channel's arena (which is not rewritten while the view lives).
+    whole: Buffer,
+    /// The data it encodes.
+    data: ObjectData,
+    /// The store's segment, held until the call is done (`None` for an arena's).
+    _segment: Option<Arc<Segment>>,
+}
 
 /// An IPC encoding inline in a message.
 fn inline_ipc(bufs: &[Buffer]) -> WireData {
@@ -659,7 +677,11 @@ fn wire_data(
         (_, Some(id)) => {
             let s = node.store.segment(id)?;
             let w = segment_wire(&s);
-            seg = Some((s, data.clone()));
+            seg = Some(ArgSegment {
+                whole: s.buffer(),
+                data: data.clone(),
+                _segment: Some(s),
+            });
             w
         }
         (other, None) => ForeignValue::from_data(other.clone())?.to_wire()?,
@@ -723,13 +745,83 @@ fn outputs(
 // Calls from the engine itself (user functions inside data operators)
 // ---------------------------------------------------------------------------------------------
 
-/// The arguments of a direct call in wire form: inline values inline, Arrow data through a
-/// shared-memory segment (the worker maps it without copying). The returned refs keep the
-/// segments until the call is done.
+/// A call's arguments larger than this (together) go through store segments rather than
+/// the call channel's arena, which stays allocated while its worker lives.
+const ARENA_MAX: usize = 256 << 20;
+
+/// What [`direct_args`] prepared: the wire form, the segments (held until the outputs are
+/// read) and refs that keep store segments until the call is done.
+type DirectArgs = (Vec<WireData>, ArgSegments, Vec<RawRef>);
+
+/// The arguments of a direct call in wire form: inline values inline, Arrow data written
+/// into the call channel's arena `slot` (made or replaced as needed; the worker maps it
+/// without copying), or through store segments when larger than [`ARENA_MAX`].
 fn direct_args(
     node: &NodeInner,
     args: Vec<ForeignValue>,
-) -> Result<(Vec<WireData>, ArgSegments, Vec<RawRef>)> {
+    slot: &mut Option<Arena>,
+) -> Result<DirectArgs> {
+    let encoded = args
+        .iter()
+        .map(|a| match a {
+            ForeignValue::Arrow(b) => encode_ipc(&ObjectData::Arrow(b.clone())).map(Some),
+            ForeignValue::Pickle(_) => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bufs: Vec<&[Buffer]> = encoded.iter().flatten().map(Vec::as_slice).collect();
+    if bufs.is_empty() || Arena::needed(&bufs) > ARENA_MAX {
+        return segment_args(node, args);
+    }
+    let fits = slot.as_mut().and_then(|a| a.write(&bufs));
+    let placed = match fits {
+        Some(p) => p,
+        None => {
+            // Too small, or a view of its last call still alive: a new one (the old pages
+            // go first).
+            *slot = None;
+            let prefix = node.shm_dir.join(format!("{}a-", node.shm_prefix));
+            let arena = slot.insert(Arena::create(&prefix, Arena::needed(&bufs))?);
+            arena
+                .write(&bufs)
+                .ok_or_else(|| Error::Internal("a new argument arena is too small".into()))?
+        }
+    };
+    let arena = slot
+        .as_ref()
+        .ok_or_else(|| Error::Internal("no argument arena".into()))?;
+    let path = arena.path().to_string_lossy().into_owned();
+    let mut placed = placed.into_iter();
+    let mut wire = Vec::with_capacity(args.len());
+    let mut segs = ArgSegments::default();
+    for a in args {
+        match a {
+            ForeignValue::Pickle(b) => {
+                wire.push(WireData::Pickle(b.to_vec()));
+                segs.0.push(None);
+            }
+            ForeignValue::Arrow(block) => {
+                let (offset, len) = placed
+                    .next()
+                    .ok_or_else(|| Error::Internal("an argument missing from its arena".into()))?;
+                wire.push(WireData::Arena {
+                    path: path.clone(),
+                    offset: offset as u64,
+                    len: len as u64,
+                });
+                segs.0.push(Some(ArgSegment {
+                    whole: arena.view(offset, len),
+                    data: ObjectData::Arrow(block),
+                    _segment: None,
+                }));
+            }
+        }
+    }
+    Ok((wire, segs, Vec::new()))
+}
+
+/// [`direct_args`] through store segments: each Arrow argument is put in the store and
+/// mapped from its segment; the returned refs keep the segments until the call is done.
+fn segment_args(node: &NodeInner, args: Vec<ForeignValue>) -> Result<DirectArgs> {
     let mut wire = Vec::with_capacity(args.len());
     let mut segs = ArgSegments::default();
     let mut keep = Vec::new();
@@ -746,7 +838,11 @@ fn direct_args(
                 })?;
                 let seg = node.store.segment(r.id())?;
                 wire.push(segment_wire(&seg));
-                segs.0.push(Some((seg, ObjectData::Arrow(block))));
+                segs.0.push(Some(ArgSegment {
+                    whole: seg.buffer(),
+                    data: ObjectData::Arrow(block),
+                    _segment: Some(seg),
+                }));
                 keep.push(r);
             }
         }
@@ -777,21 +873,23 @@ pub fn call_function(
     num_returns: u32,
 ) -> TaskResult<Vec<ForeignValue>> {
     let node = current().map_err(|e| UserError::msg(e.to_string()))?;
-    let (wire, segs, _keep) =
-        direct_args(&node, args).map_err(|e| UserError::msg(e.to_string()))?;
     let worker = node
         .workers
         .lease(&node)
         .map_err(|e| UserError::msg(e.to_string()))?;
-    let call = Call {
-        kind: CallKind::Task,
-        name: name.to_string(),
-        function,
-        function_bytes: None,
-        args: wire,
-        num_returns,
-    };
-    let (outcome, _later) = worker.run(&node, call)?;
+    let (outcome, _later, (segs, _keep)) = worker.run_with(&node, |arena| {
+        let (wire, segs, keep) =
+            direct_args(&node, args, arena).map_err(|e| UserError::msg(e.to_string()))?;
+        let call = Call {
+            kind: CallKind::Task,
+            name: name.to_string(),
+            function,
+            function_bytes: None,
+            args: wire,
+            num_returns,
+        };
+        Ok((call, (segs, keep)))
+    })?;
     node.workers.give_back(worker);
     values_of(&node, outcome, num_returns, &segs)
 }
@@ -855,17 +953,19 @@ impl ForeignInstance {
         args: Vec<ForeignValue>,
         num_returns: u32,
     ) -> TaskResult<Vec<ForeignValue>> {
-        let (wire, segs, _keep) =
-            direct_args(node, args).map_err(|e| UserError::msg(e.to_string()))?;
-        let call = Call {
-            kind,
-            name: self.name.clone(),
-            function: self.class,
-            function_bytes: None,
-            args: wire,
-            num_returns,
-        };
-        let (outcome, _later) = self.worker.run(node, call)?;
+        let (outcome, _later, (segs, _keep)) = self.worker.run_with(node, |arena| {
+            let (wire, segs, keep) =
+                direct_args(node, args, arena).map_err(|e| UserError::msg(e.to_string()))?;
+            let call = Call {
+                kind,
+                name: self.name.clone(),
+                function: self.class,
+                function_bytes: None,
+                args: wire,
+                num_returns,
+            };
+            Ok((call, (segs, keep)))
+        })?;
         values_of(node, outcome, num_returns, &segs)
     }
 }
@@ -1567,6 +1667,8 @@ struct WorkerClient {
     /// Per call channel: the address ranges of the running call's argument segments (by
     /// argument; `None` for inline ones), which its results may refer to.
     arg_ranges: Vec<Mutex<Vec<Option<Range<usize>>>>>,
+    /// Per call channel: the node's argument arena for it, mapped (path and mapping).
+    arenas: Vec<Mutex<Option<(String, Arc<Mmap>)>>>,
     client: Mutex<UnixStream>,
     sync: Mutex<RefSync>,
     sent: Mutex<HashSet<FunctionId>>,
@@ -1603,6 +1705,46 @@ impl WorkerClient {
         let path = format!("{prefix}{seq}");
         crate::core::shm::write_sealed(std::path::Path::new(&path), bufs)?;
         Ok(path)
+    }
+
+    /// Bytes `offset..offset + len` of the arena at `path`, the argument arena of call
+    /// channel `channel` (mapped once; a new path replaces the node's previous arena).
+    fn arena_bytes(&self, channel: usize, path: &str, offset: u64, len: u64) -> Result<Buffer> {
+        let mut slot = self.arenas[channel].lock();
+        let map = match &*slot {
+            Some((p, map)) if p == path => map.clone(),
+            _ => {
+                *slot = None;
+                let map = crate::core::shm::map_file(std::path::Path::new(path))
+                    .map_err(|e| Error::io(format!("mapping the argument arena {path}"), e))?;
+                slot.insert((path.to_string(), map)).1.clone()
+            }
+        };
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .filter(|(o, l)| o.checked_add(*l).is_some_and(|end| end <= map.len()));
+        let Some((offset, len)) = range else {
+            return Err(Error::Internal(format!(
+                "an argument at {offset}+{len} outside the {}-byte arena {path}",
+                map.len()
+            )));
+        };
+        Ok(crate::core::shm::mapping_buffer(&map).slice_with_length(offset, len))
+    }
+
+    /// True when values of the arena of `channel` outlived the call that just ended: the
+    /// node must not rewrite it, and this worker lets go of its mapping (the values keep
+    /// it). Called once the call's arguments and results are dropped.
+    fn arena_kept(&self, channel: usize) -> bool {
+        let mut slot = self.arenas[channel].lock();
+        let kept = slot
+            .as_ref()
+            .is_some_and(|(_, map)| Arc::strong_count(map) > 1);
+        if kept {
+            *slot = None;
+        }
+        kept
     }
 
     fn take_sync(&self) -> RefSync {
@@ -1684,6 +1826,7 @@ pub fn worker_connect() -> Result<usize> {
     let _ = CLIENT.set(WorkerClient {
         ahead: calls.iter().map(|_| Mutex::new(VecDeque::new())).collect(),
         arg_ranges: calls.iter().map(|_| Mutex::new(Vec::new())).collect(),
+        arenas: calls.iter().map(|_| Mutex::new(None)).collect(),
         calls,
         client,
         sync: Mutex::new(RefSync::default()),
@@ -1736,13 +1879,23 @@ pub fn worker_next_call(channel: usize) -> Result<Option<WorkerCall>> {
     let mut ranges = Vec::with_capacity(call.args.len());
     let mut args = Vec::with_capacity(call.args.len());
     for w in call.args {
-        if let WireData::Segment { path, .. } = &w {
-            let seg = crate::core::shm::map_store_segment(std::path::Path::new(path))?;
-            ranges.push(Some(seg.address_range()));
-            args.push(ForeignValue::from_data(seg.data().clone())?);
-        } else {
-            ranges.push(None);
-            args.push(ForeignValue::from_wire(w, None, &ArgSegments::default())?);
+        match w {
+            WireData::Segment { path, .. } => {
+                let seg = crate::core::shm::map_store_segment(std::path::Path::new(&path))?;
+                ranges.push(Some(seg.address_range()));
+                args.push(ForeignValue::from_data(seg.data().clone())?);
+            }
+            WireData::Arena { path, offset, len } => {
+                let bytes = c.arena_bytes(channel, &path, offset, len)?;
+                let start = bytes.as_ptr() as usize;
+                ranges.push(Some(start..start + bytes.len()));
+                let data = crate::core::object::decode_ipc_written_by_node(bytes)?;
+                args.push(ForeignValue::from_data(data)?);
+            }
+            w => {
+                ranges.push(None);
+                args.push(ForeignValue::from_wire(w, None, &ArgSegments::default())?);
+            }
         }
     }
     *c.arg_ranges[channel].lock() = ranges;
@@ -1791,6 +1944,7 @@ pub fn worker_finish(channel: usize, outcome: WorkerOutcome) -> Result<()> {
     let msg = FromWorker::Done {
         sync: c.take_sync(),
         outcome,
+        arena_kept: c.arena_kept(channel),
     };
     let ch = c
         .calls

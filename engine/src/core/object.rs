@@ -375,7 +375,8 @@ pub fn decode_ipc(buf: Buffer) -> Result<ObjectData> {
 
 /// [`decode_ipc`] without validating the arrays' contents (UTF-8, offsets): only for an
 /// encoding a Volley node wrote itself from arrays that were valid, read where nobody
-/// else can have changed it (a sealed segment of the node's session). Validation reads
+/// else can have changed it (a sealed segment of the node's session, or a call's argument
+/// arena, which only the node writes and only between calls). Validation reads
 /// every byte, which for a worker means faulting in every page of a segment of which a
 /// function may read one column.
 ///

@@ -11,9 +11,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::buffer::Buffer;
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use crate::core::object::{ObjectData, decode_ipc, encoded_len};
 use crate::error::{Error, Result};
@@ -182,6 +183,114 @@ pub(crate) fn adopt_file(path: &Path) -> Result<Buffer> {
     Ok(mapping_buffer(&map))
 }
 
+/// A call's argument arena: one shared-memory file per worker call channel that the node
+/// rewrites for each direct call (a `map_batches` batch) instead of writing a new segment:
+/// its pages stay allocated and mapped in both processes, so a call costs one copy into
+/// warm pages rather than a file's page allocations, faults and frees.
+///
+/// Reuse is safe because nothing can read the old contents while they are overwritten:
+/// [`Arena::write`] needs the only handle on the node's mapping (views from
+/// [`Arena::view`] still alive refuse it), and the worker reports a call whose values
+/// outlived it (`arena_kept`), after which the node drops the arena for a new one.
+#[derive(Debug)]
+pub(crate) struct Arena {
+    path: PathBuf,
+    map: Arc<MmapMut>,
+}
+
+/// Arena files are made this much larger than the call that needs them, so that batches
+/// of varying sizes do not replace them call after call.
+const ARENA_SLACK: usize = 1 << 20;
+
+/// Alignment of each argument in an arena (Arrow's buffers are 64-byte aligned).
+pub(crate) const ARENA_ALIGN: usize = 64;
+
+static ARENA_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Arena {
+    /// A new arena of at least `len` bytes, in a file named `{prefix}{n}` (`prefix` names
+    /// the node's session, so that a dead session's sweep frees it).
+    pub(crate) fn create(prefix: &Path, len: usize) -> Result<Arena> {
+        let seq = ARENA_SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = PathBuf::from(format!("{}{seq}", prefix.display()));
+        let ctx = || format!("creating argument arena {}", path.display());
+        let cap = len.next_multiple_of(ARENA_SLACK) + ARENA_SLACK;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(ctx(), e))?;
+        let mapped = file
+            .set_len(cap as u64)
+            // SAFETY: the file is this node's own; only `write` changes it, through `&mut`.
+            .and_then(|()| unsafe { MmapMut::map_mut(&file) });
+        match mapped {
+            Ok(map) => Ok(Arena {
+                path,
+                map: Arc::new(map),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(Error::io(ctx(), e))
+            }
+        }
+    }
+
+    /// The arena's file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the encodings `args` one after the other (each at an [`ARENA_ALIGN`]ed
+    /// offset) and returns their `(offset, len)`; `None` when they do not fit or a view of
+    /// the previous contents is still alive (the caller takes a new arena).
+    pub(crate) fn write(&mut self, args: &[&[Buffer]]) -> Option<Vec<(usize, usize)>> {
+        let map = Arc::get_mut(&mut self.map)?;
+        let mut placed = Vec::with_capacity(args.len());
+        let mut at = 0usize;
+        for bufs in args {
+            let start = at;
+            let end = start.checked_add(encoded_len(bufs))?;
+            if end > map.len() {
+                return None;
+            }
+            for b in *bufs {
+                map[at..at + b.len()].copy_from_slice(b.as_slice());
+                at += b.len();
+            }
+            placed.push((start, end - start));
+            at = end.next_multiple_of(ARENA_ALIGN);
+        }
+        Some(placed)
+    }
+
+    /// Bytes `offset..offset + len` as a read-only buffer; while it lives the arena is not
+    /// rewritten.
+    pub(crate) fn view(&self, offset: usize, len: usize) -> Buffer {
+        let bytes = &self.map[offset..offset + len];
+        let ptr = NonNull::new(bytes.as_ptr() as *mut u8).unwrap_or(NonNull::dangling());
+        // SAFETY: the range lies in the mapping, which the `Arc` passed as owner keeps
+        // alive; `write` changes the mapping only through `Arc::get_mut`, which fails while
+        // this buffer (holding a clone of the `Arc`) exists.
+        unsafe { Buffer::from_custom_allocation(ptr, len, self.map.clone()) }
+    }
+
+    /// Bytes needed to hold the encodings `args` in one arena.
+    pub(crate) fn needed(args: &[&[Buffer]]) -> usize {
+        args.iter()
+            .map(|b| encoded_len(b).next_multiple_of(ARENA_ALIGN))
+            .sum()
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// Maps a file that nobody writes any more (a sealed segment, a spill file) read-only.
 pub(crate) fn map_file(path: &Path) -> std::io::Result<Arc<Mmap>> {
     let file = fs::File::open(path)?;
@@ -219,6 +328,64 @@ mod tests {
         let path = seg.path().to_path_buf();
         drop(seg);
         assert!(!path.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_arena_is_rewritten_in_place_only_while_no_view_of_it_lives() {
+        let dir = std::env::temp_dir().join(format!("volley-arena-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let encode = |from: i64, n: i64| {
+            let values = arrow::array::Int64Array::from_iter_values(from..from + n);
+            let batch = RecordBatch::try_from_iter([("v", Arc::new(values) as _)]).unwrap();
+            (
+                encode_ipc(&ObjectData::Arrow(Block::from(batch.clone()))).unwrap(),
+                batch,
+            )
+        };
+        let decode = |buf: Buffer| match decode_ipc(buf).unwrap() {
+            ObjectData::Arrow(b) => b.concat().unwrap(),
+            ObjectData::Bytes { .. } => panic!("not arrow"),
+        };
+        let (first, first_batch) = encode(0, 1000);
+        let (second, second_batch) = encode(5000, 10);
+        let mut arena = Arena::create(&dir.join("a-"), Arena::needed(&[&first])).unwrap();
+        assert!(arena.path().exists());
+        let capacity = fs::metadata(arena.path()).unwrap().len() as usize;
+        assert!(capacity >= encoded_len(&first) + ARENA_SLACK);
+
+        // Two arguments, each at an aligned offset; another process sees them in the file.
+        let placed = arena.write(&[&first, &second]).unwrap();
+        assert_eq!(placed[0], (0, encoded_len(&first)));
+        assert_eq!(placed[1].0 % ARENA_ALIGN, 0);
+        assert!(placed[1].0 >= encoded_len(&first));
+        let (offset, len) = placed[1];
+        let mapped = map_file(arena.path()).unwrap();
+        assert_eq!(
+            decode(mapping_buffer(&mapped).slice_with_length(offset, len)),
+            second_batch
+        );
+
+        // A view of the contents blocks the next write; its data stays what it was.
+        let view = arena.view(0, placed[0].1);
+        assert!(arena.write(&[&second]).is_none());
+        assert_eq!(decode(view.clone()), first_batch);
+        drop(view);
+        // With the view gone the arena is rewritten in place, and the reader's mapping of
+        // the file sees the new contents.
+        assert_eq!(arena.write(&[&second]).unwrap(), vec![(0, len)]);
+        assert_eq!(
+            decode(mapping_buffer(&mapped).slice_with_length(0, len)),
+            second_batch
+        );
+
+        // Arguments larger than the arena do not fit.
+        let (big, _) = encode(0, capacity as i64 / 8 + 1);
+        assert!(arena.write(&[&big]).is_none());
+
+        let path = arena.path().to_path_buf();
+        drop(arena);
+        assert!(!path.exists(), "the arena's file outlived it");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -45,6 +45,7 @@ use crate::core::api::RawRef;
 use crate::core::foreign::{Reply, Request, serve_request};
 use crate::core::ids::ObjectId;
 use crate::core::node::NodeInner;
+use crate::core::shm::Arena;
 use crate::error::{Error, Result, UserError};
 
 /// An object id on the wire.
@@ -66,6 +67,18 @@ pub enum WireData {
     Segment {
         /// The segment file.
         path: String,
+        /// Its length.
+        len: u64,
+    },
+    /// An argument of a direct call in the call channel's arena (see
+    /// [`crate::core::shm::Arena`]): map the file once per channel, decode
+    /// `offset..offset + len`, and let go of every value of it before the call is done (or
+    /// say so in [`FromWorker::Done::arena_kept`]).
+    Arena {
+        /// The arena file.
+        path: String,
+        /// Where the argument's encoding starts.
+        offset: u64,
         /// Its length.
         len: u64,
     },
@@ -165,6 +178,9 @@ pub enum FromWorker {
         sync: RefSync,
         /// Its outcome.
         outcome: CallOutcome,
+        /// Values of the call's arena arguments are still alive in the worker: the node
+        /// must not rewrite that arena (it takes a new one).
+        arena_kept: bool,
     },
     /// A request on behalf of the running call (or of the client channel).
     Request {
@@ -332,11 +348,22 @@ impl Drop for ReleaseLater {
     }
 }
 
+/// A call channel as the node holds it: its socket, and the arena of its direct calls'
+/// arguments (made on the first one).
+struct CallChannel {
+    stream: UnixStream,
+    arena: Option<Arena>,
+}
+
+/// How a call on a channel ended: its outcome, the worker's released refs (keep them until
+/// the outcome's values are stored), and what the call's preparation returned.
+pub(crate) type Ran<T> = (CallOutcome, ReleaseLater, T);
+
 /// A running worker process: its call channels and what the node keeps for it.
 pub(crate) struct WorkerProc {
     token: u64,
     child: Child,
-    calls: Mutex<Vec<UnixStream>>,
+    calls: Mutex<Vec<CallChannel>>,
     /// Calls [`WorkerProc::send`] took whose outcome was not received yet.
     ahead: Mutex<SendAhead>,
     pub(crate) shared: Arc<WorkerShared>,
@@ -353,16 +380,37 @@ impl WorkerProc {
         node: &Arc<NodeInner>,
         call: Call,
     ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
+        self.run_with(node, |_| Ok((call, ())))
+            .map(|(outcome, later, ())| (outcome, later))
+    }
+
+    /// [`WorkerProc::run`] for the call `prepare` makes on the free channel it is given the
+    /// arena of: it may write the call's arguments there (creating or replacing the arena).
+    /// Whatever it returns beside the call comes back with the outcome. An arena whose
+    /// values the worker kept past the call is dropped here (a new one is made next time).
+    pub(crate) fn run_with<T>(
+        &self,
+        node: &Arc<NodeInner>,
+        prepare: impl FnOnce(&mut Option<Arena>) -> std::result::Result<(Call, T), UserError>,
+    ) -> std::result::Result<Ran<T>, UserError> {
         let mut ch = self.calls.lock().pop().ok_or_else(|| {
             UserError::msg("internal: no free channel to the worker process (a bug)")
         })?;
-        let out = self
-            .write_call(&mut ch, call)
-            .and_then(|name| self.outcome(node, &mut ch, &name, true));
-        if out.is_ok() {
-            self.calls.lock().push(ch);
+        let (call, prepared) = match prepare(&mut ch.arena) {
+            Ok(p) => p,
+            Err(e) => {
+                self.calls.lock().push(ch);
+                return Err(e);
+            }
+        };
+        let (outcome, later, kept) = self
+            .write_call(&mut ch.stream, call)
+            .and_then(|name| self.outcome(node, &mut ch.stream, &name, true))?;
+        if kept {
+            ch.arena = None;
         }
-        out
+        self.calls.lock().push(ch);
+        Ok((outcome, later, prepared))
     }
 
     /// Sends `call` on the worker's first channel without waiting for it (it waits in line,
@@ -372,9 +420,10 @@ impl WorkerProc {
     pub(crate) fn send(&self, call: Call) -> std::result::Result<(), UserError> {
         let (frame, name) = self.encode_call(call)?;
         let mut calls = self.calls.lock();
-        let ch = calls
+        let ch = &mut calls
             .first_mut()
-            .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?;
+            .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?
+            .stream;
         let mut ahead = self.ahead.lock();
         ahead.waiting.push_back((frame, name));
         self.write_waiting(ch, &mut ahead)
@@ -410,9 +459,10 @@ impl WorkerProc {
         name: &str,
     ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
         let mut calls = self.calls.lock();
-        let ch = calls
+        let ch = &mut calls
             .first_mut()
-            .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?;
+            .ok_or_else(|| UserError::msg("internal: no channel to the worker process (a bug)"))?
+            .stream;
         // Spin only for a lone call: with calls queued behind it the worker is busy for a
         // while, and a spinning reader would take its CPU.
         let alone = {
@@ -425,7 +475,8 @@ impl WorkerProc {
         if let Some(n) = ahead.written.pop_front() {
             ahead.written_bytes -= n;
         }
-        out
+        // Pipelined calls send no arena arguments.
+        out.map(|(outcome, later, _)| (outcome, later))
     }
 
     fn died(&self, name: &str, e: std::io::Error) -> UserError {
@@ -460,25 +511,30 @@ impl WorkerProc {
     }
 
     /// Reads frames until the running call's outcome, serving the worker's requests;
-    /// `spin`: spin a while before blocking for each.
+    /// `spin`: spin a while before blocking for each. True beside the outcome: the worker
+    /// kept values of the call's arena.
     fn outcome(
         &self,
         node: &Arc<NodeInner>,
         ch: &mut UnixStream,
         name: &str,
         spin: bool,
-    ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
+    ) -> std::result::Result<Ran<bool>, UserError> {
         let died = |e: std::io::Error| self.died(name, e);
         let spin = if spin { READ_SPIN } else { Duration::ZERO };
         loop {
             match read_frame_spinning::<FromWorker>(ch, spin).map_err(died)? {
-                FromWorker::Done { sync, outcome } => {
+                FromWorker::Done {
+                    sync,
+                    outcome,
+                    arena_kept,
+                } => {
                     self.shared.acquire(node, &sync.acquired);
                     let later = ReleaseLater {
                         shared: self.shared.clone(),
                         ids: sync.released,
                     };
-                    return Ok((outcome, later));
+                    return Ok((outcome, later, arena_kept));
                 }
                 FromWorker::Request { sync, req } => {
                     self.shared.apply(node, sync);
@@ -666,7 +722,15 @@ impl WorkerPool {
         Ok(WorkerProc {
             token,
             child,
-            calls: Mutex::new(conns),
+            calls: Mutex::new(
+                conns
+                    .into_iter()
+                    .map(|stream| CallChannel {
+                        stream,
+                        arena: None,
+                    })
+                    .collect(),
+            ),
             ahead: Mutex::new(SendAhead::default()),
             shared,
             client: Some(client),
