@@ -43,17 +43,19 @@ def _to_format(table: pa.Table, fmt: str) -> Any:
 def _to_pandas(table: pa.Table) -> Any:
     """A batch as a DataFrame whose string columns keep their Arrow data (pandas' pyarrow
     string dtype): pandas 3's default, and on pandas 2 too, where the plain conversion makes
-    a Python object of every string (ten times slower on string-heavy data)."""
+    a Python object of every string (ten times slower on string-heavy data).
+
+    Conversions in a worker run on its own thread (see :func:`_from_format`)."""
     import pandas as pd
 
     if int(pd.__version__.split(".")[0]) >= 3:
-        return table.to_pandas()
+        return table.to_pandas(use_threads=False)
     strings = pd.StringDtype("pyarrow")
 
     def mapper(t: pa.DataType) -> Any:
         return strings if t in (pa.string(), pa.large_string()) else None
 
-    return table.to_pandas(types_mapper=mapper)
+    return table.to_pandas(types_mapper=mapper, use_threads=False)
 
 
 def _keep_string_types(out: pa.Table, given: pa.Schema) -> pa.Table:
@@ -68,6 +70,9 @@ def _keep_string_types(out: pa.Table, given: pa.Schema) -> pa.Table:
 
 
 def _from_format(batch: Any) -> pa.Table:
+    """The function's result as a table. A DataFrame converts on this thread: pyarrow would
+    otherwise start a thread pool for each batch of more than a few hundred rows, which
+    costs several times the conversion itself (a worker holds one CPU)."""
     if isinstance(batch, pa.Table):
         return batch
     if isinstance(batch, pa.RecordBatch):
@@ -78,7 +83,7 @@ def _from_format(batch: Any) -> pa.Table:
         import pandas as pd
 
         if isinstance(batch, pd.DataFrame):
-            return pa.Table.from_pandas(batch, preserve_index=False)
+            return pa.Table.from_pandas(batch, preserve_index=False, nthreads=1)
     except ImportError:  # pandas is optional
         pass
     raise TypeError(
