@@ -791,40 +791,55 @@ fn direct_args(
         .ok_or_else(|| Error::Internal("no argument arena".into()))?;
     let path = arena.path().to_string_lossy().into_owned();
     let mut placed = placed.into_iter();
-    let mut wire = Vec::with_capacity(args.len());
-    let mut segs = ArgSegments::default();
-    for a in args {
-        match a {
-            ForeignValue::Pickle(b) => {
-                wire.push(WireData::Pickle(b.to_vec()));
-                segs.0.push(None);
-            }
-            ForeignValue::Arrow(block) => {
-                let (offset, len) = placed
-                    .next()
-                    .ok_or_else(|| Error::Internal("an argument missing from its arena".into()))?;
-                wire.push(WireData::Arena {
-                    path: path.clone(),
-                    offset: offset as u64,
-                    len: len as u64,
-                });
-                segs.0.push(Some(ArgSegment {
-                    whole: arena.view(offset, len),
-                    data: ObjectData::Arrow(block),
-                    _segment: None,
-                }));
-            }
-        }
-    }
+    let (wire, segs) = wire_direct(args, |block| {
+        let (offset, len) = placed
+            .next()
+            .ok_or_else(|| Error::Internal("an argument missing from its arena".into()))?;
+        let wire = WireData::Arena {
+            path: path.clone(),
+            offset: offset as u64,
+            len: len as u64,
+        };
+        let seg = ArgSegment {
+            whole: arena.view(offset, len),
+            data: ObjectData::Arrow(block),
+            _segment: None,
+        };
+        Ok((wire, seg))
+    })?;
     Ok((wire, segs, Vec::new()))
 }
 
 /// [`direct_args`] through store segments: each Arrow argument is put in the store and
 /// mapped from its segment; the returned refs keep the segments until the call is done.
 fn segment_args(node: &NodeInner, args: Vec<ForeignValue>) -> Result<DirectArgs> {
+    let mut keep = Vec::new();
+    let (wire, segs) = wire_direct(args, |block| {
+        let r = local_put(PutValue {
+            data: ForeignValue::Arrow(block.clone()),
+            nested: Vec::new(),
+        })?;
+        let seg = node.store.segment(r.id())?;
+        keep.push(r);
+        let wire = segment_wire(&seg);
+        let arg = ArgSegment {
+            whole: seg.buffer(),
+            data: ObjectData::Arrow(block),
+            _segment: Some(seg),
+        };
+        Ok((wire, arg))
+    })?;
+    Ok((wire, segs, keep))
+}
+
+/// A direct call's arguments in wire form: pickles inline, each Arrow argument where
+/// `place` puts it (its wire form and the segment the node holds for it).
+fn wire_direct(
+    args: Vec<ForeignValue>,
+    mut place: impl FnMut(Block) -> Result<(WireData, ArgSegment)>,
+) -> Result<(Vec<WireData>, ArgSegments)> {
     let mut wire = Vec::with_capacity(args.len());
     let mut segs = ArgSegments::default();
-    let mut keep = Vec::new();
     for a in args {
         match a {
             ForeignValue::Pickle(b) => {
@@ -832,22 +847,13 @@ fn segment_args(node: &NodeInner, args: Vec<ForeignValue>) -> Result<DirectArgs>
                 segs.0.push(None);
             }
             ForeignValue::Arrow(block) => {
-                let r = local_put(PutValue {
-                    data: ForeignValue::Arrow(block.clone()),
-                    nested: Vec::new(),
-                })?;
-                let seg = node.store.segment(r.id())?;
-                wire.push(segment_wire(&seg));
-                segs.0.push(Some(ArgSegment {
-                    whole: seg.buffer(),
-                    data: ObjectData::Arrow(block),
-                    _segment: Some(seg),
-                }));
-                keep.push(r);
+                let (w, seg) = place(block)?;
+                wire.push(w);
+                segs.0.push(Some(seg));
             }
         }
     }
-    Ok((wire, segs, keep))
+    Ok((wire, segs))
 }
 
 fn values_of(
