@@ -28,18 +28,24 @@ use parquet::file::properties::WriterProperties;
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
-use crate::io::Upload;
 use crate::io::location::{FileRef, Location, resolve};
+use crate::io::{Upload, local};
 
-/// Reads byte ranges of one object, counting the bytes.
+/// Reads byte ranges of one object, counting the bytes. A local file open in `local` is read
+/// directly ([`local::read_ranges`]) instead of through the store.
 struct StoreReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
     bytes_read: Arc<AtomicU64>,
+    local: Option<std::fs::File>,
 }
 
 fn to_parquet_err(e: object_store::Error) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(e))
+}
+
+fn local_err(e: std::io::Error) -> parquet::errors::ParquetError {
     parquet::errors::ParquetError::External(Box::new(e))
 }
 
@@ -47,6 +53,10 @@ impl AsyncFileReader for StoreReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         self.bytes_read
             .fetch_add(range.end - range.start, Ordering::Relaxed);
+        if let Some(file) = &self.local {
+            let got = local::read_ranges(file, std::slice::from_ref(&range));
+            return futures::future::ready(got.map(|mut b| b.remove(0)).map_err(local_err)).boxed();
+        }
         async move {
             self.store
                 .get_range(&self.path, range)
@@ -62,6 +72,10 @@ impl AsyncFileReader for StoreReader {
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         let n: u64 = ranges.iter().map(|r| r.end - r.start).sum();
         self.bytes_read.fetch_add(n, Ordering::Relaxed);
+        if let Some(file) = &self.local {
+            let got = local::read_ranges(file, &ranges).map_err(local_err);
+            return futures::future::ready(got).boxed();
+        }
         async move {
             self.store
                 .get_ranges(&self.path, &ranges)
@@ -149,6 +163,7 @@ impl ParquetSource {
                     path: file.path.clone(),
                     size: file.size,
                     bytes_read: counter.clone(),
+                    local: None,
                 };
                 let metadata =
                     ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
@@ -282,11 +297,19 @@ impl ParquetSource {
                 location: f.display.clone(),
                 message: e.to_string(),
             };
+            let local = match self.location.local_path(&f.file.path) {
+                Some(p) => Some(
+                    std::fs::File::open(&p)
+                        .map_err(|e| Error::io(format!("opening {}", f.display), e))?,
+                ),
+                None => None,
+            };
             let reader = StoreReader {
                 store: self.location.store.clone(),
                 path: f.file.path.clone(),
                 size: f.file.size,
                 bytes_read: self.bytes_read.clone(),
+                local,
             };
             let mut builder =
                 ParquetRecordBatchStreamBuilder::new_with_metadata(reader, f.metadata.clone())
