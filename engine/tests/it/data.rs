@@ -272,6 +272,40 @@ fn files_larger_than_an_upload_part_are_written_whole() {
     }
 }
 
+/// A write that fails midway, with a file partly on disk, names the operator and leaves no
+/// partial or staging file: what is in the directory reads back whole.
+#[test]
+fn a_write_that_fails_midway_leaves_no_partial_file() {
+    let _rt = start();
+    // One input file, so one task reads, maps and writes its batches to one output file.
+    let input = TempDir::new("failed-write-in");
+    let b = noise(600_000);
+    let f = std::fs::File::create(input.path().join("in.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new(f, b.schema(), None).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    let ds = data::read_parquet(&[input.str()]).unwrap();
+    let out = TempDir::new("failed-write");
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let err = ds
+        .map_batches("fourth", None, move |b| {
+            // Three batches (about 14 MiB, more than one write chunk) reach the file first.
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 3 {
+                return Err(volley::UserError::msg("fourth batch refused"));
+            }
+            Ok(b)
+        })
+        .write_parquet(&out.str())
+        .unwrap_err();
+    assert!(err.to_string().contains("fourth batch refused"), "{err}");
+    for entry in std::fs::read_dir(out.path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "staging file left: {name}");
+        let path = out.path().join(&name).to_string_lossy().into_owned();
+        data::read_parquet(&[path]).unwrap().take_all().unwrap();
+    }
+}
+
 #[test]
 fn projections_renames_and_new_columns() {
     let _rt = start();
