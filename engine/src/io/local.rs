@@ -122,6 +122,49 @@ const CHUNK_POOL: usize = 4;
 static CHUNK_BUFFERS: Mutex<Vec<MmapMut>> = Mutex::new(Vec::new());
 static STAGING: AtomicU64 = AtomicU64::new(0);
 
+/// A chunk buffer on loan; dropped, it goes back to the pool (if the pool has room).
+struct ChunkBuf(Option<MmapMut>);
+
+impl ChunkBuf {
+    fn take() -> std::io::Result<Self> {
+        let buf = match CHUNK_BUFFERS.lock().pop() {
+            Some(b) => b,
+            None => MmapMut::map_anon(CHUNK)?,
+        };
+        Ok(ChunkBuf(Some(buf)))
+    }
+}
+
+impl std::ops::Deref for ChunkBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl std::ops::DerefMut for ChunkBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.0.as_deref_mut().unwrap_or_default()
+    }
+}
+
+impl Drop for ChunkBuf {
+    fn drop(&mut self) {
+        let mut pool = CHUNK_BUFFERS.lock();
+        if let Some(buf) = self.0.take()
+            && pool.len() < CHUNK_POOL
+        {
+            pool.push(buf);
+        }
+    }
+}
+
+impl std::fmt::Debug for ChunkBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChunkBuf")
+    }
+}
+
 /// A local file being written: whole chunks go out with `O_DIRECT` from a page-aligned buffer;
 /// the last, partial chunk is padded to a block and the file truncated to its length. It is
 /// written under a hidden staging name and renamed into place by [`DirectFile::finish`];
@@ -129,9 +172,10 @@ static STAGING: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug)]
 pub(crate) struct DirectFile {
     file: File,
+    /// Empty once the file is renamed into place.
     staging: PathBuf,
     target: PathBuf,
-    buf: Option<MmapMut>,
+    buf: ChunkBuf,
     filled: usize,
     written: u64,
     direct: bool,
@@ -158,15 +202,11 @@ impl DirectFile {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, false),
             Err(e) => return Err(e),
         };
-        let buf = match CHUNK_BUFFERS.lock().pop() {
-            Some(b) => b,
-            None => MmapMut::map_anon(CHUNK)?,
-        };
         Ok(DirectFile {
             file,
             staging,
             target: target.to_path_buf(),
-            buf: Some(buf),
+            buf: ChunkBuf::take()?,
             filled: 0,
             written: 0,
             direct,
@@ -176,9 +216,8 @@ impl DirectFile {
     /// Appends `data`.
     pub(crate) fn write_all(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
-            let buf = self.buf.as_mut().ok_or_else(finished)?;
             let n = data.len().min(CHUNK - self.filled);
-            buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+            self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
             self.filled += n;
             data = &data[n..];
             if self.filled == CHUNK {
@@ -193,12 +232,11 @@ impl DirectFile {
     /// Writes the buffer's first `len` bytes at the end of what is written; a filesystem that
     /// refuses `O_DIRECT` at the first write gets ordinary writes from then on.
     fn send(&mut self, len: usize) -> std::io::Result<()> {
-        let buf = self.buf.as_ref().ok_or_else(finished)?;
-        match self.file.write_all_at(&buf[..len], self.written) {
+        match self.file.write_all_at(&self.buf[..len], self.written) {
             Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 self.direct = false;
                 self.file = OpenOptions::new().write(true).open(&self.staging)?;
-                self.file.write_all_at(&buf[..len], self.written)
+                self.file.write_all_at(&self.buf[..len], self.written)
             }
             r => r,
         }
@@ -210,8 +248,7 @@ impl DirectFile {
         if tail > 0 {
             let len = if self.direct {
                 let padded = tail.next_multiple_of(BLOCK);
-                let buf = self.buf.as_mut().ok_or_else(finished)?;
-                buf[tail..padded].fill(0);
+                self.buf[tail..padded].fill(0);
                 padded
             } else {
                 tail
@@ -229,18 +266,8 @@ impl DirectFile {
     }
 }
 
-fn finished() -> std::io::Error {
-    std::io::Error::other("file already finished")
-}
-
 impl Drop for DirectFile {
     fn drop(&mut self) {
-        if let Some(buf) = self.buf.take() {
-            let mut pool = CHUNK_BUFFERS.lock();
-            if pool.len() < CHUNK_POOL {
-                pool.push(buf);
-            }
-        }
         if !self.staging.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.staging);
         }

@@ -29,11 +29,8 @@ pub trait FileSink: Send {
 /// least 5 MiB (S3), all but the last.
 const PART_BYTES: usize = 8 << 20;
 
-/// A file written to its store while it is produced: the bytes go out in parts of
-/// [`PART_BYTES`] (a multipart upload), so a writer holds one part, not the whole file. A
-/// file that ends within its first part is stored with one put. Dropped unfinished (an
-/// error), it aborts its upload, which leaves no file behind. Local files are written
-/// directly ([`local::DirectFile`]), with the same guarantees.
+/// A file written while it is produced, to a local file ([`local::DirectFile`]) or to a store
+/// ([`StoreUpload`]). Dropped unfinished (an error), it leaves no file behind.
 pub(crate) struct Upload {
     display: String,
     bytes: u64,
@@ -41,16 +38,8 @@ pub(crate) struct Upload {
 }
 
 enum Target {
-    Store {
-        store: std::sync::Arc<dyn object_store::ObjectStore>,
-        path: object_store::path::Path,
-        rt: Handle,
-        part: Vec<u8>,
-        multipart: Option<Box<dyn object_store::MultipartUpload>>,
-    },
     Local(local::DirectFile),
-    /// Completed (or failed to complete): nothing to abort.
-    Finished,
+    Store(StoreUpload),
 }
 
 impl Upload {
@@ -72,13 +61,13 @@ impl Upload {
                     .map_err(|e| Error::io(format!("creating {display}"), e))?;
                 Target::Local(file)
             }
-            None => Target::Store {
+            None => Target::Store(StoreUpload {
                 store: location.store.clone(),
                 path,
                 rt: rt.clone(),
                 part: Vec::new(),
                 multipart: None,
-            },
+            }),
         };
         Ok(Upload {
             display,
@@ -93,39 +82,14 @@ impl Upload {
     }
 
     /// Completes the file, which holds `rows` rows.
-    pub(crate) fn finish(mut self, rows: u64) -> Result<WrittenFile> {
-        let done = match std::mem::replace(&mut self.to, Target::Finished) {
+    pub(crate) fn finish(self, rows: u64) -> Result<WrittenFile> {
+        let done = match self.to {
             Target::Local(file) => file.finish(),
-            Target::Store {
-                store,
-                path,
-                rt,
-                part,
-                multipart,
-            } => {
-                let part = object_store::PutPayload::from(part);
-                match multipart {
-                    None => rt
-                        .block_on(object_store::ObjectStoreExt::put(
-                            store.as_ref(),
-                            &path,
-                            part,
-                        ))
-                        .map(drop),
-                    Some(mut upload) => rt
-                        .block_on(async {
-                            upload.put_part(part).await?;
-                            upload.complete().await
-                        })
-                        .map(drop),
-                }
-                .map_err(std::io::Error::other)
-            }
-            Target::Finished => Ok(()),
+            Target::Store(upload) => upload.finish().map_err(std::io::Error::other),
         };
         match done {
             Ok(()) => Ok(WrittenFile {
-                path: self.display.clone(),
+                path: self.display,
                 rows,
                 bytes: self.bytes,
             }),
@@ -133,6 +97,7 @@ impl Upload {
         }
     }
 }
+
 impl std::fmt::Debug for Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upload")
@@ -142,45 +107,13 @@ impl std::fmt::Debug for Upload {
     }
 }
 
-impl Target {
-    /// Appends `data`: to the local file, or to the current part, sent once it is full.
-    fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Target::Local(file) => file.write_all(data),
-            Target::Store {
-                store,
-                path,
-                rt,
-                part,
-                multipart,
-            } => {
-                part.extend_from_slice(data);
-                if part.len() < PART_BYTES {
-                    return Ok(());
-                }
-                let next = Vec::with_capacity(PART_BYTES + PART_BYTES / 4);
-                let payload = object_store::PutPayload::from(std::mem::replace(part, next));
-                let upload = match multipart.take() {
-                    Some(u) => u,
-                    None => rt
-                        .block_on(object_store::ObjectStoreExt::put_multipart(
-                            store.as_ref(),
-                            path,
-                        ))
-                        .map_err(std::io::Error::other)?,
-                };
-                let upload = multipart.insert(upload);
-                rt.block_on(upload.put_part(payload))
-                    .map_err(std::io::Error::other)
-            }
-            Target::Finished => Err(std::io::Error::other("file already finished")),
-        }
-    }
-}
-
 impl std::io::Write for Upload {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Err(e) = self.to.append(data) {
+        let sent = match &mut self.to {
+            Target::Local(file) => file.write_all(data),
+            Target::Store(upload) => upload.append(data).map_err(std::io::Error::other),
+        };
+        if let Err(e) = sent {
             let message = format!("writing {}: {e}", self.display);
             return Err(std::io::Error::other(message));
         }
@@ -193,12 +126,70 @@ impl std::io::Write for Upload {
     }
 }
 
-impl Drop for Upload {
+/// A file written to a store while it is produced: the bytes go out in parts of
+/// [`PART_BYTES`] (a multipart upload), so a writer holds one part, not the whole file. A
+/// file that ends within its first part is stored with one put. Dropped with its upload
+/// unfinished (an error, or a completion that failed), it aborts the upload.
+struct StoreUpload {
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+    rt: Handle,
+    part: Vec<u8>,
+    multipart: Option<Box<dyn object_store::MultipartUpload>>,
+}
+
+impl StoreUpload {
+    /// Appends `data` to the current part, sent once it is full.
+    fn append(&mut self, data: &[u8]) -> object_store::Result<()> {
+        self.part.extend_from_slice(data);
+        if self.part.len() >= PART_BYTES {
+            self.send_part()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the bytes gathered so far as the next part, starting the upload first; returns
+    /// the upload.
+    fn send_part(&mut self) -> object_store::Result<&mut Box<dyn object_store::MultipartUpload>> {
+        let next = Vec::with_capacity(PART_BYTES + PART_BYTES / 4);
+        let part = object_store::PutPayload::from(std::mem::replace(&mut self.part, next));
+        let upload = match self.multipart.take() {
+            Some(u) => u,
+            None => self
+                .rt
+                .block_on(object_store::ObjectStoreExt::put_multipart(
+                    self.store.as_ref(),
+                    &self.path,
+                ))?,
+        };
+        let upload = self.multipart.insert(upload);
+        self.rt.block_on(upload.put_part(part))?;
+        Ok(upload)
+    }
+
+    /// Stores the file: one put, or the last part and the upload's completion.
+    fn finish(mut self) -> object_store::Result<()> {
+        let rt = self.rt.clone();
+        if self.multipart.is_none() {
+            let whole = object_store::PutPayload::from(std::mem::take(&mut self.part));
+            rt.block_on(object_store::ObjectStoreExt::put(
+                self.store.as_ref(),
+                &self.path,
+                whole,
+            ))?;
+        } else {
+            let upload = self.send_part()?;
+            rt.block_on(upload.complete())?;
+            self.multipart = None;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StoreUpload {
     fn drop(&mut self) {
-        if let Target::Store { rt, multipart, .. } = &mut self.to
-            && let Some(mut upload) = multipart.take()
-        {
-            rt.spawn(async move {
+        if let Some(mut upload) = self.multipart.take() {
+            self.rt.spawn(async move {
                 let _ = upload.abort().await;
             });
         }

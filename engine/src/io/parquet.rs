@@ -41,11 +41,9 @@ struct StoreReader {
     local: Option<std::fs::File>,
 }
 
-fn to_parquet_err(e: object_store::Error) -> parquet::errors::ParquetError {
-    parquet::errors::ParquetError::External(Box::new(e))
-}
-
-fn local_err(e: std::io::Error) -> parquet::errors::ParquetError {
+fn to_parquet_err(
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> parquet::errors::ParquetError {
     parquet::errors::ParquetError::External(Box::new(e))
 }
 
@@ -55,7 +53,8 @@ impl AsyncFileReader for StoreReader {
             .fetch_add(range.end - range.start, Ordering::Relaxed);
         if let Some(file) = &self.local {
             let got = local::read_ranges(file, std::slice::from_ref(&range));
-            return futures::future::ready(got.map(|mut b| b.remove(0)).map_err(local_err)).boxed();
+            return futures::future::ready(got.map(|mut b| b.remove(0)).map_err(to_parquet_err))
+                .boxed();
         }
         async move {
             self.store
@@ -73,7 +72,7 @@ impl AsyncFileReader for StoreReader {
         let n: u64 = ranges.iter().map(|r| r.end - r.start).sum();
         self.bytes_read.fetch_add(n, Ordering::Relaxed);
         if let Some(file) = &self.local {
-            let got = local::read_ranges(file, &ranges).map_err(local_err);
+            let got = local::read_ranges(file, &ranges).map_err(to_parquet_err);
             return futures::future::ready(got).boxed();
         }
         async move {
@@ -297,13 +296,12 @@ impl ParquetSource {
                 location: f.display.clone(),
                 message: e.to_string(),
             };
-            let local = match self.location.local_path(&f.file.path) {
-                Some(p) => Some(
-                    std::fs::File::open(&p)
-                        .map_err(|e| Error::io(format!("opening {}", f.display), e))?,
-                ),
-                None => None,
-            };
+            let local = self
+                .location
+                .local_path(&f.file.path)
+                .map(std::fs::File::open)
+                .transpose()
+                .map_err(|e| Error::io(format!("opening {}", f.display), e))?;
             let reader = StoreReader {
                 store: self.location.store.clone(),
                 path: f.file.path.clone(),
