@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests, clippy, doc-tests, benches and the demo share one target directory.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help demo demo-rust python-bench bench-compare test lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff mypy
+.PHONY: help demo demo-rust python-bench bench-compare test test-long lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff mypy
 
 VENV := $(CURDIR)/.venv
 export VOLLEY_MOTO_SERVER := $(VENV)/bin/moto_server
@@ -45,7 +45,7 @@ $(VENV)/node/.installed:
 # .venv, sharing the workspace's target directory and feature set).
 PY_DEPS := 'maturin==1.16.0' 'cloudpickle==3.1.2' 'pyarrow==26.0.1' 'numpy==2.4.6' \
 	'pandas==3.1.1' 'pytest==9.2.0' 'ruff==0.17.5' 'nbclient==0.11.0' 'nbformat==5.11.1' \
-	'ipykernel==7.4.0' 'mypy==2.4.1' 'pyarrow-stubs==20.0.0.20260819'
+	'ipykernel==7.4.0' 'mypy==2.4.1' 'pyarrow-stubs==20.0.0.20260819' 'hypothesis==6.170.15'
 $(VENV)/.installed-py: $(VENV)/.installed Makefile
 	$(VENV)/bin/pip install --quiet $(PY_DEPS)
 	touch $@
@@ -53,8 +53,11 @@ $(VENV)/.installed-py: $(VENV)/.installed Makefile
 python: $(VENV)/.installed-py ## Build the Python package (maturin) into .venv
 	cd python && VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin develop --quiet
 
-py-tests: python ## The Python test suite (pytest)
-	$(VENV)/bin/python -m pytest -q tests/python
+py-tests: python ## The Python test suite (pytest; the serialization matrix on its fixed-seed ci profile)
+	HYPOTHESIS_PROFILE=ci $(VENV)/bin/python -m pytest -q tests/python
+
+test-long: python ## The serialization matrix with 10x the examples, freshly drawn (HYPOTHESIS_PROFILE=long)
+	HYPOTHESIS_PROFILE=long $(VENV)/bin/python -m pytest -q tests/python/test_serialization_matrix.py
 
 stub-check: python ## The native module's stub matches the built module
 	$(VENV)/bin/python python/check_stub.py

@@ -43,10 +43,10 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # `volley.data` (pyarrow, numpy) is imported on first use: workers and tasks-only
     # programs start faster without it.
-    if name == "data":
+    if name in ("data", "actor"):
         import importlib
 
-        return importlib.import_module("volley.data")
+        return importlib.import_module(f"volley.{name}")
     raise AttributeError(f"module 'volley' has no attribute {name!r}")
 
 
@@ -57,6 +57,7 @@ __all__ = [
     "RemoteFunction",
     "available_resources",
     "cancel",
+    "actor",
     "cluster_resources",
     "data",
     "exceptions",

@@ -13,43 +13,116 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, 
 
 from volley import _native
 from volley import exceptions as exc
-from volley._serialization import dumps, loads, register_function
+from volley._serialization import INLINE_MAX, dumps, loads, register_function
 
 ObjectRef = _native.ObjectRef
 
-#: The pickled (args, kwargs) of a call above this size is shipped through the object
-#: store (shared memory) instead of inline in the task.
-_INLINE_ARGS = 100 << 10
 
+def _counting(name: str, infinite: bool = True) -> Callable[[Any], Optional[str]]:
+    """Ray's rule for a count option: None, 0 or a positive integer (-1: infinity)."""
+    if infinite:
+        return lambda x: (
+            None
+            if x is None or x >= -1
+            else f"The keyword '{name}' only accepts None, 0, -1 or a positive integer, "
+            "where -1 represents infinity."
+        )
+    return lambda x: (
+        None
+        if x is None or x >= 0
+        else f"The keyword '{name}' only accepts None, 0 or a positive integer."
+    )
+
+
+def _quantity(name: str) -> Callable[[Any], Optional[str]]:
+    return lambda x: (
+        None if x is None or x >= 0 else f"The quantity of resource {name} cannot be negative"
+    )
+
+
+def _check_resources(resources: Optional[Dict[str, Any]]) -> Optional[str]:
+    if resources is None:
+        return None
+    if "CPU" in resources or "GPU" in resources:
+        return (
+            "Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' "
+            "in 'resources' keyword"
+        )
+    for name, quantity in resources.items():
+        if not isinstance(quantity, (int, float)) or isinstance(quantity, bool):
+            return f"The quantity of resource {name} must be a number, got {quantity!r}"
+        if quantity < 0:
+            return f"The quantity of resource {name} cannot be negative"
+    return None
+
+
+def _check_retry_exceptions(x: Any) -> Optional[str]:
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (list, tuple)) and all(
+        inspect.isclass(e) and issubclass(e, Exception) for e in x
+    ):
+        # Retrying every exception instead would do more than was asked.
+        return (
+            "retry_exceptions as a list of exception classes is not supported by Volley yet; "
+            "pass True to retry every application exception"
+        )
+    return "retry_exceptions must be either a boolean or a list of exceptions"
+
+
+def _check_num_returns(x: Any) -> Optional[str]:
+    if x in ("dynamic", "streaming"):
+        return (
+            f"num_returns={x!r} (generator tasks) is not supported by Volley yet; "
+            "return a list, or pass num_returns=<n>"
+        )
+    if x is None or (isinstance(x, int) and x >= 0):
+        return None
+    return (
+        "The keyword 'num_returns' only accepts None, a non-negative integer, or "
+        '"dynamic" (for generators)'
+    )
+
+
+_NUMBER = (int, float, type(None))
+_COUNT = (int, type(None))
+#: Each option Volley takes: (accepted types, value check). Ray's names and messages.
+_COMMON_OPTIONS: Dict[str, Tuple[Any, Optional[Callable[[Any], Optional[str]]]]] = {
+    "accelerator_type": ((str, type(None)), None),
+    "memory": (_NUMBER, _quantity("memory")),
+    "name": ((str, type(None)), None),
+    "num_cpus": (_NUMBER, _quantity("num_cpus")),
+    "num_gpus": (_NUMBER, _quantity("num_gpus")),
+    "resources": ((dict, type(None)), _check_resources),
+    "runtime_env": ((dict, type(None)), None),
+    "scheduling_strategy": (object, None),
+}
 _TASK_OPTIONS = {
-    "num_returns",
-    "num_cpus",
-    "num_gpus",
-    "memory",
-    "resources",
-    "max_retries",
-    "retry_exceptions",
-    "name",
-    "scheduling_strategy",
-    "runtime_env",
-    "accelerator_type",
-    "max_calls",
+    **_COMMON_OPTIONS,
+    "max_calls": (_COUNT, _counting("max_calls", False)),
+    "max_retries": (_COUNT, _counting("max_retries")),
+    "num_returns": ((int, str, type(None)), _check_num_returns),
+    "retry_exceptions": ((bool, list, tuple), _check_retry_exceptions),
 }
 _ACTOR_OPTIONS = {
-    "num_cpus",
-    "num_gpus",
-    "memory",
-    "resources",
-    "max_concurrency",
-    "max_restarts",
-    "max_task_retries",
-    "name",
-    "namespace",
-    "lifetime",
-    "scheduling_strategy",
-    "runtime_env",
-    "get_if_exists",
-    "accelerator_type",
+    **_COMMON_OPTIONS,
+    "name": (
+        (str, type(None)),
+        lambda x: "Actor name cannot be an empty string." if x == "" else None,
+    ),
+    "get_if_exists": (bool, None),
+    "lifetime": (
+        (str, type(None)),
+        lambda x: (
+            None
+            if x in (None, "detached", "non_detached")
+            else "actor `lifetime` argument must be one of 'detached', 'non_detached' and 'None'."
+        ),
+    ),
+    "max_concurrency": (_COUNT, _counting("max_concurrency", False)),
+    "max_restarts": (_COUNT, _counting("max_restarts")),
+    "max_task_retries": (_COUNT, _counting("max_task_retries")),
+    "namespace": ((str, type(None)), lambda x: _namespace_error(x) if x is not None else None),
 }
 #: Async actors run this many calls at once unless ``max_concurrency`` says otherwise
 #: (Ray's default is 1000; each concurrent call holds a channel to the worker here).
@@ -71,12 +144,16 @@ def init(
     resources: Optional[Dict[str, float]] = None,
     object_store_memory: Optional[int] = None,
     ignore_reinit_error: bool = False,
+    namespace: Optional[str] = None,
     _temp_dir: Optional[str] = None,
     **kwargs: Any,
 ) -> "RuntimeInfo":
     """Starts Volley in this process (local mode: a whole node inside the driver, workers
-    on demand). Ray's other keyword arguments (``namespace``, ``include_dashboard``,
+    on demand). ``namespace`` is where this job's named actors live (tasks and actors it
+    starts inherit it). Ray's other keyword arguments (``include_dashboard``,
     ``log_to_driver``, ``runtime_env``...) are accepted and have no effect yet."""
+    if namespace is not None:
+        _check_namespace(namespace)
     address = address or os.environ.get("VOLLEY_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if address not in (None, "", "local", "auto"):
         raise exc.VolleyValueError(
@@ -90,6 +167,10 @@ def init(
             raise RuntimeError(
                 "volley.init() was called twice; pass ignore_reinit_error=True to allow it"
             )
+        if namespace is not None:
+            os.environ[_NAMESPACE_ENV] = namespace  # workers start with this environment
+        else:
+            os.environ.pop(_NAMESPACE_ENV, None)
         _native.init(
             num_cpus=num_cpus,
             num_gpus=num_gpus,
@@ -167,16 +248,37 @@ def get(
 
 
 def wait(
-    object_refs: Sequence[ObjectRef],
+    object_refs: List[ObjectRef],
     *,
     num_returns: int = 1,
     timeout: Optional[float] = None,
     fetch_local: bool = True,
 ) -> Tuple[List[ObjectRef], List[ObjectRef]]:
-    """``(ready, not_ready)`` once ``num_returns`` refs are ready or ``timeout`` passed."""
-    refs = list(object_refs)
-    if num_returns > len(refs):
-        raise ValueError(f"num_returns={num_returns} exceeds the number of refs ({len(refs)})")
+    """``(ready, not_ready)`` once ``num_returns`` refs are ready or ``timeout`` passed.
+    Its arguments are checked as Ray checks them: a list of distinct refs, ``0 <
+    num_returns <= len(object_refs)``, a non-negative timeout."""
+    if isinstance(object_refs, ObjectRef):
+        raise TypeError("wait() expected a list of ray.ObjectRef, got a single ray.ObjectRef")
+    if not isinstance(object_refs, list):
+        raise TypeError(f"wait() expected a list of ray.ObjectRef, got {type(object_refs)}")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"The 'timeout' argument must be nonnegative. Received {timeout}")
+    for r in object_refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(
+                f"wait() expected a list of ray.ObjectRef, got list containing {type(r)}"
+            )
+    if not object_refs:
+        return [], []
+    if len(object_refs) != len(set(object_refs)):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if num_returns <= 0:
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
+    if num_returns > len(object_refs):
+        raise ValueError(
+            "num_returns cannot be greater than the number of objects provided to ray.wait."
+        )
+    refs = object_refs
     flags = _native.wait(refs, num_returns, timeout)
     ready = [r for r, f in zip(refs, flags) if f]
     return ready, [r for r, f in zip(refs, flags) if not f]
@@ -242,8 +344,9 @@ def _pack(
     a = [slot(v) for v in args]
     k = {n: slot(v) for n, v in kwargs.items()}
     payload, nested = dumps((a, k))
-    if not isinstance(payload, bytes) or len(payload) > _INLINE_ARGS:
-        # Large arguments go through the store (shared memory), one object each.
+    if not isinstance(payload, bytes) or len(payload) > INLINE_MAX:
+        # Large arguments go through the store (shared memory), one object each (the call
+        # itself carries their refs).
         a = [v if isinstance(v, _Slot) else slot(put(v)) for v in a]
         k = {n: v if isinstance(v, _Slot) else slot(put(v)) for n, v in k.items()}
         payload, nested = dumps((a, k))
@@ -265,20 +368,100 @@ def _resources(opts: Dict[str, Any]) -> List[Tuple[str, float]]:
     return [(str(n), float(v)) for n, v in (opts.get("resources") or {}).items()]
 
 
-def _check_options(opts: Dict[str, Any], allowed: set, what: str) -> None:
-    bad = sorted(set(opts) - allowed)
-    if bad:
-        raise ValueError(f"invalid option(s) for {what}: {', '.join(bad)}")
+def _check_options(opts: Dict[str, Any], allowed: Dict[str, Any], what: str) -> None:
+    """Ray's checks of ``@remote(...)`` / ``.options(...)``: at once, with Ray's messages."""
+    for k, v in opts.items():
+        if k not in allowed:
+            raise ValueError(
+                f"Invalid option keyword {k} for {what}. Valid ones are {list(allowed)}."
+            )
+        types, check = allowed[k]
+        # A bool is an int to isinstance, not to an option that counts.
+        wrong_bool = (
+            isinstance(v, bool)
+            and bool not in (types if isinstance(types, tuple) else (types,))
+            and types is not object
+        )
+        if wrong_bool or not isinstance(v, types):
+            raise TypeError(
+                f"The type of keyword '{k}' must be {types}, but received type {type(v)}"
+            )
+        message = check(v) if check is not None else None
+        if message:
+            raise ValueError(message)
+    if what == "actors":
+        if opts.get("max_restarts", 0) == 0 and opts.get("max_task_retries", 0) != 0:
+            raise ValueError(
+                "'max_task_retries' cannot be set if 'max_restarts' "
+                "is 0 or if 'max_restarts' is not set."
+            )
+        if opts.get("get_if_exists") and not opts.get("name"):
+            raise ValueError("The actor name must be specified to use `get_if_exists`.")
+
+
+def _namespace_error(namespace: Any) -> Optional[str]:
+    if namespace == "":
+        return '"" is not a valid namespace. Pass None to not specify a namespace.'
+    return None
+
+
+def _check_namespace(namespace: Any) -> None:
+    """Ray's ``validate_namespace``."""
+    if not isinstance(namespace, str):
+        raise TypeError("namespace must be None or a string.")
+    message = _namespace_error(namespace)
+    if message:
+        raise ValueError(message)
+
+
+class _Binder:
+    """Checks a call's arguments against a signature the way calling it would (Ray raises
+    ``TypeError`` at ``.remote()``). A call with positional arguments only, whose count the
+    signature takes, is accepted without building a ``BoundArguments``."""
+
+    __slots__ = ("sig", "min_pos", "max_pos")
+
+    def __init__(self, fn: Callable, skip_first: bool) -> None:
+        try:
+            sig: Optional[inspect.Signature] = inspect.signature(fn)
+        except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+            sig = None
+        if sig is not None and skip_first:
+            params = list(sig.parameters.values())[1:]
+            sig = sig.replace(parameters=params)
+        self.sig = sig
+        self.min_pos, self.max_pos = 0, -1
+        if sig is not None:
+            kinds = [p.kind for p in sig.parameters.values()]
+            plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            required_kw = any(
+                p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is p.empty
+                for p in sig.parameters.values()
+            )
+            if not required_kw:
+                positional = [p for p in sig.parameters.values() if p.kind in plain]
+                self.min_pos = sum(1 for p in positional if p.default is p.empty)
+                var = inspect.Parameter.VAR_POSITIONAL in kinds
+                self.max_pos = 1 << 30 if var else len(positional)
+
+    def check(self, args: Sequence[Any], kwargs: Dict[str, Any]) -> None:
+        if self.sig is None or (not kwargs and self.min_pos <= len(args) <= self.max_pos):
+            return
+        try:
+            self.sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(str(e)) from None
 
 
 class RemoteFunction:
     """A function run as tasks: ``f.remote(*args)`` returns refs to its results."""
 
     def __init__(self, function: Callable, options: Dict[str, Any]) -> None:
-        _check_options(options, _TASK_OPTIONS, "a remote function")
+        _check_options(options, _TASK_OPTIONS, "remote functions")
         self._function = function
         self._options = options
         self._id: Optional[int] = None
+        self._binder: Optional[_Binder] = None
         self.__name__ = getattr(function, "__name__", "remote_function")
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
@@ -292,16 +475,20 @@ class RemoteFunction:
     def options(self, **options: Any) -> "RemoteFunction":
         """A copy with other options (``num_cpus``, ``num_returns``, ``max_retries``...)."""
         f = RemoteFunction(self._function, {**self._options, **options})
-        f._id = self._id
+        f._id, f._binder = self._id, self._binder
         return f
 
     def _function_id(self) -> int:
         if self._id is None:
-            self._id = register_function(self._function)
+            self._id = register_function(self._function, "remote function")
         return self._id
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        """Submits a task; returns an ``ObjectRef`` (a list of them for ``num_returns > 1``)."""
+        """Submits a task; returns an ``ObjectRef`` (a list of them for ``num_returns > 1``).
+        Arguments the function does not take raise ``TypeError`` here, as in Ray."""
+        if self._binder is None:
+            self._binder = _Binder(self._function, skip_first=False)
+        self._binder.check(args, kwargs)
         o = self._options
         structure, nested, refs = _pack(args, kwargs)
         num_returns = int(o.get("num_returns", 1))
@@ -319,6 +506,8 @@ class RemoteFunction:
             max_retries=o.get("max_retries"),
             retry_exceptions=bool(o.get("retry_exceptions", False)),
         )
+        if num_returns == 0:
+            return None
         return out[0] if num_returns == 1 else out
 
 
@@ -348,12 +537,28 @@ class ActorClass:
     """A class whose instances are actors: ``Cls.remote(*args)`` returns a handle."""
 
     def __init__(self, cls: type, options: Dict[str, Any]) -> None:
-        _check_options(options, _ACTOR_OPTIONS, "an actor class")
+        _check_options(options, _ACTOR_OPTIONS, "actors")
         self._cls = cls
         self._options = options
         self._id: Optional[int] = None
         self.__name__ = cls.__name__
         self.__doc__ = cls.__doc__
+
+    def __getattr__(self, name: str) -> Any:
+        # The class's own attributes (constants, static and class methods), as in Ray: the
+        # actor's methods reach them through the decorated name.
+        cls = self.__dict__.get("_cls")
+        if cls is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(cls, name)
+
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        raise exc.ActorClassInheritanceException(
+            f"Attempted to define a subclass of actor class '{self.__name__}'. Inheriting "
+            "from actor classes is not currently supported. You can instead inherit from a "
+            "non-actor base class and make the derived class an actor class (with "
+            "@ray.remote)."
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -368,15 +573,16 @@ class ActorClass:
 
     def _class_id(self) -> int:
         if self._id is None:
-            self._id = register_function(self._cls)
+            self._id = register_function(self._cls, "actor")
         return self._id
 
     def remote(self, *args: Any, **kwargs: Any) -> "ActorHandle":
         """Starts the actor (its constructor runs in its own worker process)."""
         o = self._options
+        _Binder(self._cls, skip_first=False).check(args, kwargs)
         if o.get("get_if_exists") and o.get("name"):
             try:
-                return get_actor(o["name"])
+                return get_actor(o["name"], o.get("namespace"))
             except ValueError:
                 pass
         is_async = _is_async_class(self._cls)
@@ -385,7 +591,7 @@ class ActorClass:
             concurrency = _ASYNC_DEFAULT_CONCURRENCY if is_async else 1
         options = {
             "class_name": self._cls.__name__,
-            "name": o.get("name"),
+            "name": _qualified(o.get("name"), o.get("namespace")),
             "num_cpus": float(o.get("num_cpus", 0.0)),
             "num_gpus": float(o.get("num_gpus", 0.0)),
             "resources": _resources(o),
@@ -396,16 +602,22 @@ class ActorClass:
         }
         structure, nested, refs = _pack(args, kwargs)
         native = _native.create_actor(self._class_id(), structure, nested, refs, options)
-        return ActorHandle(native, _method_table(self._cls))
+        table, binders = _method_table(self._cls)
+        return ActorHandle(native, table, binders)
 
 
-def _method_table(cls: type) -> Dict[str, int]:
-    table = {}
+def _method_table(cls: type) -> Tuple[Dict[str, int], Dict[str, _Binder]]:
+    """Each method's ``num_returns``, and what checks a call's arguments against it."""
+    table, binders = {}, {}
     for name, m in inspect.getmembers(cls, predicate=callable):
         if name.startswith("__") and name != "__call__":
             continue
         table[name] = getattr(m, "__volley_num_returns__", 1)
-    return table
+        raw = inspect.getattr_static(cls, name, None)
+        # A plain function takes `self` first; static and class methods do not show it.
+        plain = inspect.isfunction(raw)
+        binders[name] = _Binder(m, skip_first=plain)
+    return table, binders
 
 
 class ActorMethod:
@@ -427,6 +639,9 @@ class ActorMethod:
         )
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
+        binder = self._handle.__dict__["_binders"].get(self._name)
+        if binder is not None:
+            binder.check(args, kwargs)
         structure, nested, refs = _pack(args, kwargs)
         out = _native.call_actor(
             self._handle._native, self._name, structure, nested, refs, self._num_returns
@@ -437,11 +652,19 @@ class ActorMethod:
 class ActorHandle:
     """A handle on an actor; methods are called with ``handle.method.remote(...)``."""
 
-    def __init__(self, native: Any, methods: Dict[str, int]) -> None:
+    def __init__(
+        self, native: Any, methods: Dict[str, int], binders: Optional[Dict[str, _Binder]] = None
+    ) -> None:
         self._native = native
         self._methods = methods
+        # Argument checks of the methods; a handle rebuilt from a pickle has none (the
+        # call is checked in the actor's process then).
+        self._binders = binders or {}
 
     def __getattr__(self, name: str) -> ActorMethod:
+        if name == "__ray_terminate__":
+            # Queued like any call: those sent before it finish, then the actor exits.
+            return ActorMethod(self, name, 1)
         methods = self.__dict__.get("_methods", {})
         if name not in methods:
             raise AttributeError(
@@ -464,16 +687,38 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """Kills the actor's worker process: queued calls fail with ``ActorDiedError``; with
     ``no_restart=False`` it restarts if it has restarts left."""
     if not isinstance(actor, ActorHandle):
-        raise TypeError(f"kill() expects an actor handle, got {type(actor).__name__}")
+        raise ValueError(f"ray.kill() only supported for actors. Got: {type(actor)}.")
     _native.kill_actor(actor._native, no_restart)
 
 
+#: The namespace of this job's named actors (``init(namespace=...)``; workers inherit it).
+_NAMESPACE_ENV = "VOLLEY_NAMESPACE"
+
+
+def _qualified(name: Optional[str], namespace: Optional[str]) -> Optional[str]:
+    """The engine's name of a named actor: its namespace (the job's unless given) and name."""
+    if name is None:
+        return None
+    ns = namespace if namespace is not None else os.environ.get(_NAMESPACE_ENV)
+    return name if not ns else f"{ns}\x1f{name}"
+
+
 def get_actor(name: str, namespace: Optional[str] = None) -> ActorHandle:
-    """The live actor named ``name`` (``ValueError`` if there is none, as in Ray)."""
+    """The live actor named ``name`` in ``namespace`` (the job's when ``None``);
+    ``ValueError`` if there is none, as in Ray."""
+    if not isinstance(name, str):
+        raise TypeError(f"get_actor() expects the actor's name as a str, got {type(name)}")
+    if not name:
+        raise ValueError("Please supply a non-empty value to get_actor")
+    if namespace is not None:
+        _check_namespace(namespace)
     try:
-        native = _native.get_actor(name)
-    except exc.VolleyNotFoundError as e:
-        raise ValueError(f"Failed to look up actor with name {name!r}: {e}") from None
+        native = _native.get_actor(cast(str, _qualified(name, namespace)))
+    except exc.VolleyNotFoundError:
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise ValueError(
+            f"Failed to look up actor with name {name!r}{where}: no live actor has that name"
+        ) from None
     # A handle found by name does not know its class's method table: any attribute is a
     # method with one return.
     return ActorHandle(native, _AnyMethods())

@@ -33,6 +33,26 @@ def current_task_name() -> Optional[str]:
     return getattr(_local, "task", None)
 
 
+def in_actor() -> bool:
+    """Whether this worker process holds an actor."""
+    return _instance is not None
+
+
+def _exit_actor() -> None:
+    """Ends the actor's process as Ray's ``exit_actor`` does: ``atexit`` handlers run first
+    (interpreter teardown is skipped, as when the node closes the worker)."""
+    import atexit
+    import sys
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream is no reason not to exit
+            pass
+    os._exit(0)
+
+
 def _function(fn_id: int) -> Any:
     f = _functions.get(fn_id)
     if f is None:
@@ -73,6 +93,10 @@ def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
         return None
     if method is None:
         raise ValueError(f"an actor call of kind {kind!r} without a method name")
+    if method == "__ray_terminate__":
+        from volley.actor import _ActorExit
+
+        raise _ActorExit(0)
     result = getattr(_instance, method)(*fargs, **fkwargs)
     if inspect.iscoroutine(result):
         import asyncio
@@ -112,6 +136,8 @@ def _serve(channel: int) -> None:
             outputs = _outputs(_run(kind, method, fn_id, args), num_returns)
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             del args
+            if type(e).__name__ == "_ActorExit" and type(e).__module__ == "volley.actor":
+                _exit_actor()
             message = _user_traceback(e)
             try:
                 payload: Optional[bytes] = _cloudpickle().dumps(e)
@@ -126,6 +152,11 @@ def _serve(channel: int) -> None:
 
 
 def main() -> None:
+    import sys
+
+    # Run as `python -m volley._worker`, this module is `__main__`: code that imports it by
+    # name (the runtime context, exit_actor) must find this instance, not a fresh copy.
+    sys.modules["volley._worker"] = sys.modules[__name__]
     channels = _native.worker_connect()
     threads = [
         threading.Thread(target=_serve, args=(ch,), name=f"volley-call-{ch}", daemon=True)

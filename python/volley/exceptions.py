@@ -68,6 +68,10 @@ class InfeasibleError(VolleyError):
     """The resources asked for can never be met by the cluster."""
 
 
+class ActorClassInheritanceException(VolleyError, TypeError):
+    """A class statement named an actor class as a base (Ray's exception of that name)."""
+
+
 class TaskError(VolleyError):
     """A task or actor method raised (or its worker died); see :attr:`cause`."""
 
@@ -155,6 +159,7 @@ __all__ = [
     "ObjectLostError",
     "ObjectStoreFullError",
     "InfeasibleError",
+    "ActorClassInheritanceException",
     "TaskError",
     "WorkerCrashedError",
     "RayError",

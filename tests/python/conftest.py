@@ -14,6 +14,13 @@ import time
 import pytest
 import volley
 
+# Workers import the suite's helper modules by name, as a user's workers import the user's
+# own modules: this directory is on their path (they inherit the environment).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
+
 
 def shm_segments() -> set:
     return set(glob.glob("/dev/shm/volley-*"))

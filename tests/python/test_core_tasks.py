@@ -49,7 +49,7 @@ def test_num_returns_and_options(rt):
     assert rt.get(one.options(name="renamed", num_cpus=0.5).remote()) == 1
     with pytest.raises(TypeError):
         one()
-    with pytest.raises(ValueError, match="invalid option"):
+    with pytest.raises(ValueError, match="Invalid option keyword no_such_option"):
         one.options(no_such_option=1)
     with pytest.raises(exceptions.InfeasibleError):
         one.options(num_cpus=64).remote()

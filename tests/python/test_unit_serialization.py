@@ -82,3 +82,21 @@ def test_task_error_is_an_instance_of_the_users_class():
 def test_worker_death_is_a_worker_crashed_error():
     err = exceptions._task_failure("f (t1)", "worker_died", "the worker process died", None)
     assert isinstance(err, exceptions.WorkerCrashedError)
+
+
+def test_small_out_of_band_values_are_framed_inline_and_read_back_whole():
+    from volley._serialization import INLINE_MAX
+
+    small = [np.arange(10), np.zeros((3, 4), dtype="f4"), pa.array([1, None, 3])]
+    payload, _ = dumps(small)
+    assert isinstance(payload, bytes), "small buffers stay inline"
+    back = loads(payload)
+    assert [a.tolist() for a in back[:2]] == [a.tolist() for a in small[:2]]
+    assert back[0].dtype == small[0].dtype and back[1].shape == (3, 4)
+    assert back[2].equals(small[2])
+    back[0][0] = 7  # writable, as an in-band pickle gives it
+    # At the threshold the buffers are inline; one byte more and they go to Arrow.
+    at, over = np.zeros(INLINE_MAX, np.uint8), np.zeros(INLINE_MAX + 1, np.uint8)
+    assert isinstance(dumps(at)[0], bytes)
+    assert isinstance(dumps(over)[0], pa.Table)
+    assert loads(dumps(at)[0]).nbytes == INLINE_MAX

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import html
 import inspect
 import warnings
@@ -12,7 +14,7 @@ import pyarrow as pa
 
 from volley import _native
 from volley._api import _Slot
-from volley._serialization import dumps, register_function
+from volley._serialization import dumps, loads, register_function
 
 _BATCH_FORMATS = ("default", "pyarrow", "pandas", "numpy")
 
@@ -760,10 +762,85 @@ def from_arrow(tables: Union[pa.Table, Sequence[pa.Table]]) -> Dataset:
     )
 
 
+class _PythonObjectScalar(pa.ExtensionScalar):
+    def as_py(self, **kwargs: Any) -> Any:
+        return None if self.value is None else loads(self.value.as_py())
+
+
+class PythonObjectType(pa.ExtensionType):
+    """A column of Python objects Arrow has no type for (numpy arrays of any shape, a
+    user's classes, mixed values), each stored as Volley's serialization of it: rows read
+    back (``take``, ``iter_rows``) as the objects themselves (Ray's object columns)."""
+
+    def __init__(self) -> None:
+        super().__init__(pa.large_binary(), "volley.python_object")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> "PythonObjectType":
+        return cls()
+
+    def __arrow_ext_scalar_class__(self) -> type:
+        return _PythonObjectScalar
+
+
+pa.register_extension_type(PythonObjectType())  # type: ignore[arg-type]
+
+_SCALARS = (bool, int, float, str, bytes, datetime.datetime, datetime.date, decimal.Decimal)
+
+
+def _is_plain(v: Any, depth: int = 0) -> bool:
+    """Whether Arrow holds ``v`` as it is (it reads back equal, as the same type)."""
+    if v is None or isinstance(v, _SCALARS):
+        return True
+    if depth < 8 and isinstance(v, list):
+        return all(_is_plain(x, depth + 1) for x in v)
+    # A dict is a struct: it holds only dicts that all have its keys (see _column).
+    if depth == 0 and isinstance(v, dict):
+        return all(isinstance(k, str) and _is_plain(x, depth + 1) for k, x in v.items())
+    return False
+
+
+def _column(values: List[Any]) -> Any:
+    """An item column as Arrow: a native type where its values have one that holds them
+    faithfully, Python objects otherwise."""
+    kinds = {type(v) for v in values if v is not None}
+    keys = {tuple(v) for v in values if isinstance(v, dict)}
+    if len(kinds) <= 1 and len(keys) <= 1 and all(_is_plain(v) for v in values):
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            pass  # e.g. an int beyond 64 bits, a decimal beyond 38 digits
+    return _object_column(values)
+
+
+def _object_column(values: List[Any]) -> Any:
+    blobs: List[Optional[bytes]] = []
+    for v in values:
+        if v is None:
+            blobs.append(None)
+            continue
+        payload, nested = dumps(v, inline=True)
+        if nested:
+            raise TypeError(
+                "from_items: an item holding an ObjectRef cannot be stored in a dataset"
+            )
+        blobs.append(payload)
+    return pa.ExtensionArray.from_storage(PythonObjectType(), pa.array(blobs, pa.large_binary()))
+
+
 def from_items(items: List[Any]) -> Dataset:
-    """Rows from dicts (other values become ``{"item": value}``)."""
+    """Rows from dicts (other values become ``{"item": value}``). A column of values Arrow
+    has no faithful type for (numpy arrays, objects) is kept as Python objects."""
     rows = [i if isinstance(i, dict) else {"item": i} for i in items]
-    return from_arrow(pa.Table.from_pylist(rows))
+    names: Dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+    if not names:
+        return from_arrow(pa.Table.from_pylist(rows))
+    return from_arrow(pa.table({n: _column([r.get(n) for r in rows]) for n in names}))
 
 
 def from_pandas(dfs: Any) -> Dataset:
