@@ -514,6 +514,20 @@ fn kill_actor(py: Python<'_>, actor: &PyActor, no_restart: bool) -> Res<()> {
     py.detach(|| eng(foreign::kill_actor(&actor.inner, no_restart)))
 }
 
+/// Ends the actor this worker runs, with no restart (before the process exits).
+#[pyfunction]
+fn exit_actor(py: Python<'_>) -> Res<()> {
+    py.detach(|| eng(foreign::exit_actor()))
+}
+
+/// An anchor of the actor (an object that keeps it alive while it lives), or `None` when
+/// the actor is gone.
+#[pyfunction]
+fn actor_anchor(py: Python<'_>, actor: &PyActor) -> Res<Option<PyObjectRef>> {
+    let anchor = py.detach(|| eng(foreign::actor_anchor(&actor.inner)))?;
+    Ok(anchor.map(|inner| PyObjectRef { inner }))
+}
+
 #[pyfunction]
 fn get_actor(py: Python<'_>, name: &str) -> Res<PyActor> {
     let inner = py.detach(|| eng(foreign::get_actor(name)))?;
@@ -626,6 +640,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call_actor, m)?)?;
     m.add_function(wrap_pyfunction!(kill_actor, m)?)?;
     m.add_function(wrap_pyfunction!(get_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(actor_anchor, m)?)?;
+    m.add_function(wrap_pyfunction!(exit_actor, m)?)?;
     m.add_function(wrap_pyfunction!(worker_connect, m)?)?;
     m.add_function(wrap_pyfunction!(is_worker, m)?)?;
     m.add_function(wrap_pyfunction!(function_bytes, m)?)?;

@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
-from volley import _native
+from volley import _native, _serialization
 from volley import exceptions as exc
 from volley._serialization import INLINE_MAX, dumps, loads, register_function
 
@@ -220,10 +220,10 @@ def _is_main_thread() -> bool:
 
 
 def _get_values(refs: List[ObjectRef], timeout: Optional[float]) -> List[Any]:
-    if timeout is not None or not _is_main_thread() or _native.is_worker():
+    if timeout is not None or not _is_main_thread():
         raw = _native.get(refs, timeout)
     else:
-        # Wake twice a second so Ctrl-C interrupts a long get.
+        # Wake twice a second so Ctrl-C (in a worker: a cancel) interrupts a long get.
         while True:
             try:
                 raw = _native.get(refs, 0.5)
@@ -676,11 +676,19 @@ class ActorHandle:
         return f"Actor({self._native.class_name()}, {self._native.binary().hex()})"
 
     def __reduce__(self) -> Any:
-        return (_rebuild_actor, (self._native.binary(), self._native.options(), self._methods))
+        # Sent inside a value or a call, a handle carries an anchor: a nested ref that keeps
+        # the actor alive while the value, the pending call or the rebuilt handle lives.
+        anchor = _native.actor_anchor(self._native) if _serialization.tracking_refs() else None
+        state = (self._native.binary(), self._native.options(), self._methods, anchor)
+        return (_rebuild_actor, state)
 
 
-def _rebuild_actor(binary: bytes, options: Dict[str, Any], methods: Dict[str, int]) -> ActorHandle:
-    return ActorHandle(_native.ActorHandle._from_binary(binary, options), methods)
+def _rebuild_actor(
+    binary: bytes, options: Dict[str, Any], methods: Dict[str, int], anchor: Any = None
+) -> ActorHandle:
+    handle = ActorHandle(_native.ActorHandle._from_binary(binary, options), methods)
+    handle.__dict__["_anchor"] = anchor
+    return handle
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -47,6 +47,12 @@ def _note_ref(ref: Any) -> None:
         refs.append(ref)
 
 
+def tracking_refs() -> bool:
+    """Whether a :func:`dumps` on this thread records the refs it pickles (a value or a
+    call's arguments being serialized, as opposed to a user's own pickling)."""
+    return getattr(_local, "refs", None) is not None
+
+
 def _rebuild_ref(id_bytes: bytes) -> Any:
     return _native.ObjectRef._borrow(id_bytes)
 

@@ -24,6 +24,9 @@ _functions: Dict[int, Any] = {}
 
 _instance: Any = None
 _loop: Any = None
+#: True while a task's own code runs on the main thread: the node's cancel signal (SIGUSR2)
+#: raises ``KeyboardInterrupt`` there then, and is ignored otherwise.
+_interruptible = False
 _local = threading.local()
 _THIS_FILE = os.path.abspath(__file__)
 
@@ -39,12 +42,17 @@ def in_actor() -> bool:
 
 
 def _exit_actor() -> None:
-    """Ends the actor's process as Ray's ``exit_actor`` does: ``atexit`` handlers run first
-    (interpreter teardown is skipped, as when the node closes the worker)."""
+    """Ends the actor as Ray's ``exit_actor`` does: ``atexit`` handlers run, the node ends
+    the actor (no restart), and the process exits (interpreter teardown is skipped, as when
+    the node closes the worker)."""
     import atexit
     import sys
 
     atexit._run_exitfuncs()
+    try:
+        _native.exit_actor()  # no restart: the node ends the actor before the process exits
+    except Exception:  # noqa: BLE001 - the node may already be ending it
+        pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -84,10 +92,17 @@ def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
     global _instance
     from volley._api import _unpack
 
+    global _interruptible
     values = [loads(a) for a in args[1:]]
     fargs, fkwargs = _unpack(args[0], values)
     if kind == "task":
-        return _function(fn_id)(*fargs, **fkwargs)
+        fn = _function(fn_id)
+        main = threading.current_thread() is threading.main_thread()
+        _interruptible = main
+        try:
+            return fn(*fargs, **fkwargs)
+        finally:
+            _interruptible = False
     if kind == "init":
         _instance = _function(fn_id)(*fargs, **fkwargs)
         return None
@@ -151,9 +166,16 @@ def _serve(channel: int) -> None:
             _local.task = None
 
 
+def _on_cancel(signum: int, frame: Any) -> None:
+    if _interruptible:
+        raise KeyboardInterrupt("the task was cancelled")
+
+
 def main() -> None:
+    import signal
     import sys
 
+    signal.signal(signal.SIGUSR2, _on_cancel)
     # Run as `python -m volley._worker`, this module is `__main__`: code that imports it by
     # name (the runtime context, exit_actor) must find this instance, not a fresh copy.
     sys.modules["volley._worker"] = sys.modules[__name__]

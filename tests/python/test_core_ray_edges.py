@@ -254,6 +254,15 @@ def test_exit_actor_and_ray_terminate_run_atexit_handlers(rt, tmp_path):
     with pytest.raises(TypeError, match="non-actor worker"):
         exit_actor()
 
+    # An intentional exit is not a crash: a restartable actor is not restarted.
+    c = Leaver.options(max_restarts=3).remote(str(tmp_path / "third"))
+    rt.get(c.pid.remote())
+    with pytest.raises(exceptions.VolleyError):
+        rt.get(c.leave.remote(), timeout=30)
+    with pytest.raises(exceptions.ActorDiedError):
+        rt.get(c.pid.remote(), timeout=30)
+    assert c._native.state() == (False, 0)
+
 
 def test_the_runtime_context_names_the_running_task(rt):
     @rt.remote
@@ -261,3 +270,147 @@ def test_the_runtime_context_names_the_running_task(rt):
         return rt.get_runtime_context().get_task_name()
 
     assert "my-task" in rt.get(named.options(name="my-task").remote())
+
+
+@pytest.fixture
+def signal(rt):
+    @rt.remote(num_cpus=0, max_concurrency=8)
+    class Signal:
+        def __init__(self):
+            import threading
+
+            self.event = threading.Event()
+
+        def wait(self):
+            return self.event.wait(60)
+
+        def send(self):
+            self.event.set()
+
+    return Signal.remote()
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_cancelling_in_a_chain_fails_that_task_and_those_after_it(rt, signal, force):
+    @rt.remote
+    def wait_for(t):
+        return rt.get(t[0])
+
+    o1 = wait_for.remote([signal.wait.remote()])
+    o2 = wait_for.remote([o1])
+    o3 = wait_for.remote([o2])
+    o4 = wait_for.remote([o3])
+    assert rt.wait([o3], timeout=0.2)[0] == []
+    rt.cancel(o3, force=force)
+    for o in (o3, o4):
+        with pytest.raises(exceptions.TaskCancelledError):
+            rt.get(o, timeout=20)
+    for o in (o1, o2):
+        with pytest.raises(exceptions.GetTimeoutError):
+            rt.get(o, timeout=0.1)
+    signal.send.remote()
+    assert rt.get([o1, o2], timeout=20) == [True, True]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_cancelled_running_task_and_its_children_give_their_cpus_back(rt, force):
+    import time
+
+    @rt.remote
+    def inner():
+        while True:
+            time.sleep(0.05)
+
+    @rt.remote
+    def outer():
+        _ = [inner.remote()]
+        while True:
+            time.sleep(0.05)
+
+    @rt.remote
+    def pid():
+        return os.getpid()
+
+    before = set(rt.get([pid.remote() for _ in range(4)]))
+    o = outer.remote()
+    both = pid.options(num_cpus=2).remote()
+    with pytest.raises(exceptions.GetTimeoutError):
+        rt.get(both, timeout=1)  # outer and inner hold the 2 CPUs
+    rt.cancel(o, force=force, recursive=True)
+    with pytest.raises(exceptions.TaskCancelledError):
+        rt.get(o, timeout=10)
+    # Both running tasks were stopped in their processes: the 2-CPU task runs.
+    rt.get(both, timeout=30)
+    after = set(rt.get([pid.remote() for _ in range(4)]))
+    if not force:
+        assert before & after, "an interrupted worker goes on serving"
+
+
+def test_an_actor_handle_sent_to_a_pending_task_keeps_the_actor_alive(rt):
+    import gc
+    import time
+
+    @rt.remote
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def incr(self):
+            self.n += 1
+            return self.n
+
+    @rt.remote
+    def use_later(handle):
+        time.sleep(0.5)
+        return rt.get(handle.incr.remote())
+
+    c = Counter.remote()
+    assert rt.get(c.incr.remote()) == 1
+    pending = use_later.remote(c)
+    del c
+    gc.collect()
+    assert rt.get(pending, timeout=30) == 2
+
+    # A handle that was put and fetched back calls the same actor, and keeps it alive.
+    d = Counter.remote()
+    ref = rt.put(d)
+    again = rt.get(ref)
+    assert rt.get(d.incr.remote()) == 1
+    del d, ref
+    gc.collect()
+    assert rt.get(again.incr.remote(), timeout=30) == 2
+
+
+def test_killing_an_actor_ends_the_actors_it_created_and_frees_their_resources(rt):
+    @rt.remote(num_cpus=1)
+    class Child:
+        def ping(self):
+            return os.getpid()
+
+    @rt.remote(num_cpus=0)
+    class Parent:
+        def spawn(self, n):
+            self.kids = [Child.remote() for _ in range(n)]
+            # Two fit on the 2 CPUs; the third waits for resources.
+            return [rt.get(k.ping.remote(), timeout=20) for k in self.kids[:2]]
+
+    @rt.remote
+    def one():
+        return 1
+
+    parent = Parent.remote()
+    kid_pids = rt.get(parent.spawn.remote(3), timeout=30)
+    with pytest.raises(exceptions.GetTimeoutError):
+        rt.get(one.remote(), timeout=0.5)
+    rt.kill(parent)
+    assert rt.get(one.remote(), timeout=30) == 1
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in kid_pids))
+
+    @rt.remote
+    def makes_a_child():
+        return rt.get(Child.remote().ping.remote(), timeout=20)
+
+    # An actor created in a task ends with the task's handle on it.
+    pid = rt.get(makes_a_child.remote(), timeout=30)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))
+    assert wait_until(lambda: rt.available_resources().get("CPU") == 2.0)

@@ -343,8 +343,10 @@ pub fn wait<T>(
 /// Options of [`cancel`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CancelOptions {
-    /// Ray's `force`. In-process tasks cannot be killed mid-instruction: either way the
-    /// outputs fail at once and the running task is told (`is_cancelled()`, failing emits).
+    /// Ray's `force`. Either way the outputs fail at once. A task running in a worker
+    /// process is interrupted there (Python: `KeyboardInterrupt` in its code), or with
+    /// `force` its process is killed; in-process tasks cannot be stopped mid-instruction and
+    /// are told (`is_cancelled()`, failing emits).
     pub force: bool,
     /// Also cancel the tasks it submitted.
     pub recursive: bool,
@@ -358,7 +360,7 @@ pub fn cancel<T>(r: &ObjectRef<T>, opts: CancelOptions) -> Result<()> {
 
 /// Cancels a task by id (e.g. a streaming task's [`crate::ObjectRefGenerator::task_id`]).
 pub fn cancel_task(task: TaskId, opts: CancelOptions) -> Result<()> {
-    current()?.cancel_task(task, opts.recursive);
+    current()?.cancel_task(task, opts.recursive, opts.force);
     Ok(())
 }
 

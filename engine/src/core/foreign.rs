@@ -635,8 +635,15 @@ fn task_fn(function: FunctionId, refs: Vec<ObjectId>, num_returns: u32) -> Arc<E
             num_returns,
         };
         let worker = node.workers.lease(&node).map_err(CallError::Setup)?;
+        let Some(ran) = as_current_call(&worker, || worker.run(&node, call)) else {
+            node.workers.give_back(worker);
+            return Err(CallError::User(UserError::msg(format!(
+                "task {} was cancelled",
+                ctx.task_name()
+            ))));
+        };
         // A worker that died is dropped (killed and reaped), never reused.
-        let (outcome, _later) = worker.run(&node, call).map_err(CallError::User)?;
+        let (outcome, _later) = ran.map_err(CallError::User)?;
         node.workers.give_back(worker);
         outputs(&node, outcome, num_returns, true, &segs).map_err(CallError::User)
     })
@@ -883,21 +890,45 @@ pub fn call_function(
         .workers
         .lease(&node)
         .map_err(|e| UserError::msg(e.to_string()))?;
-    let (outcome, _later, (segs, _keep)) = worker.run_with(&node, |arena| {
-        let (wire, segs, keep) =
-            direct_args(&node, args, arena).map_err(|e| UserError::msg(e.to_string()))?;
-        let call = Call {
-            kind: CallKind::Task,
-            name: name.to_string(),
-            function,
-            function_bytes: None,
-            args: wire,
-            num_returns,
-        };
-        Ok((call, (segs, keep)))
-    })?;
+    let ran = as_current_call(&worker, || {
+        worker.run_with(&node, |arena| {
+            let (wire, segs, keep) =
+                direct_args(&node, args, arena).map_err(|e| UserError::msg(e.to_string()))?;
+            let call = Call {
+                kind: CallKind::Task,
+                name: name.to_string(),
+                function,
+                function_bytes: None,
+                args: wire,
+                num_returns,
+            };
+            Ok((call, (segs, keep)))
+        })
+    });
+    let Some(ran) = ran else {
+        node.workers.give_back(worker);
+        return Err(UserError::msg(format!("task {name} was cancelled")));
+    };
+    let (outcome, _later, (segs, _keep)) = ran?;
     node.workers.give_back(worker);
     values_of(&node, outcome, num_returns, &segs)
+}
+
+/// Runs `f`, a call on `worker`, as the current task's: meanwhile `cancel` interrupts (or,
+/// forced, kills) the worker process. `None`, without running it, when the task was
+/// cancelled before it started.
+fn as_current_call<R>(worker: &WorkerProc, f: impl FnOnce() -> R) -> Option<R> {
+    let state = crate::core::node::current_task().and_then(|c| c.state);
+    if let Some(state) = &state
+        && !state.set_running_pid(Some(worker.shared.pid))
+    {
+        return None;
+    }
+    let r = f();
+    if let Some(state) = &state {
+        state.set_running_pid(None);
+    }
+    Some(r)
 }
 
 /// An instance of a registered class in a worker process of its own (e.g. a callable class
@@ -1004,8 +1035,21 @@ impl ForeignActors {
 struct ActorEntry {
     handle: ActorHandle<ActorProxy>,
     opts: ForeignActorOptions,
-    /// Driver-side handles; at 0 a non-detached actor stops.
+    /// Driver-side handles (and anchors); at 0 a non-detached actor stops.
     handles: Arc<AtomicUsize>,
+}
+
+impl ActorEntry {
+    /// A new handle on the actor `id`, counted among its handles.
+    fn new_handle(&self, id: ActorId) -> ForeignActor {
+        self.handles.fetch_add(1, Ordering::Relaxed);
+        ForeignActor {
+            id,
+            opts: self.opts.clone(),
+            counted: Some(self.handles.clone()),
+            anchor: None,
+        }
+    }
 }
 
 /// A front end's handle on a foreign actor.
@@ -1014,6 +1058,9 @@ pub struct ForeignActor {
     id: ActorId,
     opts: ForeignActorOptions,
     counted: Option<Arc<AtomicUsize>>,
+    /// In a worker, the anchor that keeps an actor this worker created alive while the
+    /// worker holds it (the node releases it when the worker ends).
+    anchor: Option<ForeignRef>,
 }
 
 impl ForeignActor {
@@ -1032,17 +1079,70 @@ impl ForeignActor {
         actor_wire(self.id)
     }
 
-    /// A handle from pickled id bytes (does not keep the actor alive).
+    /// A handle from pickled id bytes. In the driver it counts as a handle of a live actor
+    /// (as one from [`get_actor`] does); in a worker it does not keep the actor alive (the
+    /// handle's anchor does, see [`actor_anchor`]).
     pub fn from_id_bytes(b: &[u8], opts: ForeignActorOptions) -> Result<Self> {
         let id = ObjectId::from_bytes(b)
             .map(|o| ActorId(o.task))
             .ok_or_else(|| Error::InvalidArgument("a malformed actor id".into()))?;
+        if client().is_none()
+            && let Some(handle) = current()?
+                .foreign_actors
+                .actors
+                .lock()
+                .get(&id)
+                .map(|e| e.new_handle(id))
+        {
+            return Ok(handle);
+        }
         Ok(ForeignActor {
             id,
             opts,
             counted: None,
+            anchor: None,
         })
     }
+}
+
+/// An anchor of `actor`: a new object that holds a handle on the actor for as long as the
+/// object lives. A pickled actor handle carries one as a nested ref, so the actor outlives
+/// the handles it was sent as (in a pending task's arguments, inside a stored value, in a
+/// worker). `None` when the actor is gone.
+pub fn actor_anchor(actor: &ForeignActor) -> Result<Option<ForeignRef>> {
+    if let Some(c) = client() {
+        return match c.request(Request::ActorAnchor {
+            actor: actor_wire(actor.id),
+        })? {
+            Reply::Refs(ids) => Ok(adopt_all(&ids)?.pop()),
+            other => Err(unexpected(&other)),
+        };
+    }
+    Ok(local_actor_anchor(actor.id)?.map(ForeignRef::from_raw))
+}
+
+fn local_actor_anchor(actor: ActorId) -> Result<Option<RawRef>> {
+    let node = current()?;
+    let Some(handle) = node
+        .foreign_actors
+        .actors
+        .lock()
+        .get(&actor)
+        .map(|e| e.new_handle(actor))
+    else {
+        return Ok(None);
+    };
+    anchor_holding(&node, handle).map(Some)
+}
+
+/// A new object that holds `handle` (a counted one) until it is freed.
+fn anchor_holding(node: &NodeInner, handle: ForeignActor) -> Result<RawRef> {
+    let anchor = local_put(PutValue {
+        data: ForeignValue::Pickle(Bytes::new()),
+        nested: Vec::new(),
+    })?;
+    node.store.attach(anchor.id(), Box::new(handle));
+    Ok(anchor)
 }
 
 impl Clone for ForeignActor {
@@ -1054,6 +1154,7 @@ impl Clone for ForeignActor {
             id: self.id,
             opts: self.opts.clone(),
             counted: self.counted.clone(),
+            anchor: self.anchor.clone(),
         }
     }
 }
@@ -1093,7 +1194,13 @@ pub fn create_actor(
             opts: opts.clone(),
         };
         return match c.request(req)? {
-            Reply::Actor { id, opts } => ForeignActor::from_id_bytes(&id, opts),
+            Reply::Actor { id, opts, anchor } => {
+                let mut actor = ForeignActor::from_id_bytes(&id, opts)?;
+                if let Some(a) = anchor {
+                    actor.anchor = adopt_all(&[a])?.pop();
+                }
+                Ok(actor)
+            }
             other => Err(unexpected(&other)),
         };
     }
@@ -1102,6 +1209,7 @@ pub fn create_actor(
         id,
         opts,
         counted: Some(handles),
+        anchor: None,
     })
 }
 
@@ -1311,13 +1419,24 @@ fn local_kill(actor: ActorId, no_restart: bool) -> Result<()> {
     Ok(())
 }
 
+/// Ends the actor whose method calls this (from its worker process): it is not restarted,
+/// and its queued and later calls fail with `ActorDied`. The worker exits after it.
+pub fn exit_actor() -> Result<()> {
+    match client() {
+        Some(c) => c.request(Request::ExitActor).map(|_| ()),
+        None => Err(Error::InvalidArgument(
+            "exit_actor is called from an actor's own method".into(),
+        )),
+    }
+}
+
 /// The live actor named `name`.
 pub fn get_actor(name: &str) -> Result<ForeignActor> {
     if let Some(c) = client() {
         return match c.request(Request::GetActor {
             name: name.to_string(),
         })? {
-            Reply::Actor { id, opts } => ForeignActor::from_id_bytes(&id, opts),
+            Reply::Actor { id, opts, .. } => ForeignActor::from_id_bytes(&id, opts),
             other => Err(unexpected(&other)),
         };
     }
@@ -1327,6 +1446,7 @@ pub fn get_actor(name: &str) -> Result<ForeignActor> {
         id,
         opts,
         counted: Some(handles),
+        anchor: None,
     })
 }
 
@@ -1488,6 +1608,13 @@ pub enum Request {
         /// The actor.
         actor: WireId,
     },
+    /// [`exit_actor`].
+    ExitActor,
+    /// [`actor_anchor`].
+    ActorAnchor {
+        /// The actor.
+        actor: WireId,
+    },
     /// [`cancel`].
     Cancel {
         /// An output of the task.
@@ -1519,6 +1646,8 @@ pub enum Reply {
         id: WireId,
         /// Its options.
         opts: ForeignActorOptions,
+        /// For an actor the worker created: the anchor it holds for it.
+        anchor: Option<WireId>,
     },
     /// An actor's state.
     ActorState {
@@ -1610,10 +1739,22 @@ pub(crate) fn serve_request(
             if let Some(b) = class_bytes {
                 register_function(b);
             }
-            let (id, _) = local_create_actor(class, args, opts.clone())?;
+            let (id, handles) = local_create_actor(class, args, opts.clone())?;
+            // The creating worker's handle is an anchor it holds: the actor stops when the
+            // worker drops it, or ends.
+            let creator = ForeignActor {
+                id,
+                opts: opts.clone(),
+                counted: Some(handles),
+                anchor: None,
+            };
+            let anchor = anchor_holding(node, creator)?;
+            let anchor_id = anchor.id().to_bytes();
+            shared.hold(anchor);
             Reply::Actor {
                 id: actor_wire(id),
                 opts,
+                anchor: Some(anchor_id),
             }
         }
         Request::CallActor {
@@ -1629,17 +1770,31 @@ pub(crate) fn serve_request(
             local_kill(wire_actor(&actor)?, no_restart)?;
             Reply::Unit
         }
+        Request::ExitActor => {
+            let actor = crate::core::node::current_task()
+                .and_then(|c| c.actor)
+                .ok_or_else(|| Error::InvalidArgument("exit_actor outside an actor".into()))?;
+            local_kill(actor, true)?;
+            Reply::Unit
+        }
         Request::GetActor { name } => {
             let (id, opts, _) = local_get_actor(&name)?;
             Reply::Actor {
                 id: actor_wire(id),
                 opts,
+                anchor: None,
             }
         }
         Request::ActorState { actor } => {
             let (alive, restarts) = local_actor_state(wire_actor(&actor)?)?;
             Reply::ActorState { alive, restarts }
         }
+        Request::ActorAnchor { actor } => hand_out(
+            shared,
+            local_actor_anchor(wire_actor(&actor)?)?
+                .into_iter()
+                .collect(),
+        ),
         Request::Cancel {
             id,
             force,

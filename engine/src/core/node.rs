@@ -361,7 +361,7 @@ pub(crate) fn shutdown() {
     // Running tasks are told to stop (cooperatively); their outputs fail now.
     let running: Vec<TaskId> = node.tasks.lock().keys().copied().collect();
     for id in running {
-        node.cancel_task(id, false);
+        node.cancel_task(id, false, false);
     }
     for t in node.sched.shutdown() {
         fail_task_with(&node, t, Error::Shutdown);
@@ -779,13 +779,13 @@ impl NodeInner {
 
     /// Cancels a task (and, with `recursive`, the tasks it submitted). Its outputs fail with
     /// `TaskCancelled` at once; a running task sees `is_cancelled()` and its emits fail.
-    pub(crate) fn cancel_task(&self, id: TaskId, recursive: bool) {
+    pub(crate) fn cancel_task(&self, id: TaskId, recursive: bool, force: bool) {
         let mut todo = vec![id];
         while let Some(id) = todo.pop() {
             let Some(state) = self.tasks.lock().get(&id).cloned() else {
                 continue;
             };
-            state.cancelled.store(true, Ordering::Relaxed);
+            state.cancel(force);
             let err = Error::TaskCancelled(state.display_name());
             for o in &state.outputs {
                 self.store.fail(*o, err.clone());

@@ -122,6 +122,8 @@ struct Entry {
     last_access: u64,
     waiters: Vec<Waiter>,
     contains: Vec<ObjectId>,
+    /// What lives as long as the object (an actor anchor's handle on its actor).
+    keep: Option<Box<dyn std::any::Any + Send>>,
 }
 
 #[derive(Default)]
@@ -238,6 +240,7 @@ impl Store {
             last_access: 0,
             waiters: Vec::new(),
             contains: Vec::new(),
+            keep: None,
         });
     }
 
@@ -519,6 +522,23 @@ impl Store {
         }
     }
 
+    /// Ties `keep` to the object's life: it is dropped when the object is freed. False (and
+    /// `keep` dropped now) when there is no such object.
+    pub(crate) fn attach(&self, id: ObjectId, keep: Box<dyn std::any::Any + Send>) -> bool {
+        let mut g = self.inner.lock();
+        match g.entries.get_mut(&id) {
+            Some(e) => {
+                e.keep = Some(keep);
+                true
+            }
+            None => {
+                drop(g);
+                drop(keep);
+                false
+            }
+        }
+    }
+
     /// Drops a reference; at zero the object and its segment and spill file are freed.
     pub(crate) fn release(&self, id: ObjectId) {
         self.release_many(vec![id]);
@@ -528,6 +548,7 @@ impl Store {
         while !ids.is_empty() {
             let mut files = Vec::new();
             let mut segments = Vec::new();
+            let mut kept = Vec::new();
             let mut next = Vec::new();
             let mut freed = false;
             {
@@ -544,6 +565,7 @@ impl Store {
                         continue;
                     };
                     freed = true;
+                    kept.extend(e.keep);
                     if let State::Ready(r) = e.state {
                         g.resident -= r.resident();
                         files.extend(r.spill);
@@ -556,6 +578,8 @@ impl Store {
                 }
             }
             drop(segments);
+            // Outside the lock: an anchor's handle may stop its actor.
+            drop(kept);
             for f in files {
                 self.spiller.delete(f);
             }

@@ -139,6 +139,9 @@ pub(crate) struct TaskState {
     pub(crate) children: Mutex<Vec<TaskId>>,
     pub(crate) outputs: Vec<ObjectId>,
     pub(crate) generator: Option<Arc<crate::core::generator::GenShared>>,
+    /// The worker process running this task's foreign call, while it runs: `cancel`
+    /// interrupts it (or, forced, kills it).
+    running_pid: Mutex<Option<u32>>,
 }
 
 impl TaskState {
@@ -155,7 +158,37 @@ impl TaskState {
             children: Mutex::new(Vec::new()),
             outputs,
             generator,
+            running_pid: Mutex::new(None),
         })
+    }
+
+    /// Records that worker process `pid` runs this task's call (`None`: it returned).
+    /// False, and nothing recorded, when the task was cancelled already: the call must not
+    /// start.
+    pub(crate) fn set_running_pid(&self, pid: Option<u32>) -> bool {
+        let mut running = self.running_pid.lock();
+        if pid.is_some() && self.is_cancelled() {
+            return false;
+        }
+        *running = pid;
+        true
+    }
+
+    /// Marks the task cancelled and stops the worker process running its call, if any:
+    /// SIGUSR2 (the worker raises `KeyboardInterrupt` in the task's code) or, forced,
+    /// SIGKILL. The signal is sent under the lock that the call's end takes to clear the
+    /// pid, so it never reaches a process that went on to another task.
+    pub(crate) fn cancel(&self, force: bool) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        let mut running = self.running_pid.lock();
+        if let Some(pid) = running.take() {
+            let sig = if force { libc::SIGKILL } else { libc::SIGUSR2 };
+            // SAFETY: kill(2) on the pid of a live worker process of this node (the call
+            // that recorded it has not returned: it clears the pid under this lock).
+            unsafe {
+                libc::kill(pid as libc::pid_t, sig);
+            }
+        }
     }
 
     /// `name (id)`, as errors show it.
