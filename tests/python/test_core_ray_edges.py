@@ -391,8 +391,9 @@ def test_killing_an_actor_ends_the_actors_it_created_and_frees_their_resources(r
     class Parent:
         def spawn(self, n):
             self.kids = [Child.remote() for _ in range(n)]
-            # Two fit on the 2 CPUs; the third waits for resources.
-            return [rt.get(k.ping.remote(), timeout=20) for k in self.kids[:2]]
+            # Two fit on the 2 CPUs (whichever start first); the third waits for resources.
+            ready, _ = rt.wait([k.ping.remote() for k in self.kids], num_returns=2, timeout=20)
+            return rt.get(ready)
 
     @rt.remote
     def one():
@@ -400,6 +401,7 @@ def test_killing_an_actor_ends_the_actors_it_created_and_frees_their_resources(r
 
     parent = Parent.remote()
     kid_pids = rt.get(parent.spawn.remote(3), timeout=30)
+    assert len(kid_pids) == 2
     with pytest.raises(exceptions.GetTimeoutError):
         rt.get(one.remote(), timeout=0.5)
     rt.kill(parent)
