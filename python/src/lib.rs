@@ -7,6 +7,7 @@
 //! The whole surface is the `#[pymodule]` at the bottom; `volley/_native.pyi` declares it.
 
 use std::ffi::CStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use arrow::array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
@@ -15,8 +16,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule, PyDict, PyList, PyTuple};
 use volley::core::foreign::{
-    self, ForeignActor, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTaskOptions,
-    ForeignValue, PutValue, WorkerOutcome,
+    self, ForeignActor, ForeignActorOptions, ForeignArgs, ForeignGenerator, ForeignRef,
+    ForeignTaskOptions, ForeignValue, PutValue, WorkerOutcome,
 };
 use volley::core::worker::CallKind;
 use volley::{Block, Error, FailureCause, ObjectId};
@@ -349,10 +350,11 @@ fn wait(
     py.detach(|| eng(foreign::wait(&refs, num_returns, t)))
 }
 
+/// Submits a task: its output refs, or (`streaming`) a generator of them.
 #[pyfunction]
 #[pyo3(signature = (function, structure, nested, refs, name, num_returns=1, num_cpus=1.0,
                     num_gpus=0.0, memory=0, resources=Vec::new(), max_retries=None,
-                    retry_exceptions=false))]
+                    retry_exceptions=false, streaming=false))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -368,7 +370,8 @@ fn submit_task(
     resources: Vec<(String, f64)>,
     max_retries: Option<i32>,
     retry_exceptions: bool,
-) -> Res<Vec<Py<PyObjectRef>>> {
+    streaming: bool,
+) -> Res<Py<PyAny>> {
     let args = foreign_args(structure, &nested, &refs);
     let opts = ForeignTaskOptions {
         name,
@@ -379,9 +382,52 @@ fn submit_task(
         resources,
         max_retries,
         retry_exceptions,
+        streaming,
     };
+    if streaming {
+        let g = py.detach(|| eng(foreign::submit_streaming_task(function, args, opts)))?;
+        return Ok(Py::new(
+            py,
+            PyRefGenerator {
+                inner: Mutex::new(g),
+            },
+        )?
+        .into_any());
+    }
     let out = py.detach(|| eng(foreign::submit_task(function, args, opts)))?;
-    wrap_refs(py, out)
+    Ok(PyList::new(py, wrap_refs(py, out)?)?.into_any().unbind())
+}
+
+/// Refs to a generator task's outputs as it yields them.
+#[pyclass(module = "volley._native", name = "RefGenerator", frozen)]
+struct PyRefGenerator {
+    inner: Mutex<ForeignGenerator>,
+}
+
+#[pymethods]
+impl PyRefGenerator {
+    /// The next output's ref, waiting at most `timeout_s`; `None` at the end (the task's
+    /// error if it failed; `GetTimeoutError` if none came in time).
+    #[pyo3(signature = (timeout_s=None))]
+    fn next_ref(&self, py: Python<'_>, timeout_s: Option<f64>) -> Res<Option<PyObjectRef>> {
+        let t = timeout(timeout_s)?;
+        let next = py.detach(|| {
+            let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            eng(g.next(t))
+        })?;
+        Ok(next.map(|inner| PyObjectRef { inner }))
+    }
+}
+
+/// Sends one output of the running generator call to the node.
+#[pyfunction]
+fn worker_emit(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    nested: Vec<PyRef<'_, PyObjectRef>>,
+) -> Res<()> {
+    let v = put_value(value, &nested)?;
+    py.detach(|| eng(foreign::worker_emit(v)))
 }
 
 #[pyfunction]
@@ -626,6 +672,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyObjectRef>()?;
     m.add_class::<PyActor>()?;
     m.add_class::<ArrowStream>()?;
+    m.add_class::<PyRefGenerator>()?;
     m.add_function(wrap_pyfunction!(init, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(is_initialized, m)?)?;
@@ -647,6 +694,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(function_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(worker_next_call, m)?)?;
     m.add_function(wrap_pyfunction!(worker_finish_ok, m)?)?;
+    m.add_function(wrap_pyfunction!(worker_emit, m)?)?;
     m.add_function(wrap_pyfunction!(worker_finish_err, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_class::<data::PyDataset>()?;

@@ -71,11 +71,13 @@ def _check_retry_exceptions(x: Any) -> Optional[str]:
 
 
 def _check_num_returns(x: Any) -> Optional[str]:
-    if x in ("dynamic", "streaming"):
+    if x == "dynamic":
         return (
-            f"num_returns={x!r} (generator tasks) is not supported by Volley yet; "
-            "return a list, or pass num_returns=<n>"
+            "num_returns='dynamic' (Ray's older generator API) is not supported by Volley; "
+            "use num_returns='streaming' (the default for a generator function)"
         )
+    if x == "streaming":
+        return None
     if x is None or (isinstance(x, int) and x >= 0):
         return None
     return (
@@ -491,7 +493,10 @@ class RemoteFunction:
         self._binder.check(args, kwargs)
         o = self._options
         structure, nested, refs = _pack(args, kwargs)
-        num_returns = int(o.get("num_returns", 1))
+        streaming = o.get("num_returns") == "streaming" or (
+            "num_returns" not in o and inspect.isgeneratorfunction(self._function)
+        )
+        num_returns = 1 if streaming else int(o.get("num_returns", 1))
         out = _native.submit_task(
             self._function_id(),
             structure,
@@ -505,10 +510,43 @@ class RemoteFunction:
             resources=_resources(o),
             max_retries=o.get("max_retries"),
             retry_exceptions=bool(o.get("retry_exceptions", False)),
+            streaming=streaming,
         )
+        if streaming:
+            return ObjectRefGenerator(out)
         if num_returns == 0:
             return None
         return out[0] if num_returns == 1 else out
+
+
+class ObjectRefGenerator:
+    """What a generator task's ``.remote()`` returns (Ray's ``ObjectRefGenerator``): an
+    iterator of refs to its outputs, each as soon as the task yields it. If the task
+    raises, iterating raises its error after the outputs it yielded."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    def __iter__(self) -> "ObjectRefGenerator":
+        return self
+
+    def __next__(self) -> ObjectRef:
+        ref = self._next(None)
+        if ref is None:
+            raise StopIteration
+        return ref
+
+    def _next(self, timeout: Optional[float]) -> Optional[ObjectRef]:
+        if timeout is not None or not _is_main_thread():
+            return self._native.next_ref(timeout)
+        while True:  # wake twice a second so Ctrl-C interrupts the wait
+            try:
+                return self._native.next_ref(0.5)
+            except exc.GetTimeoutError:
+                continue
+
+    def __repr__(self) -> str:
+        return "ObjectRefGenerator()"
 
 
 # ---------------------------------------------------------------------------------------------

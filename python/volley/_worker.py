@@ -92,17 +92,10 @@ def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
     global _instance
     from volley._api import _unpack
 
-    global _interruptible
     values = [loads(a) for a in args[1:]]
     fargs, fkwargs = _unpack(args[0], values)
     if kind == "task":
-        fn = _function(fn_id)
-        main = threading.current_thread() is threading.main_thread()
-        _interruptible = main
-        try:
-            return fn(*fargs, **fkwargs)
-        finally:
-            _interruptible = False
+        return _function(fn_id)(*fargs, **fkwargs)
     if kind == "init":
         _instance = _function(fn_id)(*fargs, **fkwargs)
         return None
@@ -120,7 +113,26 @@ def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
     return result
 
 
+#: ``num_returns`` of a generator call (the engine's ``STREAMING_RETURNS``): each value the
+#: function yields is sent to the node as it comes, and the call ends with no outputs.
+_STREAMING = 2**32 - 1
+
+
 def _outputs(result: Any, num_returns: int) -> List[Any]:
+    if num_returns == _STREAMING:
+        if not inspect.isgenerator(result):
+            raise TypeError(
+                "a task with num_returns='streaming' must be a generator function; it "
+                f"returned {type(result).__name__}"
+            )
+        for value in result:
+            _native.worker_emit(*dumps(value, copy_buffers=False))
+        return []
+    if inspect.isgenerator(result):
+        raise TypeError(
+            "the function is a generator: call it as a task (num_returns='streaming'); "
+            "generator actor methods are not supported yet"
+        )
     if num_returns == 1:
         results = [result]
     else:
@@ -137,6 +149,7 @@ def _outputs(result: Any, num_returns: int) -> List[Any]:
 
 
 def _serve(channel: int) -> None:
+    global _interruptible
     while True:
         call = _native.worker_next_call(channel)
         if call is None:
@@ -147,8 +160,14 @@ def _serve(channel: int) -> None:
         # `outputs`; the node is told when user code kept them, and then leaves them be).
         del call
         _local.task = name
+        # A task on the main thread can be cancelled while its code runs (a generator's
+        # too, as it is iterated).
+        _interruptible = kind == "task" and threading.current_thread() is threading.main_thread()
         try:
-            outputs = _outputs(_run(kind, method, fn_id, args), num_returns)
+            try:
+                outputs = _outputs(_run(kind, method, fn_id, args), num_returns)
+            finally:
+                _interruptible = False
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             del args
             if type(e).__name__ == "_ActorExit" and type(e).__module__ == "volley.actor":

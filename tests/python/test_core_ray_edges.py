@@ -69,8 +69,8 @@ def test_invalid_remote_options_raise_at_once(rt):
         rt.remote(max_retries=-2)(g)
     with pytest.raises(ValueError, match="num_cpus' and 'num_gpus' keyword instead"):
         rt.remote(resources={"CPU": 1})(g)
-    with pytest.raises(ValueError, match="generator tasks"):
-        rt.remote(num_returns="streaming")(g)
+    with pytest.raises(ValueError, match="'dynamic'"):
+        rt.remote(num_returns="dynamic")(g)
     with pytest.raises(ValueError, match="Invalid option keyword max_concurrency"):
         rt.remote(max_concurrency=2)(g)
     with pytest.raises(ValueError, match="not supported by Volley yet"):
@@ -416,3 +416,56 @@ def test_killing_an_actor_ends_the_actors_it_created_and_frees_their_resources(r
     pid = rt.get(makes_a_child.remote(), timeout=30)
     assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))
     assert wait_until(lambda: rt.available_resources().get("CPU") == 2.0)
+
+
+def test_generator_tasks_stream_their_outputs_as_they_are_yielded(rt, signal):
+    import time
+
+    @rt.remote
+    def counts(n, pause):
+        for i in range(n):
+            yield np.full(i, i, dtype=np.int16)
+            time.sleep(pause)
+
+    gen = counts.remote(4, 0.0)
+    assert isinstance(gen, rt.ObjectRefGenerator)
+    got = [rt.get(r) for r in gen]
+    assert [a.tolist() for a in got] == [[i] * i for i in range(4)]
+    assert all(a.dtype == np.int16 for a in got)
+
+    # The first output arrives while the task still runs: it waits for a signal the test
+    # sends only once it has that output.
+    @rt.remote
+    def first_then_wait(signal):
+        yield "first"
+        rt.get(signal.wait.remote(), timeout=30)
+        yield "second"
+
+    gen = first_then_wait.remote(signal)
+    assert rt.get(next(gen), timeout=30) == "first"
+    signal.send.remote()
+    assert [rt.get(r) for r in gen] == ["second"]
+
+    @rt.remote
+    def fails_after_one():
+        yield 1
+        raise KeyError("late")
+
+    gen = fails_after_one.remote()
+    assert rt.get(next(gen)) == 1
+    with pytest.raises(KeyError, match="late"):
+        next(gen)
+
+    @rt.remote(num_returns="streaming")
+    def not_a_generator():
+        return 1
+
+    with pytest.raises(TypeError, match="must be a generator function"):
+        list(not_a_generator.remote())
+
+    @rt.remote
+    def submits_a_generator():
+        return list(counts.remote(1, 0.0))
+
+    with pytest.raises(ValueError, match="not supported yet"):
+        rt.get(submits_a_generator.remote())

@@ -1,7 +1,7 @@
 """Behaviour tier: every value reaches every task intact — a property-based matrix of values
 (``serialization_values.py``) through every path a value takes: put→get, return→get,
 return→arg, put→arg, value→arg→return, actor argument and return, a nested task, several
-returns, and Data's ``from_items``→``take_all``.
+returns, a generator task's streamed outputs, and Data's ``from_items``→``take_all``.
 
 Examples per path: the ``ci`` profile (fixed seed) in ``make test``, ``long`` in ``make
 test-long`` (``HYPOTHESIS_PROFILE``).
@@ -96,6 +96,13 @@ def tasks(rt):
         return v, [v], {"v": v}
 
     @rt.remote
+    def streamed(b):
+        v = pickle.loads(b)
+        yield v
+        yield [v]
+        yield {"v": v}
+
+    @rt.remote
     class Echo:
         def echo(self, v):
             return v
@@ -109,6 +116,7 @@ def tasks(rt):
         "checked": checked,
         "nested": nested,
         "three": three,
+        "streamed": streamed,
         "actor": Echo.remote(),
     }
 
@@ -173,6 +181,14 @@ def test_several_returns(rt, tasks, value):
     a, b, c = tasks["three"].remote(blob(v))
     got = rt.get([a, b, c])
     assert_same((v, [v], {"v": v}), tuple(got))
+
+
+@examples
+def test_streamed_outputs(rt, tasks, value):
+    v = materialize(rt, value)
+    refs = list(tasks["streamed"].remote(blob(v)))
+    assert len(refs) == 3
+    assert_same((v, [v], {"v": v}), tuple(rt.get(refs)))
 
 
 @given(st.lists(values().filter(lambda v: not _holds_ref(v)), min_size=1, max_size=4))

@@ -26,17 +26,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::actor::{ActorHandle, ActorOptions, try_actor};
 use crate::core::api::{ObjectRef, RawRef};
+use crate::core::generator::ObjectRefGenerator;
 use crate::core::ids::{ActorId, ObjectId};
 use crate::core::layout::{ArgBytes, WireBody};
+use crate::core::node::Submitted;
 use crate::core::node::{NodeInner, current};
 use crate::core::object::{
     Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
 };
 use crate::core::shm::{Arena, Segment};
-use crate::core::task::{Arg, CallCtx, CallError, ErasedFn, Func, Multi, Output, TaskOptions};
+use crate::core::task::{
+    Arg, CallCtx, CallError, EmitSink, ErasedFn, Func, Multi, Output, TaskOptions,
+};
 use crate::core::worker::{
-    Call, CallKind, CallOutcome, FromWorker, RefSync, ReleaseLater, ToWorker, WireData, WireId,
-    WireValue, WorkerProc, WorkerShared, read_frame, write_frame,
+    Call, CallKind, CallOutcome, Emit, FromWorker, RefSync, ReleaseLater, STREAMING_RETURNS,
+    ToWorker, WireData, WireId, WireValue, WorkerProc, WorkerShared, read_frame, write_frame,
 };
 use crate::error::{Error, Result, TaskResult, UserError};
 
@@ -394,6 +398,9 @@ pub struct ForeignTaskOptions {
     pub max_retries: Option<i32>,
     /// Also retry exceptions.
     pub retry_exceptions: bool,
+    /// A generator task: its outputs stream one by one ([`submit_streaming_task`]);
+    /// `num_returns` is not used.
+    pub streaming: bool,
 }
 
 /// Options of a foreign actor (Ray's names).
@@ -565,11 +572,66 @@ pub fn submit_task(
     local_submit(function, args, opts).map(|v| v.into_iter().map(ForeignRef::from_raw).collect())
 }
 
+/// Refs to a generator task's outputs, in order, as the worker yields them (Ray's
+/// `ObjectRefGenerator`).
+pub struct ForeignGenerator(ObjectRefGenerator<ForeignObject>);
+
+impl std::fmt::Debug for ForeignGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ForeignGenerator(task {})", self.0.task_id())
+    }
+}
+
+impl ForeignGenerator {
+    /// The next output's ref, waiting at most `timeout`; `None` once the task has ended
+    /// (its error, if it failed).
+    pub fn next(&mut self, timeout: Option<Duration>) -> Result<Option<ForeignRef>> {
+        Ok(self
+            .0
+            .next_timeout(timeout)?
+            .map(|r| ForeignRef::from_raw(r.raw().clone())))
+    }
+}
+
+/// Submits a generator task (`opts.streaming`): the function's outputs stream back as it
+/// yields them.
+pub fn submit_streaming_task(
+    function: FunctionId,
+    args: ForeignArgs,
+    opts: ForeignTaskOptions,
+) -> Result<ForeignGenerator> {
+    if client().is_some() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: a generator task submitted from inside a task or actor is not supported yet",
+            opts.name
+        )));
+    }
+    let node = current()?;
+    let shared = local_submit_task(function, args, opts)?.streaming()?;
+    Ok(ForeignGenerator(ObjectRefGenerator::new(shared, node)))
+}
+
 fn local_submit(
     function: FunctionId,
     args: ForeignArgs,
     opts: ForeignTaskOptions,
 ) -> Result<Vec<RawRef>> {
+    if opts.streaming {
+        return Err(Error::InvalidArgument(format!(
+            "{}: a generator task is submitted with submit_streaming_task",
+            opts.name
+        )));
+    }
+    let node = current()?;
+    let ids = local_submit_task(function, args, opts)?.fixed();
+    Ok(ids.into_iter().map(|id| RawRef::adopt(&node, id)).collect())
+}
+
+fn local_submit_task(
+    function: FunctionId,
+    args: ForeignArgs,
+    opts: ForeignTaskOptions,
+) -> Result<Submitted> {
     let node = current()?;
     function_bytes(function)?;
     let nested = ids_from_wire(&args.nested)?;
@@ -600,18 +662,16 @@ fn local_submit(
         num_returns: num_returns as usize,
         ..TaskOptions::default()
     };
-    let func = task_fn(function, refs, num_returns);
-    let ids = node
-        .submit_task(crate::core::task::TaskRequest {
-            name: Arc::from(opts.name.as_str()),
-            func: Func::Closure(func),
-            args: core_args,
-            num_returns: num_returns as usize,
-            streaming: None,
-            opts: task_opts,
-        })?
-        .fixed();
-    Ok(ids.into_iter().map(|id| RawRef::adopt(&node, id)).collect())
+    let streaming = opts.streaming;
+    let func = task_fn(function, refs, num_returns, streaming);
+    node.submit_task(crate::core::task::TaskRequest {
+        name: Arc::from(opts.name.as_str()),
+        func: Func::Closure(func),
+        args: core_args,
+        num_returns: num_returns as usize,
+        streaming: streaming.then_some(None),
+        opts: task_opts,
+    })
 }
 
 fn lost_arg(id: ObjectId, task: &str) -> Error {
@@ -621,8 +681,14 @@ fn lost_arg(id: ObjectId, task: &str) -> Error {
     }
 }
 
-/// The core task body of a foreign task: lease a worker, run the call, collect outputs.
-fn task_fn(function: FunctionId, refs: Vec<ObjectId>, num_returns: u32) -> Arc<ErasedFn> {
+/// The core task body of a foreign task: lease a worker, run the call, collect outputs
+/// (`streaming`: each output the worker emits goes to the task's stream as it comes).
+fn task_fn(
+    function: FunctionId,
+    refs: Vec<ObjectId>,
+    num_returns: u32,
+    streaming: bool,
+) -> Arc<ErasedFn> {
     Arc::new(move |ctx: &mut CallCtx<'_>| {
         let node = current().map_err(CallError::Setup)?;
         let (args, segs) = wire_args(&node, &ctx.args, &refs).map_err(CallError::Setup)?;
@@ -632,10 +698,17 @@ fn task_fn(function: FunctionId, refs: Vec<ObjectId>, num_returns: u32) -> Arc<E
             function,
             function_bytes: None,
             args,
-            num_returns,
+            num_returns: if streaming {
+                STREAMING_RETURNS
+            } else {
+                num_returns
+            },
         };
+        let emitter = ctx.emitter;
+        let emit = |v: WireValue| emit_output(&node, emitter, v);
+        let emit: Option<Emit<'_>> = if streaming { Some(&emit) } else { None };
         let worker = node.workers.lease(&node).map_err(CallError::Setup)?;
-        let Some(ran) = as_current_call(&worker, || worker.run(&node, call)) else {
+        let Some(ran) = as_current_call(&worker, || worker.run_emitting(&node, call, emit)) else {
             node.workers.give_back(worker);
             return Err(CallError::User(UserError::msg(format!(
                 "task {} was cancelled",
@@ -645,8 +718,27 @@ fn task_fn(function: FunctionId, refs: Vec<ObjectId>, num_returns: u32) -> Arc<E
         // A worker that died is dropped (killed and reaped), never reused.
         let (outcome, _later) = ran.map_err(CallError::User)?;
         node.workers.give_back(worker);
-        outputs(&node, outcome, num_returns, true, &segs).map_err(CallError::User)
+        let expected = if streaming { 0 } else { num_returns };
+        outputs(&node, outcome, expected, true, &segs).map_err(CallError::User)
     })
+}
+
+/// Stores one output a generator task's worker emitted, as the next of the task's stream.
+fn emit_output(node: &NodeInner, emitter: Option<&dyn EmitSink>, v: WireValue) -> Result<()> {
+    let emitter = emitter.ok_or_else(|| {
+        Error::InvalidArgument("an output emitted by a call that is not a generator task".into())
+    })?;
+    let data = ForeignValue::from_wire(v.data, Some(node), &ArgSegments::default())?.into_data();
+    let nested = ids_from_wire(&v.nested)?;
+    // The stored output holds its nested refs (the store releases them with it).
+    for id in &nested {
+        if !node.store.add_ref(*id) {
+            return Err(lost_arg(*id, "a generator's output"));
+        }
+    }
+    emitter
+        .emit(data, nested.clone())
+        .inspect_err(|_| node.store.release_many(nested))
 }
 
 /// The arguments as the worker gets them: the structure inline, each ref argument inline
@@ -1610,6 +1702,8 @@ pub enum Request {
     },
     /// [`exit_actor`].
     ExitActor,
+    /// [`worker_emit`]: an output of the running generator call.
+    Emit(WireValue),
     /// [`actor_anchor`].
     ActorAnchor {
         /// The actor.
@@ -1769,6 +1863,11 @@ pub(crate) fn serve_request(
         Request::KillActor { actor, no_restart } => {
             local_kill(wire_actor(&actor)?, no_restart)?;
             Reply::Unit
+        }
+        Request::Emit(_) => {
+            return Err(Error::InvalidArgument(
+                "an output emitted by a call that is not a generator task".into(),
+            ));
         }
         Request::ExitActor => {
             let actor = crate::core::node::current_task()
@@ -2081,6 +2180,17 @@ pub enum WorkerOutcome {
         /// The pickled exception.
         payload: Option<Vec<u8>>,
     },
+}
+
+/// Sends one output of the running generator call (on this thread's call channel) to the
+/// node, which streams it to the caller.
+pub fn worker_emit(value: PutValue) -> Result<()> {
+    let c = client().ok_or_else(|| Error::InvalidArgument("not a worker process".into()))?;
+    let wire = WireValue {
+        data: value.data.to_wire_from_worker(c, &[])?,
+        nested: to_wire_ids(value.nested),
+    };
+    c.request(Request::Emit(wire)).map(|_| ())
 }
 
 /// Reports the end of the call running on `channel`.

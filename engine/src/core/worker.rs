@@ -19,6 +19,11 @@
 //!   actor has a worker of its own for its life. A worker's stdin is a pipe the node never
 //!   writes: when the node's process dies, the worker reads EOF and exits, so even a
 //!   SIGKILLed driver leaves no workers behind. Shutdown kills and reaps every worker.
+//! - **Generator calls** ([`STREAMING_RETURNS`]): the worker sends each value its function
+//!   yields as an `Emit` request, which the node thread stores as the task's next streamed
+//!   output, and finishes with no outputs.
+//! - **Cancel**: while a task's call runs, its process takes SIGUSR2 (the worker raises
+//!   `KeyboardInterrupt` in the task's code and goes on serving) or, forced, SIGKILL.
 //! - **Failures**: a worker that dies fails its call with [`UserError::worker_died`], which
 //!   tasks retry (`max_retries`) and actors answer with a restart (`max_restarts`).
 //! - **Refs held by a worker** are counted on the node, per worker process: refs the node
@@ -126,9 +131,13 @@ pub struct Call {
     pub function_bytes: Option<Vec<u8>>,
     /// Arguments: the pickled argument structure first, then the resolved ref arguments.
     pub args: Vec<WireData>,
-    /// Outputs expected.
+    /// Outputs expected ([`STREAMING_RETURNS`]: a generator call).
     pub num_returns: u32,
 }
+
+/// `num_returns` of a generator call: the worker sends each output as an `Emit` request
+/// while the call runs and finishes with none.
+pub const STREAMING_RETURNS: u32 = u32::MAX;
 
 /// How a call ended, as the worker reports it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -359,6 +368,9 @@ struct CallChannel {
 /// the outcome's values are stored), and what the call's preparation returned.
 pub(crate) type Ran<T> = (CallOutcome, ReleaseLater, T);
 
+/// Where a generator call's emitted outputs go.
+pub(crate) type Emit<'a> = &'a dyn Fn(WireValue) -> crate::error::Result<()>;
+
 /// A running worker process: its call channels and what the node keeps for it.
 pub(crate) struct WorkerProc {
     token: u64,
@@ -380,7 +392,17 @@ impl WorkerProc {
         node: &Arc<NodeInner>,
         call: Call,
     ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
-        self.run_with(node, |_| Ok((call, ())))
+        self.run_emitting(node, call, None)
+    }
+
+    /// [`WorkerProc::run`], with the outputs a generator call emits going to `emit`.
+    pub(crate) fn run_emitting(
+        &self,
+        node: &Arc<NodeInner>,
+        call: Call,
+        emit: Option<Emit<'_>>,
+    ) -> std::result::Result<(CallOutcome, ReleaseLater), UserError> {
+        self.run_inner(node, |_| Ok((call, ())), emit)
             .map(|(outcome, later, ())| (outcome, later))
     }
 
@@ -392,6 +414,15 @@ impl WorkerProc {
         &self,
         node: &Arc<NodeInner>,
         prepare: impl FnOnce(&mut Option<Arena>) -> std::result::Result<(Call, T), UserError>,
+    ) -> std::result::Result<Ran<T>, UserError> {
+        self.run_inner(node, prepare, None)
+    }
+
+    fn run_inner<T>(
+        &self,
+        node: &Arc<NodeInner>,
+        prepare: impl FnOnce(&mut Option<Arena>) -> std::result::Result<(Call, T), UserError>,
+        emit: Option<Emit<'_>>,
     ) -> std::result::Result<Ran<T>, UserError> {
         let mut ch = self.calls.lock().pop().ok_or_else(|| {
             UserError::msg("internal: no free channel to the worker process (a bug)")
@@ -405,7 +436,7 @@ impl WorkerProc {
         };
         let (outcome, later, kept) = self
             .write_call(&mut ch.stream, call)
-            .and_then(|name| self.outcome(node, &mut ch.stream, &name, true))?;
+            .and_then(|name| self.outcome(node, &mut ch.stream, &name, true, emit))?;
         if kept {
             ch.arena = None;
         }
@@ -470,7 +501,7 @@ impl WorkerProc {
             self.write_waiting(ch, &mut ahead)?;
             ahead.written.len() + ahead.waiting.len() <= 1
         };
-        let out = self.outcome(node, ch, name, alone);
+        let out = self.outcome(node, ch, name, alone, None);
         let mut ahead = self.ahead.lock();
         if let Some(n) = ahead.written.pop_front() {
             ahead.written_bytes -= n;
@@ -519,6 +550,7 @@ impl WorkerProc {
         ch: &mut UnixStream,
         name: &str,
         spin: bool,
+        emit: Option<Emit<'_>>,
     ) -> std::result::Result<Ran<bool>, UserError> {
         let died = |e: std::io::Error| self.died(name, e);
         let spin = if spin { READ_SPIN } else { Duration::ZERO };
@@ -538,7 +570,10 @@ impl WorkerProc {
                 }
                 FromWorker::Request { sync, req } => {
                     self.shared.apply(node, sync);
-                    let reply = serve_request(node, &self.shared, req);
+                    let reply = match (req, emit) {
+                        (Request::Emit(v), Some(emit)) => emit(v).map(|()| Reply::Unit),
+                        (req, _) => serve_request(node, &self.shared, req),
+                    };
                     write_frame(ch, &ToWorker::Reply(reply)).map_err(died)?;
                 }
                 FromWorker::Hello { .. } => {
