@@ -181,7 +181,58 @@ def init(
             worker_command=[sys.executable, "-m", "volley._worker"],
             temp_dir=_temp_dir,
         )
+        _sigterm.install()
     return RuntimeInfo()
+
+
+class _SigtermShutdown:
+    """SIGTERM ends a driver as cleanly as Ctrl-C does: the runtime shuts down (workers
+    stopped, every shared-memory segment freed), then the process exits with status 143.
+    A handler the user installed before ``init`` is kept and called instead (it decides
+    whether the process ends; ``atexit`` shuts the runtime down when it does). A second
+    SIGTERM during the shutdown ends the process at once."""
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.installed = False
+
+    def install(self) -> None:
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; atexit still cleans up
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is self._handle:
+            return
+        self.previous = previous
+        signal.signal(signal.SIGTERM, self._handle)
+        self.installed = True
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self.installed and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGTERM) is self._handle:
+                signal.signal(signal.SIGTERM, self.previous)
+            self.installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        previous = self.previous
+        if callable(previous):
+            previous(signum, frame)
+            return
+        if previous == signal.SIG_IGN:
+            return
+        # The default action again: a second SIGTERM while shutting down kills at once.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.installed = False
+        shutdown()
+        raise SystemExit(128 + signum)
+
+
+_sigterm = _SigtermShutdown()
 
 
 class RuntimeInfo(dict):
@@ -193,6 +244,7 @@ class RuntimeInfo(dict):
 
 def shutdown() -> None:
     """Stops the runtime: kills worker processes, frees every object and segment."""
+    _sigterm.uninstall()
     _native.shutdown()
 
 

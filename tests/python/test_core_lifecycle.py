@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from conftest import children, shm_segments, wait_until
 
 
@@ -81,3 +82,79 @@ def test_volley_microbenchmark_reports_rays_metric_names():
         assert len(lines) == 1, out.stdout
         words = lines[0].split()
         assert words[1:3] == ["per", "second"] and float(words[3]) > 0, lines[0]
+
+
+_PIPELINE_DRIVER = """
+import os, sys, time
+import pyarrow.compute as pc
+import volley
+volley.init(num_cpus=2)
+held = [volley.put(bytes(1 << 20) * 2) for _ in range(3)]
+
+def double(t):
+    return t.set_column(0, "id", pc.multiply(t.column("id"), 2))
+
+@volley.remote
+def pid():
+    return os.getpid()
+
+pids = sorted(set(volley.get([pid.remote() for _ in range(4)])))
+first = True
+while True:
+    ds = volley.data.range(400_000).map_batches(double, batch_format="pyarrow")
+    assert ds.sum("id") == 2 * sum(range(400_000))
+    if first:
+        print(" ".join(map(str, pids)), flush=True)
+        first = False
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_driver_killed_mid_pipeline_leaves_no_segment_and_no_worker(tmp_path, sig):
+    import volley
+
+    path = tmp_path / "driver.py"
+    path.write_text(_PIPELINE_DRIVER)
+    before = shm_segments()
+    p = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
+    pids = [int(x) for x in p.stdout.readline().split()]
+    assert pids, "the driver ran its tasks and a pipeline"
+    assert shm_segments() - before, "the driver holds segments while it runs"
+    p.send_signal(sig)
+    code = p.wait(timeout=60)
+    if sig == signal.SIGTERM:
+        assert code == 128 + signal.SIGTERM, "SIGTERM is a clean shutdown, then exit 143"
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{q}") for q in pids), 20)
+    if sig != signal.SIGKILL:
+        # Shut down cleanly: nothing of the session is left, at once.
+        assert shm_segments() - before == set(), sig
+    # After SIGKILL the next init on the machine sweeps the dead session's segments.
+    volley.init(num_cpus=1)
+    volley.shutdown()
+    assert shm_segments() - before == set(), sig
+
+
+def test_sigterm_calls_a_handler_the_user_installed(tmp_path):
+    script = textwrap.dedent(
+        """
+        import signal, sys, time
+        import volley
+        seen = []
+        signal.signal(signal.SIGTERM, lambda s, f: seen.append(s))
+        volley.init(num_cpus=1)
+        ref = volley.put(bytes(1 << 20))
+        print("ready", flush=True)
+        deadline = time.time() + 30
+        while not seen and time.time() < deadline:
+            time.sleep(0.05)
+        # The user's handler ran and the runtime is still there.
+        print(len(volley.get(ref)), seen == [signal.SIGTERM], flush=True)
+        """
+    )
+    path = tmp_path / "user_handler.py"
+    path.write_text(script)
+    p = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGTERM)
+    assert p.stdout.readline().split() == [str(1 << 20), "True"]
+    assert p.wait(timeout=60) == 0
