@@ -70,3 +70,48 @@ fn a_missing_segment_is_a_clear_error_in_the_reader() {
         "{err}"
     );
 }
+
+/// SIGTERM to a program running a node shuts it down cleanly: the process dies of the
+/// signal, and its segments and session directory are gone (SIGKILL leaves them for the
+/// next node's sweep).
+#[test]
+fn sigterm_shuts_a_node_down_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let base = std::env::temp_dir().join(format!("volley-sigterm-test-{}", std::process::id()));
+    let (temp, shm) = (base.join("temp"), base.join("shm"));
+    std::fs::create_dir_all(&temp).unwrap();
+    std::fs::create_dir_all(&shm).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sigterm-node"))
+        .arg(&temp)
+        .arg(&shm)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let session = std::path::PathBuf::from(line.trim());
+    assert!(session.is_dir(), "the node's session directory {session:?}");
+    let segments = || std::fs::read_dir(&shm).unwrap().count();
+    assert!(segments() > 0, "the node holds a segment while it runs");
+    // SAFETY: kill(2) of the child this test started and has not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "it dies of the signal: {status:?}"
+    );
+    assert_eq!(segments(), 0, "segments left after SIGTERM");
+    assert!(
+        !session.exists(),
+        "the session directory is left after SIGTERM"
+    );
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -22,6 +22,7 @@ pub mod placement;
 pub mod resources;
 pub mod scheduler;
 pub mod shm;
+pub(crate) mod signals;
 pub(crate) mod spill;
 pub mod store;
 pub mod task;

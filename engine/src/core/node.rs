@@ -347,13 +347,19 @@ pub(crate) fn init(config: Config) -> Result<()> {
         shm_dir,
     });
     *NODE.write() = Some(node);
+    crate::core::signals::install();
     Ok(())
 }
 
 /// Stops the node: no new work, queued tasks fail with `Shutdown`, actors die, running tasks
 /// finish, every thread is joined, every object, segment, spill file and the session
-/// directory are deleted.
+/// directory are deleted. SIGTERM is given back last (its watcher may be the caller).
 pub(crate) fn shutdown() {
+    shutdown_node();
+    crate::core::signals::uninstall();
+}
+
+fn shutdown_node() {
     let _life = LIFECYCLE.lock();
     let Some(node) = NODE.write().take() else {
         return;
