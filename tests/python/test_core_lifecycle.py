@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -158,3 +159,62 @@ def test_sigterm_calls_a_handler_the_user_installed(tmp_path):
     p.send_signal(signal.SIGTERM)
     assert p.stdout.readline().split() == [str(1 << 20), "True"]
     assert p.wait(timeout=60) == 0
+
+
+@pytest.fixture
+def small_shm(tmp_path):
+    """A 16 MiB tmpfs as the shared-memory directory (the suite runs as root, as CI does)."""
+    d = tmp_path / "shm"
+    d.mkdir()
+    out = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(d)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, f"mounting a tmpfs (this test needs root): {out.stderr}"
+    yield d
+    subprocess.run(["umount", str(d)], check=False)
+
+
+def test_a_full_shm_directory_is_a_clear_error_and_the_runtime_keeps_serving(small_shm):
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        import volley
+        volley.init(num_cpus=1, object_store_memory=256 << 20)
+        @volley.remote
+        def total(a):
+            return int(a.sum())
+
+        big = volley.put(np.ones(64 << 20, dtype=np.uint8))
+        try:
+            # The worker maps its argument: the object needs a segment, which cannot fit.
+            print("task:", volley.get(total.remote(big)))
+        except Exception as e:
+            print("task:", type(e).__name__, str(e).replace("\\n", " "))
+        del big
+        print("then:", volley.get(total.remote(volley.put(np.arange(1000)))))
+        def udf(t):
+            return t
+        rows = volley.data.range(3_000_000).map_batches(udf, batch_format="pyarrow").count()
+        print("pipeline:", rows)
+        volley.shutdown()
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "VOLLEY_SHM_DIR": str(small_shm)},
+    )
+    assert out.returncode == 0, out.stderr
+    # init says the budget cannot fit there.
+    assert "larger than the free space" in out.stderr and str(small_shm) in out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    # An object larger than the directory: a clear error naming it and the size, no crash.
+    task = lines["task"]
+    assert task.startswith("VolleyIOError") and "No space left on device" in task, lines
+    assert str(small_shm) in task and re.search(r"\((\d+) bytes\)", task), lines
+    assert int(re.search(r"\((\d+) bytes\)", task).group(1)) >= 64 << 20
+    assert lines["then"] == str(sum(range(1000)))
+    assert lines["pipeline"] == "3000000"
+    assert list(small_shm.iterdir()) == []

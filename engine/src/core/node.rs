@@ -259,6 +259,32 @@ fn sweep_dead_sessions(temp_dir: &std::path::Path, shm_dir: &std::path::Path) {
     }
 }
 
+/// Says so on stderr when the object store's budget exceeds the free space of its
+/// shared-memory directory: objects past that space fail to be created there (with an
+/// error naming the directory, never a crash).
+fn warn_if_shm_is_small(shm_dir: &std::path::Path, budget: u64) {
+    let Ok(path) = std::ffi::CString::new(shm_dir.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: statvfs(3) fills the zeroed plain C struct it is given from a NUL-terminated
+    // path that outlives the call.
+    let free = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return;
+        }
+        st.f_bavail as u64 * st.f_frsize as u64
+    };
+    if budget > free {
+        eprintln!(
+            "volley: the object store's budget ({budget} bytes) is larger than the free space \
+             of its shared-memory directory {} ({free} bytes): objects past that fail to be \
+             created there; lower object_store_memory or set shm_dir",
+            shm_dir.display()
+        );
+    }
+}
+
 /// Starts the node. Errors if one is running.
 pub(crate) fn init(config: Config) -> Result<()> {
     let _life = LIFECYCLE.lock();
@@ -303,6 +329,7 @@ pub(crate) fn init(config: Config) -> Result<()> {
         None => session_dir.clone(),
     };
     sweep_dead_sessions(&config.temp_dir, &shm_dir);
+    warn_if_shm_is_small(&shm_dir, config.resolved_object_store_memory());
     let shm_prefix = format!("volley-{id}-");
     let store = Store::new(
         StoreConfig {

@@ -7,6 +7,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -132,7 +133,13 @@ fn map_with(path: &Path, decode: fn(Buffer) -> Result<ObjectData>) -> Result<Map
 /// copy, straight from the buffers into the segment's pages) and seals it (mode 0400). On
 /// failure the file is removed again.
 pub(crate) fn write_sealed(path: &Path, buffers: &[Buffer]) -> Result<fs::File> {
-    let ctx = || format!("creating shared-memory segment {}", path.display());
+    let ctx = || {
+        format!(
+            "creating shared-memory segment {} ({} bytes)",
+            path.display(),
+            encoded_len(buffers)
+        )
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -202,6 +209,17 @@ pub(crate) struct Arena {
 /// of varying sizes do not replace them call after call.
 const ARENA_SLACK: usize = 1 << 20;
 
+/// Gives `file` `len` bytes of real pages now, so that a full shared-memory filesystem is
+/// an error here (ENOSPC) rather than a SIGBUS when the mapping is written.
+fn allocate(file: &fs::File, len: usize) -> std::io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: posix_fallocate(3) on the open descriptor of a file this function borrows.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
+    }
+}
+
 /// Alignment of each argument in an arena (Arrow's buffers are 64-byte aligned).
 pub(crate) const ARENA_ALIGN: usize = 64;
 
@@ -213,8 +231,8 @@ impl Arena {
     pub(crate) fn create(prefix: &Path, len: usize) -> Result<Arena> {
         let seq = ARENA_SEQ.fetch_add(1, Ordering::Relaxed);
         let path = PathBuf::from(format!("{}{seq}", prefix.display()));
-        let ctx = || format!("creating argument arena {}", path.display());
         let cap = len.next_multiple_of(ARENA_SLACK) + ARENA_SLACK;
+        let ctx = || format!("creating argument arena {} ({cap} bytes)", path.display());
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -222,8 +240,7 @@ impl Arena {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::io(ctx(), e))?;
-        let mapped = file
-            .set_len(cap as u64)
+        let mapped = allocate(&file, cap)
             // SAFETY: the file is this node's own; only `write` changes it, through `&mut`.
             .and_then(|()| unsafe { MmapMut::map_mut(&file) });
         match mapped {
@@ -305,6 +322,61 @@ mod tests {
     use super::*;
     use crate::core::object::{Block, encode_ipc};
     use arrow::array::{Array, Float64Array, RecordBatch};
+
+    /// A tmpfs of `mib` MiB mounted for a test (the suite runs as root, as CI does), and
+    /// unmounted when dropped.
+    struct SmallTmpfs(PathBuf);
+
+    impl SmallTmpfs {
+        fn mount(name: &str, mib: u32) -> SmallTmpfs {
+            let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            fs::create_dir_all(&dir).unwrap();
+            let out = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "mounting a tmpfs (this test needs root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            SmallTmpfs(dir)
+        }
+    }
+
+    impl Drop for SmallTmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_full_shm_directory_is_an_error_naming_the_file_and_size_not_a_crash() {
+        let fs4 = SmallTmpfs::mount("volley-full-shm", 4);
+        // An arena larger than the filesystem: an error at creation (a sparse file would
+        // have been created, and writing into its mapping killed the process with SIGBUS).
+        let err = Arena::create(&fs4.0.join("volley-x-a-"), 8 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("No space left on device"), "{err}");
+        assert!(
+            err.contains("volley-x-a-") && err.contains("bytes"),
+            "{err}"
+        );
+        // A segment larger than the filesystem: an error too.
+        let big = Float64Array::from_iter_values((0..1_000_000).map(|i| i as f64));
+        let batch = RecordBatch::try_from_iter([("v", Arc::new(big) as _)]).unwrap();
+        let data = ObjectData::Arrow(Block::from(batch));
+        let err = Segment::create(fs4.0.join("seg"), &encode_ipc(&data).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        // Nothing is left behind, and what fits still works.
+        assert_eq!(fs::read_dir(&fs4.0).unwrap().count(), 0);
+        let mut small = Arena::create(&fs4.0.join("volley-x-a-"), 1 << 20).unwrap();
+        let buf = Buffer::from_vec(vec![5u8; 1000]);
+        assert!(small.write(&[&[buf]]).is_some());
+    }
 
     #[test]
     fn segment_maps_zero_copy_and_unlinks_on_drop() {
