@@ -218,3 +218,63 @@ def test_a_full_shm_directory_is_a_clear_error_and_the_runtime_keeps_serving(sma
     assert lines["then"] == str(sum(range(1000)))
     assert lines["pipeline"] == "3000000"
     assert list(small_shm.iterdir()) == []
+
+
+_KERNEL_CELL = """
+import os
+import volley
+volley.init(num_cpus=2, ignore_reinit_error=True)
+held = volley.put(bytes(4 << 20))
+
+def double(t):
+    return t
+
+n = volley.data.range(300_000).map_batches(double, batch_format="pyarrow").count()
+
+@volley.remote
+def pid():
+    return os.getpid()
+
+print("kernel", os.getpid(), n, *sorted(set(volley.get([pid.remote() for _ in range(4)]))))
+"""
+
+
+def _run_cell(kc, code: str) -> str:
+    out = []
+    reply = kc.execute_interactive(
+        code,
+        timeout=120,
+        output_hook=lambda msg: out.append(msg["content"].get("text", "")),
+    )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(out)
+
+
+@pytest.mark.parametrize("now", [False, True], ids=["graceful", "killed"])
+def test_a_jupyter_kernel_restart_leaves_nothing_behind(now):
+    from jupyter_client import KernelManager
+
+    before = shm_segments()
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel()
+    try:
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        first = _run_cell(kc, _KERNEL_CELL).split()
+        assert first[0] == "kernel" and first[2] == "300000", first
+        old_pids = [int(p) for p in first[1:2] + first[3:]]
+        # A restart: a graceful shutdown of the kernel, or (now=True) a kill.
+        km.restart_kernel(now=now)
+        kc.wait_for_ready(timeout=60)
+        assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in old_pids), 20)
+        if not now:
+            assert shm_segments() - before == set(), "the old kernel left segments"
+        # The new kernel's init sweeps what a killed one left.
+        second = _run_cell(kc, _KERNEL_CELL).split()
+        new_pids = [int(p) for p in second[1:2] + second[3:]]
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=False)
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in new_pids), 20)
+    assert shm_segments() - before == set(), "segments outlived the kernels"
