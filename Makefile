@@ -8,7 +8,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests, clippy, doc-tests, benches and the demo share one target directory.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help demo demo-rust python-bench bench-compare test test-long lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff mypy
+.PHONY: help demo demo-rust python-bench bench-compare soak test test-long lint fmt-check clippy layers unit-tests doc-tests bench tools venv python py-tests stub-check ruff mypy
 
 VENV := $(CURDIR)/.venv
 export VOLLEY_MOTO_SERVER := $(VENV)/bin/moto_server
@@ -66,7 +66,7 @@ mypy: $(VENV)/.installed-py ## Type check of the Python package (it ships py.typ
 	cd python && $(VENV)/bin/mypy
 
 ruff: $(VENV)/.installed-py ## Python lint
-	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py benches/python_pipeline.py
+	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py benches/python_pipeline.py benches/soak.py
 
 demo: tools python ## Run the main job: read_parquet -> map_batches -> write_parquet from Python on generated data
 	$(VENV)/bin/python python/examples/demo.py
@@ -97,6 +97,9 @@ bench-compare: tools python-bench $(VENV_BENCH)/.installed ## Volley against Ray
 	$(CARGO) build --profile bench --workspace --bins
 	@[ -d $(BENCH_DATA)/big ] && [ -d $(BENCH_DATA)/small ] || $(CARGO_TARGET_DIR)/release/data_bench generate $(BENCH_DATA)
 	$(VENV_BENCH)/bin/python benches/compare/run.py --data $(BENCH_DATA) --readme README.md $(COMPARE_ARGS)
+
+soak: python-bench ## Soak run: 1,000 small pipelines and 200,000 tasks in one driver; slopes of RSS, /dev/shm, fds, threads
+	$(VENV)/bin/python benches/soak.py
 
 # Optimized builds name the whole workspace (`--workspace`), never one package (`-p`): that
 # keeps one feature set, so nothing is built twice.

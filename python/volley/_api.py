@@ -473,7 +473,7 @@ class _Binder:
     ``TypeError`` at ``.remote()``). A call with positional arguments only, whose count the
     signature takes, is accepted without building a ``BoundArguments``."""
 
-    __slots__ = ("sig", "min_pos", "max_pos")
+    __slots__ = ("sig", "min_pos", "max_pos", "ok_shapes")
 
     def __init__(self, fn: Callable, skip_first: bool) -> None:
         try:
@@ -484,6 +484,9 @@ class _Binder:
             params = list(sig.parameters.values())[1:]
             sig = sig.replace(parameters=params)
         self.sig = sig
+        # Whether arguments bind depends only on their count and keyword names: the shapes
+        # seen to bind are remembered (a few; calls repeat their shape).
+        self.ok_shapes: set = set()
         self.min_pos, self.max_pos = 0, -1
         if sig is not None:
             kinds = [p.kind for p in sig.parameters.values()]
@@ -501,10 +504,15 @@ class _Binder:
     def check(self, args: Sequence[Any], kwargs: Dict[str, Any]) -> None:
         if self.sig is None or (not kwargs and self.min_pos <= len(args) <= self.max_pos):
             return
+        shape = (len(args), frozenset(kwargs))
+        if shape in self.ok_shapes:
+            return
         try:
             self.sig.bind(*args, **kwargs)
         except TypeError as e:
             raise TypeError(str(e)) from None
+        if len(self.ok_shapes) < 64:
+            self.ok_shapes.add(shape)
 
 
 class RemoteFunction:
@@ -516,6 +524,10 @@ class RemoteFunction:
         self._options = options
         self._id: Optional[int] = None
         self._binder: Optional[_Binder] = None
+        # A generator function streams its outputs unless num_returns says otherwise.
+        self._streaming = options.get("num_returns") == "streaming" or (
+            "num_returns" not in options and inspect.isgeneratorfunction(function)
+        )
         self.__name__ = getattr(function, "__name__", "remote_function")
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
@@ -545,9 +557,7 @@ class RemoteFunction:
         self._binder.check(args, kwargs)
         o = self._options
         structure, nested, refs = _pack(args, kwargs)
-        streaming = o.get("num_returns") == "streaming" or (
-            "num_returns" not in o and inspect.isgeneratorfunction(self._function)
-        )
+        streaming = self._streaming
         num_returns = 1 if streaming else int(o.get("num_returns", 1))
         out = _native.submit_task(
             self._function_id(),
