@@ -1,12 +1,14 @@
 """Soak run: one driver runs many small pipelines and many tasks; the process tree's memory,
 shared memory, file descriptors and threads must stay flat.
 
-    .venv/bin/python benches/soak.py [--pipelines 1000] [--tasks 200000] [--warmup 60]
+    .venv/bin/python benches/soak.py [--pipelines 1000] [--tasks 200000] [--warmup 0.25]
 
 A sampler thread records every second: RSS of the driver and its workers, bytes of the
-`/dev/shm/volley-*` files, open descriptors and threads of the tree. It prints each
-metric's slope per minute after the warm-up (least squares) beside its first and last
-values. A benchmark, not a test: nothing here passes or fails.
+`/dev/shm/volley-*` files, open descriptors and threads of the tree. For each phase (the
+pipelines, then the tasks) it prints each metric's first, last and largest value and its
+slope per minute (least squares) after the phase's warm-up (its first quarter): a phase
+that starts more threads or workers shows as a step between phases, a leak as a slope. A
+benchmark, not a test: nothing here passes or fails.
 """
 
 from __future__ import annotations
@@ -89,17 +91,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pipelines", type=int, default=1000)
     ap.add_argument("--tasks", type=int, default=200_000)
-    ap.add_argument("--warmup", type=float, default=60.0, help="seconds left out of the slopes")
+    ap.add_argument(
+        "--warmup", type=float, default=0.25, help="share of each phase left out of its slope"
+    )
     args = ap.parse_args()
 
     volley.init(num_cpus=2)
-    samples: List[Tuple[float, Dict[str, float]]] = []
+    samples: List[Tuple[str, float, Dict[str, float]]] = []
+    phase = ["pipelines"]
     stop = threading.Event()
     start = time.monotonic()
 
     def sampler() -> None:
         while not stop.is_set():
-            samples.append((time.monotonic() - start, sample()))
+            samples.append((phase[0], time.monotonic() - start, sample()))
             stop.wait(1.0)
 
     thread = threading.Thread(target=sampler, daemon=True)
@@ -116,6 +121,7 @@ def main() -> None:
     for _ in range(args.pipelines):
         ds = volley.data.range(10_000).map_batches(double, batch_format="pyarrow")
         assert ds.sum("id") == expected
+    phase[0] = "tasks"
     done = 0
     while done < args.tasks:
         n = min(1000, args.tasks - done)
@@ -126,18 +132,23 @@ def main() -> None:
     elapsed = time.monotonic() - start
     volley.shutdown()
 
-    warm = [(t, s) for t, s in samples if t >= min(args.warmup, elapsed / 4)]
     print(
         f"soak: {args.pipelines} pipelines and {args.tasks} tasks in {elapsed:.1f} s, "
-        f"{len(samples)} samples; slopes after {min(args.warmup, elapsed / 4):.0f} s"
+        f"{len(samples)} samples"
     )
-    print(f"{'metric':<10} {'first':>10} {'last':>10} {'max':>10} {'slope/min':>10}")
-    for key in samples[0][1]:
-        values = [s[key] for _, s in samples]
-        print(
-            f"{key:<10} {values[0]:>10.1f} {values[-1]:>10.1f} {max(values):>10.1f} "
-            f"{slope([(t, s[key]) for t, s in warm]):>10.2f}"
-        )
+    print(f"{'phase':<10} {'metric':<10} {'first':>9} {'last':>9} {'max':>9} {'slope/min':>10}")
+    for name in ("pipelines", "tasks"):
+        points = [(t, s) for p, t, s in samples if p == name]
+        if not points:
+            continue
+        t0, t1 = points[0][0], points[-1][0]
+        warm = [(t, s) for t, s in points if t >= t0 + args.warmup * (t1 - t0)]
+        for key in points[0][1]:
+            values = [s[key] for _, s in points]
+            print(
+                f"{name:<10} {key:<10} {values[0]:>9.1f} {values[-1]:>9.1f} "
+                f"{max(values):>9.1f} {slope([(t, s[key]) for t, s in warm]):>10.2f}"
+            )
 
 
 if __name__ == "__main__":
