@@ -643,9 +643,9 @@ impl NodeInner {
                 index,
             }))
         });
-        let mut fresh = true;
-        while let Some((task, grant, spawn)) = self.sched.next_task(fresh) {
-            fresh = false;
+        // Counted as waking each time: when started, and by `release_by_worker` after each
+        // task.
+        while let Some((task, grant, spawn)) = self.sched.next_task(true) {
             if spawn {
                 self.spawn_worker();
             }
@@ -668,7 +668,7 @@ impl NodeInner {
         let result = self.run_once(&mut task, &grant);
         // Resources and arguments go back before the outputs are sealed: whoever sees a
         // result sees the task's resources free and its arguments released.
-        let released = self.sched.release(&grant);
+        let released = self.sched.release_by_worker(&grant);
         self.after_release(released);
         match result {
             Ok(outputs) => {
