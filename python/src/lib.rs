@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule, PyDict, PyList, PyTuple};
 use volley::core::foreign::{
     self, ForeignActor, ForeignActorOptions, ForeignArgs, ForeignGenerator, ForeignRef,
-    ForeignTaskOptions, ForeignValue, PutValue, WorkerOutcome,
+    ForeignStrategy, ForeignTaskOptions, ForeignValue, PutValue, WorkerOutcome,
 };
 use volley::core::worker::CallKind;
 use volley::{Block, Error, FailureCause, ObjectId};
@@ -354,7 +354,7 @@ fn wait(
 #[pyfunction]
 #[pyo3(signature = (function, structure, nested, refs, name, num_returns=1, num_cpus=1.0,
                     num_gpus=0.0, memory=0, resources=Vec::new(), max_retries=None,
-                    retry_exceptions=false, streaming=false))]
+                    retry_exceptions=false, streaming=false, strategy=None))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -371,8 +371,10 @@ fn submit_task(
     max_retries: Option<i32>,
     retry_exceptions: bool,
     streaming: bool,
+    strategy: Option<&Bound<'_, PyTuple>>,
 ) -> Res<Py<PyAny>> {
     let args = foreign_args(structure, &nested, &refs);
+    let strategy = strategy_from(strategy)?;
     let opts = ForeignTaskOptions {
         name,
         num_returns,
@@ -383,6 +385,7 @@ fn submit_task(
         max_retries,
         retry_exceptions,
         streaming,
+        strategy,
     };
     if streaming {
         let g = py.detach(|| eng(foreign::submit_streaming_task(function, args, opts)))?;
@@ -396,6 +399,43 @@ fn submit_task(
     }
     let out = py.detach(|| eng(foreign::submit_task(function, args, opts)))?;
     Ok(PyList::new(py, wrap_refs(py, out)?)?.into_any().unbind())
+}
+
+/// A scheduling strategy from its tuple form: `("default",)`, `("spread",)`,
+/// `("node", node_id_hex, soft)` or `("placement_group", group_id_bytes, bundle_index)`.
+fn strategy_from(t: Option<&Bound<'_, PyTuple>>) -> Res<ForeignStrategy> {
+    let Some(t) = t else {
+        return Ok(ForeignStrategy::Default);
+    };
+    let kind: String = t.get_item(0)?.extract()?;
+    Ok(match kind.as_str() {
+        "default" => ForeignStrategy::Default,
+        "spread" => ForeignStrategy::Spread,
+        "node" => {
+            let hex: String = t.get_item(1)?.extract()?;
+            let node = u64::from_str_radix(&hex, 16)
+                .map_err(|_| PyValueError::new_err(format!("{hex:?} is not the id of a node")))?;
+            ForeignStrategy::NodeAffinity {
+                node,
+                soft: t.get_item(2)?.extract()?,
+            }
+        }
+        "placement_group" => {
+            let id: Vec<u8> = t.get_item(1)?.extract()?;
+            ForeignStrategy::PlacementGroup {
+                group: id
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| PyValueError::new_err("a malformed placement group id"))?,
+                bundle_index: t.get_item(2)?.extract()?,
+            }
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown scheduling strategy {other:?}"
+            )));
+        }
+    })
 }
 
 /// Refs to a generator task's outputs as it yields them.
@@ -443,6 +483,85 @@ fn cancel(
         refs.iter()
             .try_for_each(|r| eng(foreign::cancel(r, force, recursive)))
     })
+}
+
+/// The ids (hex) of this process's node and of its job.
+#[pyfunction]
+fn node_and_job(py: Python<'_>) -> Res<(String, String)> {
+    py.detach(|| eng(foreign::node_and_job()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placement groups
+// ---------------------------------------------------------------------------------------------
+
+/// A placement group (created by the driver).
+#[pyclass(module = "volley._native", name = "PlacementGroup", frozen)]
+struct PyPlacementGroup {
+    inner: volley::PlacementGroup,
+}
+
+#[pymethods]
+impl PyPlacementGroup {
+    /// The id's bytes.
+    fn binary<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.id().to_bytes())
+    }
+
+    /// `"PENDING"`, `"INFEASIBLE"` (pending, and the node can never place it), `"CREATED"`
+    /// or `"REMOVED"`.
+    fn state(&self, py: Python<'_>) -> Res<&'static str> {
+        use volley::PlacementGroupState as S;
+        Ok(match py.detach(|| eng(self.inner.state()))? {
+            S::Pending { infeasible: false } => "PENDING",
+            S::Pending { infeasible: true } => "INFEASIBLE",
+            S::Created => "CREATED",
+            S::Removed => "REMOVED",
+        })
+    }
+
+    /// Waits up to `timeout_s` for the bundles to be reserved.
+    fn wait(&self, py: Python<'_>, timeout_s: f64) -> Res<bool> {
+        let t = timeout(Some(timeout_s))?.unwrap_or_default();
+        py.detach(|| eng(self.inner.wait(t)))
+    }
+
+    /// Frees the bundles; tasks and actors queued for them fail.
+    fn remove(&self, py: Python<'_>) -> Res<()> {
+        py.detach(|| eng(volley::remove_placement_group(&self.inner)))
+    }
+}
+
+/// Reserves `bundles` (each a list of `(resource, amount)`) with Ray's `strategy` name.
+#[pyfunction]
+fn placement_group(
+    py: Python<'_>,
+    bundles: Vec<Vec<(String, f64)>>,
+    strategy: &str,
+) -> Res<PyPlacementGroup> {
+    use volley::{PlacementStrategy as P, ResourceName, ResourceSet};
+    let strategy = match strategy {
+        "PACK" => P::Pack,
+        "SPREAD" => P::Spread,
+        "STRICT_PACK" => P::StrictPack,
+        "STRICT_SPREAD" => P::StrictSpread,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "Invalid placement group strategy {other}. Supported strategies are: \
+                 ['PACK', 'SPREAD', 'STRICT_PACK', 'STRICT_SPREAD']."
+            )));
+        }
+    };
+    let sets = bundles
+        .into_iter()
+        .map(|b| {
+            b.into_iter().fold(ResourceSet::new(), |s, (name, amount)| {
+                s.with(ResourceName::parse(&name), amount)
+            })
+        })
+        .collect();
+    let inner = py.detach(|| eng(volley::placement_group(sets, strategy)))?;
+    Ok(PyPlacementGroup { inner })
 }
 
 #[pyfunction]
@@ -515,11 +634,16 @@ fn actor_options_from(d: &Bound<'_, PyDict>) -> Res<ForeignActorOptions> {
         name: item(d, "name", None)?,
         num_cpus: item(d, "num_cpus", 0.0)?,
         num_gpus: item(d, "num_gpus", 0.0)?,
+        memory: item(d, "memory", 0)?,
         resources: item(d, "resources", Vec::new())?,
         max_concurrency: item(d, "max_concurrency", 1)?,
         max_restarts: item(d, "max_restarts", 0)?,
         max_task_retries: item(d, "max_task_retries", 0)?,
         detached: item(d, "detached", false)?,
+        strategy: match d.get_item("scheduling_strategy")? {
+            Some(t) if !t.is_none() => strategy_from(Some(t.cast::<PyTuple>()?))?,
+            _ => ForeignStrategy::Default,
+        },
     })
 }
 
@@ -683,6 +807,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(submit_task, m)?)?;
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(resources, m)?)?;
+    m.add_function(wrap_pyfunction!(node_and_job, m)?)?;
+    m.add_class::<PyPlacementGroup>()?;
+    m.add_function(wrap_pyfunction!(placement_group, m)?)?;
     m.add_function(wrap_pyfunction!(create_actor, m)?)?;
     m.add_function(wrap_pyfunction!(call_actor, m)?)?;
     m.add_function(wrap_pyfunction!(kill_actor, m)?)?;

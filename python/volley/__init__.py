@@ -44,7 +44,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # `volley.data` (pyarrow, numpy) is imported on first use: workers and tasks-only
     # programs start faster without it.
-    if name in ("data", "actor"):
+    if name in ("data", "actor", "util"):
         import importlib
 
         return importlib.import_module(f"volley.{name}")
@@ -62,6 +62,7 @@ __all__ = [
     "actor",
     "cluster_resources",
     "data",
+    "util",
     "exceptions",
     "get",
     "get_actor",

@@ -86,6 +86,40 @@ def _check_num_returns(x: Any) -> Optional[str]:
     )
 
 
+def _check_strategy(x: Any) -> Optional[str]:
+    from volley.util.scheduling_strategies import _native_strategy
+
+    _native_strategy(x)  # raises what Ray raises, or NotImplementedError
+    return None
+
+
+def _check_runtime_env(x: Any) -> Optional[str]:
+    if not x:
+        return None
+    for key in x:
+        if key != "env_vars":
+            raise NotImplementedError(
+                f"runtime_env[{key!r}] is not supported by Volley yet; only "
+                "runtime_env={'env_vars': {...}} is"
+            )
+    env = x["env_vars"]
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise TypeError("runtime_env['env_vars'] must be of type Dict[str, str]")
+    return None
+
+
+def _check_max_calls(x: Any) -> Optional[str]:
+    message = _counting("max_calls", False)(x)
+    if message is None and x:
+        raise NotImplementedError(
+            "max_calls is not supported by Volley yet (a worker process runs any number of "
+            "calls); leave it at 0"
+        )
+    return message
+
+
 _NUMBER = (int, float, type(None))
 _COUNT = (int, type(None))
 #: Each option Volley takes: (accepted types, value check). Ray's names and messages.
@@ -96,12 +130,12 @@ _COMMON_OPTIONS: Dict[str, Tuple[Any, Optional[Callable[[Any], Optional[str]]]]]
     "num_cpus": (_NUMBER, _quantity("num_cpus")),
     "num_gpus": (_NUMBER, _quantity("num_gpus")),
     "resources": ((dict, type(None)), _check_resources),
-    "runtime_env": ((dict, type(None)), None),
-    "scheduling_strategy": (object, None),
+    "runtime_env": ((dict, type(None)), _check_runtime_env),
+    "scheduling_strategy": (object, _check_strategy),
 }
 _TASK_OPTIONS = {
     **_COMMON_OPTIONS,
-    "max_calls": (_COUNT, _counting("max_calls", False)),
+    "max_calls": (_COUNT, _check_max_calls),
     "max_retries": (_COUNT, _counting("max_retries")),
     "num_returns": ((int, str, type(None)), _check_num_returns),
     "retry_exceptions": ((bool, list, tuple), _check_retry_exceptions),
@@ -124,7 +158,7 @@ _ACTOR_OPTIONS = {
     "max_concurrency": (_COUNT, _counting("max_concurrency", False)),
     "max_restarts": (_COUNT, _counting("max_restarts")),
     "max_task_retries": (_COUNT, _counting("max_task_retries")),
-    "namespace": ((str, type(None)), lambda x: _namespace_error(x) if x is not None else None),
+    "namespace": ((str, type(None)), lambda x: _namespace_error(x)),
 }
 #: Async actors run this many calls at once unless ``max_concurrency`` says otherwise
 #: (Ray's default is 1000; each concurrent call holds a channel to the worker here).
@@ -147,15 +181,35 @@ def init(
     object_store_memory: Optional[int] = None,
     ignore_reinit_error: bool = False,
     namespace: Optional[str] = None,
+    runtime_env: Optional[Dict[str, Any]] = None,
+    include_dashboard: Optional[bool] = None,
+    log_to_driver: bool = True,
+    configure_logging: bool = True,
+    logging_level: Union[int, str] = "INFO",
+    logging_format: Optional[str] = None,
     _temp_dir: Optional[str] = None,
     **kwargs: Any,
 ) -> "RuntimeInfo":
     """Starts Volley in this process (local mode: a whole node inside the driver, workers
     on demand). ``namespace`` is where this job's named actors live (tasks and actors it
-    starts inherit it). Ray's other keyword arguments (``include_dashboard``,
-    ``log_to_driver``, ``runtime_env``...) are accepted and have no effect yet."""
+    starts inherit it); ``runtime_env={"env_vars": {...}}`` is set in every task's and
+    actor's environment; ``logging_level`` / ``logging_format`` configure the ``volley``
+    logger (unless ``configure_logging=False``). ``include_dashboard=True`` warns: the
+    local node serves no dashboard. Ray's other arguments are refused with an error that
+    names them."""
     if namespace is not None:
         _check_namespace(namespace)
+    if runtime_env is not None:
+        if not isinstance(runtime_env, dict):
+            raise TypeError(f"runtime_env must be a dict, got {type(runtime_env)}")
+        _check_runtime_env(runtime_env)
+    _check_init_kwargs(kwargs, log_to_driver)
+    if include_dashboard:
+        import warnings
+
+        warnings.warn(
+            "include_dashboard=True: Volley's local mode serves no dashboard", stacklevel=2
+        )
     address = address or os.environ.get("VOLLEY_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if address not in (None, "", "local", "auto"):
         raise exc.VolleyValueError(
@@ -173,6 +227,10 @@ def init(
             os.environ[_NAMESPACE_ENV] = namespace  # workers start with this environment
         else:
             os.environ.pop(_NAMESPACE_ENV, None)
+        _job_env_vars.clear()
+        _job_env_vars.update((runtime_env or {}).get("env_vars") or {})
+        if configure_logging:
+            _configure_logging(logging_level, logging_format)
         _native.init(
             num_cpus=num_cpus,
             num_gpus=num_gpus,
@@ -183,6 +241,50 @@ def init(
         )
         _sigterm.install()
     return RuntimeInfo()
+
+
+#: Ray ``init`` arguments Volley refuses while their default is changed, with why.
+_INIT_REFUSED = {
+    "local_mode": "local_mode=True (tasks run serially in the driver) is not supported; "
+    "Volley's local mode runs workers on this machine",
+    "job_config": "job_config is not supported yet; use runtime_env and namespace",
+    "labels": "node labels are not supported yet",
+    "dashboard_host": "Volley's local mode serves no dashboard",
+    "dashboard_port": "Volley's local mode serves no dashboard",
+    "logging_config": "logging_config is not supported; use logging_level and logging_format",
+    "enable_resource_isolation": "resource isolation is not supported",
+}
+
+
+def _check_init_kwargs(kwargs: Dict[str, Any], log_to_driver: bool) -> None:
+    if not log_to_driver:
+        raise NotImplementedError(
+            "init(log_to_driver=False) is not supported by Volley yet: workers write to the "
+            "driver's stdout and stderr"
+        )
+    unknown = []
+    for k, v in kwargs.items():
+        if k in _INIT_REFUSED:
+            if v not in (None, False, {}):
+                raise NotImplementedError(f"init({k}=...): {_INIT_REFUSED[k]}")
+        else:
+            unknown.append(k)
+    if unknown:
+        # Ray's own message for an argument it does not know.
+        raise RuntimeError(f"Unknown keyword argument(s): {', '.join(unknown)}")
+
+
+def _configure_logging(level: Union[int, str], fmt: Optional[str]) -> None:
+    """Ray's ``configure_logging``: the package's logger at ``level``, with ``fmt``."""
+    import logging
+
+    logger = logging.getLogger("volley")
+    logger.setLevel(logging.getLevelName(level) if isinstance(level, str) else level)
+    if fmt is not None:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(fmt))
+        logger.handlers = [handler]
+        logger.propagate = False
 
 
 class _SigtermShutdown:
@@ -202,7 +304,7 @@ class _SigtermShutdown:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; atexit still cleans up
         previous = signal.getsignal(signal.SIGTERM)
-        if previous is self._handle:
+        if previous == self._handle:
             return
         self.previous = previous
         signal.signal(signal.SIGTERM, self._handle)
@@ -212,7 +314,7 @@ class _SigtermShutdown:
         import signal
 
         if self.installed and threading.current_thread() is threading.main_thread():
-            if signal.getsignal(signal.SIGTERM) is self._handle:
+            if signal.getsignal(signal.SIGTERM) == self._handle:
                 signal.signal(signal.SIGTERM, self.previous)
             self.installed = False
 
@@ -332,10 +434,9 @@ def wait(
         raise ValueError(
             "num_returns cannot be greater than the number of objects provided to ray.wait."
         )
-    refs = object_refs
-    flags = _native.wait(refs, num_returns, timeout)
-    ready = [r for r, f in zip(refs, flags) if f]
-    return ready, [r for r, f in zip(refs, flags) if not f]
+    flags = _native.wait(object_refs, num_returns, timeout)
+    ready = [r for r, f in zip(object_refs, flags) if f]
+    return ready, [r for r, f in zip(object_refs, flags) if not f]
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -419,7 +520,106 @@ def _unpack(structure: Any, values: List[Any]) -> Tuple[list, dict]:
 
 
 def _resources(opts: Dict[str, Any]) -> List[Tuple[str, float]]:
-    return [(str(n), float(v)) for n, v in (opts.get("resources") or {}).items()]
+    out = [(str(n), float(v)) for n, v in (opts.get("resources") or {}).items()]
+    accelerator = opts.get("accelerator_type")
+    if accelerator:
+        # As Ray does: a sliver of the resource a node with that accelerator advertises
+        # (`init(resources={"accelerator_type:A100": 1})` here).
+        out.append((f"accelerator_type:{accelerator}", 0.001))
+    return out
+
+
+def _strategy(opts: Dict[str, Any]) -> Optional[Tuple[Any, ...]]:
+    from volley.util.scheduling_strategies import _native_strategy
+
+    return _native_strategy(opts.get("scheduling_strategy"))
+
+
+#: The job's ``runtime_env`` env_vars (``init(runtime_env=...)``), and those of the task
+#: running on this thread of a worker (its child tasks and actors inherit them, as in Ray).
+_job_env_vars: Dict[str, str] = {}
+_task_env = threading.local()
+
+
+def _env_vars(opts: Dict[str, Any]) -> Dict[str, str]:
+    """What a task or actor's environment gets: the job's, its parent's, then its own."""
+    own = (opts.get("runtime_env") or {}).get("env_vars") or {}
+    inherited = getattr(_task_env, "vars", None) or {}
+    return {**_job_env_vars, **inherited, **own}
+
+
+class _WithEnv:
+    """A function run with ``runtime_env`` env_vars set in the worker's environment for
+    the call (restored after it: the worker is reused)."""
+
+    def __init__(self, function: Callable, env: Dict[str, str]) -> None:
+        self.function = function
+        self.env = env
+        self.__name__ = getattr(function, "__name__", "function")
+        self.__qualname__ = getattr(function, "__qualname__", self.__name__)
+        self.__module__ = getattr(function, "__module__", __name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        saved = self._enter()
+        try:
+            result = self.function(*args, **kwargs)
+        except BaseException:
+            self._exit(saved)
+            raise
+        if inspect.isgenerator(result):
+            return self._iterate(result, saved)
+        self._exit(saved)
+        return result
+
+    def _iterate(self, gen: Any, saved: Any) -> Any:
+        try:
+            yield from gen
+        finally:
+            self._exit(saved)
+
+    def _enter(self) -> Any:
+        saved = ({k: os.environ.get(k) for k in self.env}, getattr(_task_env, "vars", None))
+        os.environ.update(self.env)
+        _task_env.vars = self.env
+        return saved
+
+    def _exit(self, saved: Any) -> None:
+        before, inherited = saved
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _task_env.vars = inherited
+
+
+def _registered(
+    obj: Any, options: Dict[str, Any], ids: Dict[frozenset, int], with_env: Any, what: str
+) -> int:
+    """The id of ``obj`` registered to run with the environment ``options`` give it (the
+    job's, inherited and own ``runtime_env`` env_vars), wrapped in ``with_env`` if any."""
+    env = _env_vars(options)
+    key = frozenset(env.items())
+    fid = ids.get(key)
+    if fid is None:
+        fid = ids[key] = register_function(with_env(obj, env) if env else obj, what)
+    return fid
+
+
+class _ActorWithEnv:
+    """An actor class whose worker process runs with ``runtime_env`` env_vars set (for
+    the actor's whole life: the process is its own)."""
+
+    def __init__(self, cls: type, env: Dict[str, str]) -> None:
+        self.cls = cls
+        self.env = env
+        self.__qualname__ = cls.__qualname__
+        self.__module__ = cls.__module__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        os.environ.update(self.env)
+        _task_env.vars = self.env
+        return self.cls(*args, **kwargs)
 
 
 def _check_options(opts: Dict[str, Any], allowed: Dict[str, Any], what: str) -> None:
@@ -522,7 +722,8 @@ class RemoteFunction:
         _check_options(options, _TASK_OPTIONS, "remote functions")
         self._function = function
         self._options = options
-        self._id: Optional[int] = None
+        # Its registered id, per environment it runs with (see `_env_vars`).
+        self._ids: Dict[frozenset, int] = {}
         self._binder: Optional[_Binder] = None
         # A generator function streams its outputs unless num_returns says otherwise.
         self._streaming = options.get("num_returns") == "streaming" or (
@@ -531,6 +732,10 @@ class RemoteFunction:
         self.__name__ = getattr(function, "__name__", "remote_function")
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # The argument check is rebuilt on first use where the function arrives.
+        return {**self.__dict__, "_binder": None}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -541,13 +746,11 @@ class RemoteFunction:
     def options(self, **options: Any) -> "RemoteFunction":
         """A copy with other options (``num_cpus``, ``num_returns``, ``max_retries``...)."""
         f = RemoteFunction(self._function, {**self._options, **options})
-        f._id, f._binder = self._id, self._binder
+        f._ids, f._binder = self._ids, self._binder
         return f
 
     def _function_id(self) -> int:
-        if self._id is None:
-            self._id = register_function(self._function, "remote function")
-        return self._id
+        return _registered(self._function, self._options, self._ids, _WithEnv, "remote function")
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Submits a task; returns an ``ObjectRef`` (a list of them for ``num_returns > 1``).
@@ -573,6 +776,7 @@ class RemoteFunction:
             max_retries=o.get("max_retries"),
             retry_exceptions=bool(o.get("retry_exceptions", False)),
             streaming=streaming,
+            strategy=_strategy(o),
         )
         if streaming:
             return ObjectRefGenerator(out)
@@ -618,6 +822,11 @@ class ObjectRefGenerator:
 
 def method(*, num_returns: int = 1, concurrency_group: Optional[str] = None) -> Callable:
     """Decorates an actor method with options (Ray's ``@ray.method``)."""
+    if concurrency_group is not None:
+        raise NotImplementedError(
+            "@method(concurrency_group=...) is not supported by Volley yet; an actor's "
+            "calls share its max_concurrency"
+        )
 
     def wrap(m: Callable) -> Callable:
         cast(Any, m).__volley_num_returns__ = num_returns
@@ -640,9 +849,15 @@ class ActorClass:
         _check_options(options, _ACTOR_OPTIONS, "actors")
         self._cls = cls
         self._options = options
-        self._id: Optional[int] = None
+        self._ids: Dict[frozenset, int] = {}
+        # The constructor's argument check, the methods' num_returns and argument checks:
+        # worked out once per class, shared by its .options() copies.
+        self._calls: Optional[Tuple[_Binder, Dict[str, int], Dict[str, _Binder]]] = None
         self.__name__ = cls.__name__
         self.__doc__ = cls.__doc__
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {**self.__dict__, "_calls": None}
 
     def __getattr__(self, name: str) -> Any:
         # The class's own attributes (constants, static and class methods), as in Ray: the
@@ -668,18 +883,19 @@ class ActorClass:
 
     def options(self, **options: Any) -> "ActorClass":
         c = ActorClass(self._cls, {**self._options, **options})
-        c._id = self._id
+        c._ids, c._calls = self._ids, self._calls
         return c
 
     def _class_id(self) -> int:
-        if self._id is None:
-            self._id = register_function(self._cls, "actor")
-        return self._id
+        return _registered(self._cls, self._options, self._ids, _ActorWithEnv, "actor")
 
     def remote(self, *args: Any, **kwargs: Any) -> "ActorHandle":
         """Starts the actor (its constructor runs in its own worker process)."""
         o = self._options
-        _Binder(self._cls, skip_first=False).check(args, kwargs)
+        if self._calls is None:
+            self._calls = (_Binder(self._cls, skip_first=False), *_method_table(self._cls))
+        ctor, table, binders = self._calls
+        ctor.check(args, kwargs)
         if o.get("get_if_exists") and o.get("name"):
             try:
                 return get_actor(o["name"], o.get("namespace"))
@@ -694,7 +910,9 @@ class ActorClass:
             "name": _qualified(o.get("name"), o.get("namespace")),
             "num_cpus": float(o.get("num_cpus", 0.0)),
             "num_gpus": float(o.get("num_gpus", 0.0)),
+            "memory": int(o.get("memory") or 0),
             "resources": _resources(o),
+            "scheduling_strategy": _strategy(o),
             "max_concurrency": int(concurrency),
             "max_restarts": int(o.get("max_restarts", 0)),
             "max_task_retries": int(o.get("max_task_retries", 0)),
@@ -702,7 +920,6 @@ class ActorClass:
         }
         structure, nested, refs = _pack(args, kwargs)
         native = _native.create_actor(self._class_id(), structure, nested, refs, options)
-        table, binders = _method_table(self._cls)
         return ActorHandle(native, table, binders)
 
 
@@ -734,6 +951,12 @@ class ActorMethod:
         )
 
     def options(self, **options: Any) -> "ActorMethod":
+        for k in options:
+            if k != "num_returns":
+                raise NotImplementedError(
+                    f"actor method option {k!r} is not supported by Volley yet "
+                    "(only num_returns is)"
+                )
         return ActorMethod(
             self._handle, self._name, int(options.get("num_returns", self._num_returns))
         )
@@ -875,11 +1098,13 @@ def available_resources() -> Dict[str, float]:
 
 def nodes() -> List[Dict[str, Any]]:
     """The nodes of the cluster (one in local mode)."""
+    node_id, _ = _native.node_and_job()
     return [
         {
-            "NodeID": "local",
+            "NodeID": node_id,
             "Alive": True,
             "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerHostname": os.uname().nodename,
             "Resources": cluster_resources(),
         }
     ]
@@ -889,10 +1114,12 @@ class RuntimeContext:
     """What ``get_runtime_context()`` returns."""
 
     def get_job_id(self) -> str:
-        return "01000000"
+        """The job's id, in hex (Ray's form: ``01000000`` for job 1)."""
+        return str(_native.node_and_job()[1])
 
     def get_node_id(self) -> str:
-        return "local"
+        """The id (hex) of the node this process runs on."""
+        return str(_native.node_and_job()[0])
 
     def get_task_name(self) -> Optional[str]:
         from volley import _worker

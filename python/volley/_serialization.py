@@ -121,11 +121,14 @@ def _frame(data: bytes, buffers: List[memoryview]) -> bytes:
     header = _FRAME_MAGIC + struct.pack(
         f"<I{len(pieces)}Q", len(pieces), *(p.nbytes for p in pieces)
     )
-    out = bytearray(header)
+    parts: List[Any] = [header]
+    size = len(header)
     for p in pieces:
-        out += bytes(-len(out) % _FRAME_ALIGN)
-        out += p
-    return bytes(out)
+        pad = -size % _FRAME_ALIGN
+        parts.append(bytes(pad))
+        parts.append(p)
+        size += pad + p.nbytes
+    return b"".join(parts)
 
 
 def _unframe(payload: Any) -> Any:

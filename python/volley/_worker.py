@@ -31,6 +31,11 @@ _local = threading.local()
 _THIS_FILE = os.path.abspath(__file__)
 
 
+class _ActorExit(SystemExit):
+    """Raised by ``exit_actor`` (and a ``__ray_terminate__`` call) inside an actor: the
+    worker runs the process's ``atexit`` handlers and ends."""
+
+
 def current_task_name() -> Optional[str]:
     """The name of the task or method running on this thread (None in the driver)."""
     return getattr(_local, "task", None)
@@ -102,8 +107,6 @@ def _run(kind: str, method: Optional[str], fn_id: int, args: List[Any]) -> Any:
     if method is None:
         raise ValueError(f"an actor call of kind {kind!r} without a method name")
     if method == "__ray_terminate__":
-        from volley.actor import _ActorExit
-
         raise _ActorExit(0)
     result = getattr(_instance, method)(*fargs, **fkwargs)
     if inspect.iscoroutine(result):
@@ -170,7 +173,7 @@ def _serve(channel: int) -> None:
                 _interruptible = False
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             del args
-            if type(e).__name__ == "_ActorExit" and type(e).__module__ == "volley.actor":
+            if isinstance(e, _ActorExit):
                 _exit_actor()
             message = _user_traceback(e)
             try:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from volley import _native
 from volley._api import ActorClass, ActorHandle, ActorMethod
-
-
-class _ActorExit(SystemExit):
-    """Raised by :func:`exit_actor` (and a ``__ray_terminate__`` call) inside an actor: the
-    worker runs the process's ``atexit`` handlers and ends."""
+from volley._worker import _ActorExit
 
 
 def exit_actor() -> None:

@@ -242,7 +242,8 @@ def test_exit_actor_and_ray_terminate_run_atexit_handlers(rt, tmp_path):
     rt.get(a.pid.remote())
     with pytest.raises(exceptions.VolleyError):
         rt.get(a.leave.remote(), timeout=30)
-    assert wait_until(first.exists) and first.read_text() == "clean"
+    # The handler creates the file, then writes it: wait for the text, not the file.
+    assert wait_until(lambda: first.exists() and first.read_text() == "clean")
     with pytest.raises(exceptions.ActorDiedError):
         rt.get(a.pid.remote(), timeout=30)
 
@@ -250,7 +251,7 @@ def test_exit_actor_and_ray_terminate_run_atexit_handlers(rt, tmp_path):
     queued = [b.pid.remote() for _ in range(5)]
     b.__ray_terminate__.remote()
     assert len(set(rt.get(queued, timeout=30))) == 1  # calls sent before it still run
-    assert wait_until(second.exists) and second.read_text() == "clean"
+    assert wait_until(lambda: second.exists() and second.read_text() == "clean")
     with pytest.raises(TypeError, match="non-actor worker"):
         exit_actor()
 

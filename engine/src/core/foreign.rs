@@ -34,10 +34,9 @@ use crate::core::node::{NodeInner, current};
 use crate::core::object::{
     Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
 };
+pub use crate::core::options::{ForeignActorOptions, ForeignStrategy, ForeignTaskOptions};
 use crate::core::shm::{Arena, Segment};
-use crate::core::task::{
-    Arg, CallCtx, CallError, EmitSink, ErasedFn, Func, Multi, Output, TaskOptions,
-};
+use crate::core::task::{Arg, CallCtx, CallError, EmitSink, ErasedFn, Func, Multi, Output};
 use crate::core::worker::{
     Call, CallKind, CallOutcome, Emit, FromWorker, RefSync, ReleaseLater, STREAMING_RETURNS,
     ToWorker, WireData, WireId, WireValue, WorkerProc, WorkerShared, read_frame, write_frame,
@@ -379,53 +378,6 @@ fn to_wire_ids(ids: impl IntoIterator<Item = ObjectId>) -> Vec<WireId> {
 // Options and arguments
 // ---------------------------------------------------------------------------------------------
 
-/// Options of a foreign task (Ray's names).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForeignTaskOptions {
-    /// Shown in errors.
-    pub name: String,
-    /// Outputs.
-    pub num_returns: u32,
-    /// CPUs (default 1).
-    pub num_cpus: f64,
-    /// GPUs.
-    pub num_gpus: f64,
-    /// Memory in bytes.
-    pub memory: u64,
-    /// Custom resources.
-    pub resources: Vec<(String, f64)>,
-    /// Retries on worker death; `None`: the config's default.
-    pub max_retries: Option<i32>,
-    /// Also retry exceptions.
-    pub retry_exceptions: bool,
-    /// A generator task: its outputs stream one by one ([`submit_streaming_task`]);
-    /// `num_returns` is not used.
-    pub streaming: bool,
-}
-
-/// Options of a foreign actor (Ray's names).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForeignActorOptions {
-    /// The class name, shown in errors.
-    pub class_name: String,
-    /// A name to find it by.
-    pub name: Option<String>,
-    /// CPUs held for its life (Ray: 0 once placed).
-    pub num_cpus: f64,
-    /// GPUs held for its life.
-    pub num_gpus: f64,
-    /// Custom resources held for its life.
-    pub resources: Vec<(String, f64)>,
-    /// Calls running at once (threads, or coroutines for an async actor).
-    pub max_concurrency: u32,
-    /// Restarts after its worker dies; -1 unlimited.
-    pub max_restarts: i32,
-    /// Retries of a call interrupted by a restart.
-    pub max_task_retries: i32,
-    /// Outlives its handles.
-    pub detached: bool,
-}
-
 /// The arguments of a call: the pickled `(args, kwargs)` structure with placeholders for
 /// the top-level refs, the refs nested deeper inside it, and the top-level refs, which are
 /// resolved to their values before the call runs.
@@ -651,17 +603,7 @@ fn local_submit_task(
     }];
     core_args.extend(refs.iter().map(|id| Arg::Ref(*id)));
     let num_returns = opts.num_returns.max(1);
-    let task_opts = TaskOptions {
-        name: Some(opts.name.clone()),
-        num_cpus: opts.num_cpus,
-        num_gpus: opts.num_gpus,
-        memory: opts.memory,
-        resources: opts.resources.clone(),
-        max_retries: opts.max_retries,
-        retry_exceptions: opts.retry_exceptions,
-        num_returns: num_returns as usize,
-        ..TaskOptions::default()
-    };
+    let task_opts = opts.to_core()?;
     let streaming = opts.streaming;
     let func = task_fn(function, refs, num_returns, streaming);
     node.submit_task(crate::core::task::TaskRequest {
@@ -708,12 +650,14 @@ fn task_fn(
         let emit = |v: WireValue| emit_output(&node, emitter, v);
         let emit: Option<Emit<'_>> = if streaming { Some(&emit) } else { None };
         let worker = node.workers.lease(&node).map_err(CallError::Setup)?;
-        let Some(ran) = as_current_call(&worker, || worker.run_emitting(&node, call, emit)) else {
-            node.workers.give_back(worker);
-            return Err(CallError::User(UserError::msg(format!(
-                "task {} was cancelled",
-                ctx.task_name()
-            ))));
+        let ran = match as_current_call(&worker, &ctx.task_name(), || {
+            worker.run_emitting(&node, call, emit)
+        }) {
+            Ok(ran) => ran,
+            Err(cancelled) => {
+                node.workers.give_back(worker);
+                return Err(CallError::User(cancelled));
+            }
         };
         // A worker that died is dropped (killed and reaped), never reused.
         let (outcome, _later) = ran.map_err(CallError::User)?;
@@ -731,9 +675,13 @@ fn emit_output(node: &NodeInner, emitter: Option<&dyn EmitSink>, v: WireValue) -
     let data = ForeignValue::from_wire(v.data, Some(node), &ArgSegments::default())?.into_data();
     let nested = ids_from_wire(&v.nested)?;
     // The stored output holds its nested refs (the store releases them with it).
-    for id in &nested {
+    for (i, id) in nested.iter().enumerate() {
         if !node.store.add_ref(*id) {
-            return Err(lost_arg(*id, "a generator's output"));
+            node.store.release_many(nested[..i].to_vec());
+            return Err(Error::ObjectLost {
+                object: id.to_string(),
+                reason: "a ref inside a generator's output was freed before it was stored".into(),
+            });
         }
     }
     emitter
@@ -982,7 +930,7 @@ pub fn call_function(
         .workers
         .lease(&node)
         .map_err(|e| UserError::msg(e.to_string()))?;
-    let ran = as_current_call(&worker, || {
+    let ran = as_current_call(&worker, name, || {
         worker.run_with(&node, |arena| {
             let (wire, segs, keep) =
                 direct_args(&node, args, arena).map_err(|e| UserError::msg(e.to_string()))?;
@@ -997,30 +945,37 @@ pub fn call_function(
             Ok((call, (segs, keep)))
         })
     });
-    let Some(ran) = ran else {
-        node.workers.give_back(worker);
-        return Err(UserError::msg(format!("task {name} was cancelled")));
+    let ran = match ran {
+        Ok(ran) => ran,
+        Err(cancelled) => {
+            node.workers.give_back(worker);
+            return Err(cancelled);
+        }
     };
     let (outcome, _later, (segs, _keep)) = ran?;
     node.workers.give_back(worker);
     values_of(&node, outcome, num_returns, &segs)
 }
 
-/// Runs `f`, a call on `worker`, as the current task's: meanwhile `cancel` interrupts (or,
-/// forced, kills) the worker process. `None`, without running it, when the task was
-/// cancelled before it started.
-fn as_current_call<R>(worker: &WorkerProc, f: impl FnOnce() -> R) -> Option<R> {
+/// Runs `f`, a call on `worker`, as the current task's (named `task`): meanwhile `cancel`
+/// interrupts (or, forced, kills) the worker process. The task's cancellation error,
+/// without running `f`, when it was cancelled before it started.
+fn as_current_call<R>(
+    worker: &WorkerProc,
+    task: &str,
+    f: impl FnOnce() -> R,
+) -> std::result::Result<R, UserError> {
     let state = crate::core::node::current_task().and_then(|c| c.state);
     if let Some(state) = &state
         && !state.set_running_pid(Some(worker.shared.pid))
     {
-        return None;
+        return Err(UserError::msg(format!("task {task} was cancelled")));
     }
     let r = f();
     if let Some(state) = &state {
         state.set_running_pid(None);
     }
-    Some(r)
+    Ok(r)
 }
 
 /// An instance of a registered class in a worker process of its own (e.g. a callable class
@@ -1349,13 +1304,7 @@ fn local_create_actor(
         max_concurrency: concurrency as usize,
         max_restarts: opts.max_restarts,
         max_task_retries: opts.max_task_retries,
-        task: TaskOptions {
-            name: Some(opts.class_name.clone()),
-            num_cpus: opts.num_cpus,
-            num_gpus: opts.num_gpus,
-            resources: opts.resources.clone(),
-            ..TaskOptions::default()
-        },
+        task: opts.to_core()?,
         detached: opts.detached,
     };
     let handle = try_actor(factory).options(core_opts).spawn()?;
@@ -1604,6 +1553,20 @@ pub fn resources(available: bool) -> Result<Vec<(String, f64)>> {
         };
     }
     local_resources(available)
+}
+
+/// The ids (hex) of the node this process belongs to and of its job.
+pub fn node_and_job() -> Result<(String, String)> {
+    if client().is_some() {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| {
+                Error::InvalidArgument(format!("a worker process started without {name}"))
+            })
+        };
+        return Ok((var("VOLLEY_NODE_ID")?, var("VOLLEY_JOB_ID")?));
+    }
+    let node = current()?;
+    Ok((node.id.to_string(), node.job.to_string()))
 }
 
 fn local_resources(available: bool) -> Result<Vec<(String, f64)>> {
@@ -1864,10 +1827,9 @@ pub(crate) fn serve_request(
             local_kill(wire_actor(&actor)?, no_restart)?;
             Reply::Unit
         }
-        Request::Emit(_) => {
-            return Err(Error::InvalidArgument(
-                "an output emitted by a call that is not a generator task".into(),
-            ));
+        Request::Emit(v) => {
+            emit_output(node, None, v)?;
+            Reply::Unit
         }
         Request::ExitActor => {
             let actor = crate::core::node::current_task()

@@ -67,6 +67,22 @@ pub struct ActorId(pub TaskId);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PlacementGroupId(pub TaskId);
 
+impl PlacementGroupId {
+    /// Fixed-width binary form (that of its ready object's id).
+    pub fn to_bytes(self) -> [u8; ObjectId::LEN] {
+        ObjectId {
+            task: self.0,
+            index: 0,
+        }
+        .to_bytes()
+    }
+
+    /// Parses [`PlacementGroupId::to_bytes`].
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        ObjectId::from_bytes(b).map(|o| PlacementGroupId(o.task))
+    }
+}
+
 impl ObjectId {
     /// The index of objects created by `put`.
     pub const PUT_INDEX: u32 = u32::MAX;
@@ -105,6 +121,16 @@ impl ObjectId {
             },
             index: u32_at(20),
         })
+    }
+}
+
+/// Ray's form: the id's 4 bytes, little-endian, in hex (job 1 is `01000000`).
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0.to_le_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
     }
 }
 

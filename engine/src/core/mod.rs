@@ -18,6 +18,7 @@ pub mod ids;
 pub mod layout;
 pub(crate) mod node;
 pub mod object;
+pub mod options;
 pub mod placement;
 pub mod resources;
 pub mod scheduler;

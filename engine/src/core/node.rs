@@ -645,7 +645,7 @@ impl NodeInner {
         });
         // Counted as waking each time: when started, and by `release_by_worker` after each
         // task.
-        while let Some((task, grant, spawn)) = self.sched.next_task(true) {
+        while let Some((task, grant, spawn)) = self.sched.next_task() {
             if spawn {
                 self.spawn_worker();
             }

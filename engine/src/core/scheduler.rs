@@ -338,13 +338,13 @@ impl Scheduler {
         }
     }
 
-    /// A worker thread's wait for its next task (`fresh`: the thread is counted as waking:
-    /// it just started, or it released its last task's resources); `None` when the node
-    /// shuts down. With the task comes whether to start one more worker
-    /// (more runnable work is queued).
-    pub(crate) fn next_task(&self, fresh: bool) -> Option<(Box<TaskSpec>, Grant, bool)> {
+    /// A worker thread's wait for its next task (the thread is counted as waking: it just
+    /// started, or it released its last task's resources); `None` when the node shuts
+    /// down. With the task comes whether to start one more worker (more runnable work is
+    /// queued).
+    pub(crate) fn next_task(&self) -> Option<(Box<TaskSpec>, Grant, bool)> {
         let mut g = self.st.lock();
-        let mut waking = fresh;
+        let mut waking = true;
         loop {
             if g.closed {
                 g.threads -= 1;
@@ -380,18 +380,13 @@ impl Scheduler {
     /// next task at once (and chains a wake-up from there when more can run): it counts as
     /// a worker on its way to the queues, and no other is woken or started here. Doing so
     /// started a thread for each release (or submit) that found no idle one, and the pool
-    /// crept up under a stream of small tasks. The caller's next [`Scheduler::next_task`]
-    /// passes `waking = true`.
+    /// crept up under a stream of small tasks.
     pub(crate) fn release_by_worker(&self, grant: &Grant) -> Released {
         let mut g = self.st.lock();
+        // Counted as waking, so `after_release` wakes and starts no other thread.
         g.waking += 1;
         give_back(&mut g, grant);
-        let groups_ready = try_place_groups(&mut g, self.node);
-        self.resources_freed.notify_all();
-        Released {
-            groups_ready,
-            spawn_worker: false,
-        }
+        self.after_release(&mut g)
     }
 
     fn after_release(&self, g: &mut MutexGuard<'_, SchedState>) -> Released {

@@ -718,6 +718,7 @@ impl WorkerPool {
             .env("VOLLEY_WORKER_TOKEN", token.to_string())
             .env("VOLLEY_WORKER_CHANNELS", channels.to_string())
             .env("VOLLEY_NODE_ID", node.id.to_string())
+            .env("VOLLEY_JOB_ID", node.job.to_string())
             .env(
                 HANDOFF_PREFIX_ENV,
                 node.shm_dir.join(format!("{}w{token}-", node.shm_prefix)),

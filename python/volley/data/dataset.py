@@ -34,12 +34,111 @@ def _check_format(batch_format: Optional[str]) -> str:
     return "numpy" if fmt == "default" else fmt
 
 
-def _to_format(table: pa.Table, fmt: str) -> Any:
+def _to_format(table: pa.Table, fmt: str, writable: bool = False) -> Any:
+    """A batch in ``fmt``; ``writable`` numpy arrays are copies where Arrow's are read-only
+    views (``map_batches(zero_copy_batch=False)``, as in Ray)."""
     if fmt == "pyarrow":
         return table
     if fmt == "pandas":
         return _to_pandas(table)
-    return {name: table.column(name).to_numpy() for name in table.column_names}
+    arrays = {name: table.column(name).to_numpy() for name in table.column_names}
+    if writable:
+        for name, a in arrays.items():
+            if not a.flags.writeable:
+                arrays[name] = a.copy()
+    return arrays
+
+
+def _refuse(call: str, options: Dict[str, Any]) -> None:
+    """Ray options Volley does not implement: refused, each by name (never ignored)."""
+    for k in options:
+        raise NotImplementedError(f"{call}({k}=...) is not supported by Volley yet")
+
+
+def _rebatch(
+    tables: Iterator[pa.Table], batch_size: Optional[int], drop_last: bool
+) -> Iterator[pa.Table]:
+    """Tables of exactly ``batch_size`` rows (the last may be smaller, or dropped with
+    ``drop_last``); ``None``: the blocks as they come."""
+    if batch_size is None:
+        for t in tables:
+            if t.num_rows:
+                yield t
+        return
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+    pending: List[pa.Table] = []
+    rows = 0
+    for t in tables:
+        pending.append(t)
+        rows += t.num_rows
+        while rows >= batch_size:
+            whole = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            yield whole.slice(0, batch_size)
+            rest = whole.slice(batch_size)
+            pending, rows = ([rest] if rest.num_rows else []), rest.num_rows
+    if rows and not drop_last:
+        yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+
+
+def _prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` made ``depth`` ahead on a thread of their own (``prefetch_batches``): the
+    batch format conversion overlaps the consumer's work. The thread ends with the
+    iterator, consumed or dropped."""
+    import queue
+    import threading
+
+    q: "queue.Queue[Any]" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put((False, e))
+
+    thread = threading.Thread(target=produce, name="volley-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+def _iter_formatted(
+    tables: Iterator[pa.Table],
+    batch_size: Optional[int],
+    batch_format: Optional[str],
+    prefetch_batches: int,
+    drop_last: bool,
+) -> Iterator[Any]:
+    fmt = _check_format(batch_format)
+    if not isinstance(prefetch_batches, int) or prefetch_batches < 0:
+        raise ValueError(f"prefetch_batches must be an int >= 0, got {prefetch_batches!r}")
+    batches = (_to_format(t, fmt) for t in _rebatch(tables, batch_size, drop_last))
+    # One batch ahead is what the streaming execution gives already; more gets a thread.
+    return _prefetched(batches, prefetch_batches) if prefetch_batches > 1 else batches
 
 
 def _to_pandas(table: pa.Table) -> Any:
@@ -97,11 +196,15 @@ def _from_format(batch: Any) -> pa.Table:
 class _BatchFn:
     """Runs in a worker: the user's function on one batch, in the asked format."""
 
-    def __init__(self, fn: Callable, fmt: str, args: tuple, kwargs: dict) -> None:
+    def __init__(
+        self, fn: Callable, fmt: str, args: tuple, kwargs: dict, writable: bool = False
+    ) -> None:
         self.fn, self.fmt, self.args, self.kwargs = fn, fmt, args, kwargs
+        self.writable = writable
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        out = _from_format(self.fn(_to_format(table, self.fmt), *self.args, **self.kwargs))
+        batch = _to_format(table, self.fmt, self.writable)
+        out = _from_format(self.fn(batch, *self.args, **self.kwargs))
         return _keep_string_types(out, table.schema) if self.fmt == "pandas" else out
 
 
@@ -109,13 +212,22 @@ class _BatchClass:
     """Runs in a worker: one instance of the user's callable class, called per batch."""
 
     def __init__(
-        self, cls: type, fmt: str, args: tuple, kwargs: dict, cargs: tuple, ckwargs: dict
+        self,
+        cls: type,
+        fmt: str,
+        args: tuple,
+        kwargs: dict,
+        cargs: tuple,
+        ckwargs: dict,
+        writable: bool = False,
     ) -> None:
         self.instance = cls(*cargs, **ckwargs)
         self.fmt, self.args, self.kwargs = fmt, args, kwargs
+        self.writable = writable
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        out = _from_format(self.instance(_to_format(table, self.fmt), *self.args, **self.kwargs))
+        batch = _to_format(table, self.fmt, self.writable)
+        out = _from_format(self.instance(batch, *self.args, **self.kwargs))
         return _keep_string_types(out, table.schema) if self.fmt == "pandas" else out
 
 
@@ -341,7 +453,10 @@ class Dataset:
         fmt = _check_format(batch_format)
         size = None if batch_size in ("default", None) else int(batch_size)
         name = getattr(fn, "__name__", type(fn).__name__)
-        resources = [(k, float(v)) for k, v in (ray_remote_args.get("resources") or {}).items()]
+        remote_args = dict(ray_remote_args)
+        resources = [(k, float(v)) for k, v in (remote_args.pop("resources", None) or {}).items()]
+        _refuse("map_batches", remote_args)
+        writable = not zero_copy_batch
         placement = dict(
             batch_size=size, num_cpus=num_cpus, num_gpus=float(num_gpus or 0.0), resources=resources
         )
@@ -355,6 +470,7 @@ class Dataset:
                 dict(fn_kwargs or {}),
                 tuple(fn_constructor_args or ()),
                 dict(fn_constructor_kwargs or {}),
+                writable,
             )
             native = self._ds.map_batches_class(
                 name,
@@ -368,7 +484,12 @@ class Dataset:
         else:
             if fn_constructor_args or fn_constructor_kwargs:
                 raise ValueError("fn_constructor_args need a callable class, not a function")
-            udf = _BatchFn(fn, fmt, tuple(fn_args or ()), dict(fn_kwargs or {}))
+            if compute not in (None, "tasks"):
+                raise ValueError(
+                    f"map_batches(compute={compute!r}) with a function: an actor pool needs a "
+                    "callable class"
+                )
+            udf = _BatchFn(fn, fmt, tuple(fn_args or ()), dict(fn_kwargs or {}), writable)
             fid = register_function(udf)
             native = self._ds.map_batches(
                 name,
@@ -479,6 +600,7 @@ class Dataset:
         into ``num_partitions`` (default: one per input block). Null keys match nothing.
         The result has this dataset's columns (each key once), then ``ds``'s other columns;
         a name both have gets ``_1`` on ``ds``'s side."""
+        _refuse("join", kwargs)
         if left_suffix is not None or right_suffix is not None:
             raise NotImplementedError(
                 "join(left_suffix=, right_suffix=) is not supported yet: a column name both "
@@ -498,9 +620,13 @@ class Dataset:
         return Dataset(native)
 
     def repartition(self, num_blocks: int, *, shuffle: bool = False) -> "Dataset":
-        return Dataset(self._ds.repartition(int(num_blocks)))
+        """``num_blocks`` blocks; with ``shuffle=True`` rows go to them in random order (a
+        full shuffle, as in Ray), else in order."""
+        ds = self._ds.random_shuffle(None) if shuffle else self._ds
+        return Dataset(ds.repartition(int(num_blocks)))
 
     def random_shuffle(self, *, seed: Optional[int] = None, **kwargs: Any) -> "Dataset":
+        _refuse("random_shuffle", kwargs)
         return Dataset(self._ds.random_shuffle(seed))
 
     def sort(
@@ -544,12 +670,16 @@ class Dataset:
     # ---- splitting ------------------------------------------------------------------------
 
     def split(self, n: int, *, equal: bool = False, locality_hints: Any = None) -> List["Dataset"]:
+        if locality_hints is not None:
+            _refuse("split", {"locality_hints": locality_hints})
         return [Dataset(d) for d in self._exec().split(int(n), bool(equal))]
 
     def streaming_split(
         self, n: int, *, equal: bool = False, locality_hints: Any = None
     ) -> List["_Shard"]:
         """``n`` iterators fed by one execution (for ``n`` training workers)."""
+        if locality_hints is not None:
+            _refuse("streaming_split", {"locality_hints": locality_hints})
         return [_Shard(it) for it in self._exec().streaming_split(int(n), bool(equal))]
 
     def train_test_split(
@@ -570,22 +700,36 @@ class Dataset:
         batch_size: Optional[int] = 256,
         batch_format: Optional[str] = "default",
         prefetch_batches: int = 1,
+        drop_last: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        fmt = _check_format(batch_format)
-        for s in self._exec().iter_batches(batch_size):
-            yield _to_format(_table(s), fmt)
+        """Batches of ``batch_size`` rows (the last may be smaller, or dropped with
+        ``drop_last``), ``prefetch_batches`` made ahead of the consumer."""
+        _refuse("iter_batches", kwargs)
+        tables = (_table(s) for s in self._exec().iter_batches(batch_size))
+        yield from _iter_formatted(tables, batch_size, batch_format, prefetch_batches, drop_last)
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
         for s in self._exec().iter_batches(None):
             yield from _table(s).to_pylist()
 
     def iter_torch_batches(
-        self, *, batch_size: Optional[int] = 256, **kwargs: Any
+        self,
+        *,
+        batch_size: Optional[int] = 256,
+        prefetch_batches: int = 1,
+        drop_last: bool = False,
+        **kwargs: Any,
     ) -> Iterator[Dict[str, Any]]:
         import torch
 
-        for b in self.iter_batches(batch_size=batch_size, batch_format="numpy"):
+        _refuse("iter_torch_batches", kwargs)
+        for b in self.iter_batches(
+            batch_size=batch_size,
+            batch_format="numpy",
+            prefetch_batches=prefetch_batches,
+            drop_last=drop_last,
+        ):
             yield {k: torch.as_tensor(v) for k, v in b.items()}
 
     def take(self, limit: int = 20) -> List[Dict[str, Any]]:
@@ -635,12 +779,15 @@ class Dataset:
             yield from _table(s).to_batches()
 
     def write_parquet(self, path: str, **kwargs: Any) -> None:
+        _refuse("write_parquet", kwargs)
         self._exec().write("parquet", str(path))
 
     def write_csv(self, path: str, **kwargs: Any) -> None:
+        _refuse("write_csv", kwargs)
         self._exec().write("csv", str(path))
 
     def write_json(self, path: str, **kwargs: Any) -> None:
+        _refuse("write_json", kwargs)
         self._exec().write("json", str(path))
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
@@ -667,13 +814,16 @@ class _Shard:
     def iter_batches(
         self,
         *,
-        batch_size: Optional[int] = None,
+        batch_size: Optional[int] = 256,
         batch_format: Optional[str] = "default",
+        prefetch_batches: int = 1,
+        drop_last: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        fmt = _check_format(batch_format)
-        for s in self._it:
-            yield _to_format(_table(s), fmt)
+        """This shard's batches of ``batch_size`` rows (Ray's ``DataIterator``)."""
+        _refuse("iter_batches", kwargs)
+        tables = (_table(s) for s in self._it)
+        yield from _iter_formatted(tables, batch_size, batch_format, prefetch_batches, drop_last)
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
         for s in self._it:
@@ -719,6 +869,7 @@ class GroupedData:
         self, fn: Callable, *, batch_format: Optional[str] = "default", **kwargs: Any
     ) -> Dataset:
         """Calls ``fn`` once per group with all its rows."""
+        _refuse("map_groups", kwargs)
         fmt = _check_format(batch_format)
         udf = _BatchFn(fn, fmt, (), {})
         fid = register_function(udf)
@@ -732,25 +883,40 @@ class GroupedData:
 def read_parquet(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     """Parquet files: a file, directory, glob or list; local paths or URLs (s3://, gs://,
     az://, file://, memory://)."""
+    columns = kwargs.pop("columns", None)
+    blocks = kwargs.pop("override_num_blocks", None)
+    _refuse("read_parquet", kwargs)
     ds = Dataset(_native.data_read_parquet(_paths(paths)))
-    columns = kwargs.get("columns")
     if columns:
         ds = ds.select_columns(list(columns))
-    return ds
+    return _with_blocks(ds, blocks)
+
+
+def _with_blocks(ds: Dataset, override_num_blocks: Optional[int]) -> Dataset:
+    """``override_num_blocks``: the dataset in exactly that many blocks."""
+    if override_num_blocks is None:
+        return ds
+    if not isinstance(override_num_blocks, int) or override_num_blocks <= 0:
+        raise ValueError(f"override_num_blocks must be a positive int, got {override_num_blocks!r}")
+    return ds.repartition(override_num_blocks)
 
 
 def read_csv(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
-    return Dataset(_native.data_read_csv(_paths(paths)))
+    blocks = kwargs.pop("override_num_blocks", None)
+    _refuse("read_csv", kwargs)
+    return _with_blocks(Dataset(_native.data_read_csv(_paths(paths))), blocks)
 
 
 def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     """Newline-delimited JSON files."""
-    return Dataset(_native.data_read_json(_paths(paths)))
+    blocks = kwargs.pop("override_num_blocks", None)
+    _refuse("read_json", kwargs)
+    return _with_blocks(Dataset(_native.data_read_json(_paths(paths))), blocks)
 
 
 def range(n: int, *, override_num_blocks: Optional[int] = None) -> Dataset:  # noqa: A001
     """Rows ``{"id": 0..n-1}``."""
-    return Dataset(_native.data_range(int(n)))
+    return _with_blocks(Dataset(_native.data_range(int(n))), override_num_blocks)
 
 
 def from_arrow(tables: Union[pa.Table, Sequence[pa.Table]]) -> Dataset:
