@@ -485,6 +485,12 @@ fn cancel(
     })
 }
 
+/// The node's `max_inline_object_size` (the one inline threshold).
+#[pyfunction]
+fn max_inline_object_size() -> Res<usize> {
+    eng(foreign::max_inline_object_size())
+}
+
 /// The ids (hex) of this process's node and of its job.
 #[pyfunction]
 fn node_and_job(py: Python<'_>) -> Res<(String, String)> {
@@ -808,6 +814,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(resources, m)?)?;
     m.add_function(wrap_pyfunction!(node_and_job, m)?)?;
+    m.add_function(wrap_pyfunction!(max_inline_object_size, m)?)?;
     m.add_class::<PyPlacementGroup>()?;
     m.add_function(wrap_pyfunction!(placement_group, m)?)?;
     m.add_function(wrap_pyfunction!(create_actor, m)?)?;

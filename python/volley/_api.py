@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, 
 
 from volley import _native, _serialization
 from volley import exceptions as exc
-from volley._serialization import INLINE_MAX, dumps, loads, register_function
+from volley._serialization import dumps, loads, register_function
 
 ObjectRef = _native.ObjectRef
 
@@ -239,6 +239,7 @@ def init(
             worker_command=[sys.executable, "-m", "volley._worker"],
             temp_dir=_temp_dir,
         )
+        _serialization.INLINE_MAX = _native.max_inline_object_size()
         _sigterm.install()
     return RuntimeInfo()
 
@@ -499,7 +500,7 @@ def _pack(
     a = [slot(v) for v in args]
     k = {n: slot(v) for n, v in kwargs.items()}
     payload, nested = dumps((a, k))
-    if not isinstance(payload, bytes) or len(payload) > INLINE_MAX:
+    if not isinstance(payload, bytes) or len(payload) > _serialization.INLINE_MAX:
         # Large arguments go through the store (shared memory), one object each (the call
         # itself carries their refs).
         a = [v if isinstance(v, _Slot) else slot(put(v)) for v in a]

@@ -30,8 +30,9 @@ _KIND_PICKLE5 = b"pickle5"
 #: The one inline threshold of every path (put, returns, arguments, actor calls, Data):
 #: a value whose out-of-band buffers (numpy arrays, pandas columns, Arrow buffers inside a
 #: pickle) add up to at most this many bytes travels as one ``bytes`` with them framed
-#: beside its pickle; above it, the buffers go to Arrow (shared memory), read in place. The
-#: engine inlines objects up to the same size (``INLINE_BYTES``).
+#: beside its pickle; above it, the buffers go to Arrow (shared memory), read in place. It
+#: is the node's ``max_inline_object_size`` (``VOLLEY_MAX_INLINE_OBJECT_SIZE``), set by
+#: ``init`` in a driver and at start in a worker; the engine inlines up to the same size.
 INLINE_MAX = 100 << 10
 #: How a framed value starts (a pickle starts with its protocol opcode, 0x80).
 _FRAME_MAGIC = b"\x00VLF"

@@ -202,6 +202,9 @@ def main() -> None:
     # name (the runtime context, exit_actor) must find this instance, not a fresh copy.
     sys.modules["volley._worker"] = sys.modules[__name__]
     channels = _native.worker_connect()
+    from volley import _serialization
+
+    _serialization.INLINE_MAX = _native.max_inline_object_size()
     threads = [
         threading.Thread(target=_serve, args=(ch,), name=f"volley-call-{ch}", daemon=True)
         for ch in range(1, channels)

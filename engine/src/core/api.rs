@@ -199,7 +199,7 @@ pub fn put<T: Value>(value: T) -> Result<ObjectRef<T>> {
 }
 
 pub(crate) fn put_data(
-    node: &Arc<NodeInner>,
+    node: &NodeInner,
     data: ObjectData,
     nested: Vec<ObjectId>,
 ) -> Result<RawRef> {

@@ -195,10 +195,33 @@ pub(crate) fn adopt_file(path: &Path) -> Result<Buffer> {
 /// its pages stay allocated and mapped in both processes, so a call costs one copy into
 /// warm pages rather than a file's page allocations, faults and frees.
 ///
-/// Reuse is safe because nothing can read the old contents while they are overwritten:
-/// [`Arena::write`] needs the only handle on the node's mapping (views from
-/// [`Arena::view`] still alive refuse it), and the worker reports a call whose values
-/// outlived it (`arena_kept`), after which the node drops the arena for a new one.
+/// # The protocol between the node (writer) and its worker (reader)
+///
+/// An arena belongs to one call channel of one worker, and a channel runs one call at a
+/// time. The node is the only writer; the worker maps the file read-only
+/// ([`map_arena`]). Each call moves the arena through these states:
+///
+/// 1. **Free.** No call is running on the channel. The node may rewrite the arena, and does
+///    so only through [`Arena::write`], which takes `&mut self` and needs the only handle
+///    on the mapping: a [`Arena::view`] of an earlier call's argument still alive on the
+///    node's side (a result that kept an argument's buffers) refuses the write, and the
+///    node takes a new arena instead.
+/// 2. **Lent.** The node wrote the call's arguments and sent the call naming each one's
+///    `(path, offset, len)` (`WireData::Arena`). The channel is held by this call until
+///    its reply (`WorkerProc::run_with` owns it), so nothing writes the arena meanwhile.
+///    The worker reads the arguments in place; every value built on them (Arrow arrays,
+///    numpy views, a batch the UDF stores in a global) holds the worker's mapping.
+/// 3. **Acknowledged.** The worker ends the call with `Done { arena_kept }`, computed after
+///    it dropped the call's arguments and results: `arena_kept` is true when a value still
+///    holds the mapping, i.e. the user's code kept part of a batch. With `false` the arena
+///    is Free again. With `true` the node drops it (the file is unlinked, the worker's
+///    mapping keeps its pages alive for the kept values) and makes a new one for the next
+///    call; the worker lets go of the path it had mapped.
+///
+/// A worker that dies mid-call takes its channel, and with it the arena, along. Without the
+/// acknowledgement the next call would overwrite batches a UDF kept: the Python test
+/// `test_batches_a_udf_keeps_are_never_overwritten` sees exactly that when `arena_kept` is
+/// forced to false.
 #[derive(Debug)]
 pub(crate) struct Arena {
     path: PathBuf,
@@ -241,7 +264,11 @@ impl Arena {
             .open(&path)
             .map_err(|e| Error::io(ctx(), e))?;
         let mapped = allocate(&file, cap)
-            // SAFETY: the file is this node's own; only `write` changes it, through `&mut`.
+            // SAFETY: the file was just created (exclusively, mode 0600, under the node's
+            // session prefix), so no other mapping of it exists; from now on only
+            // `Arena::write` changes it, through `&mut self` and only while no view of the
+            // mapping is alive (`Arc::get_mut`); worker processes map it read-only and read
+            // it only while the protocol above lends it to them.
             .and_then(|()| unsafe { MmapMut::map_mut(&file) });
         match mapped {
             Ok(map) => Ok(Arena {
@@ -306,6 +333,17 @@ impl Drop for Arena {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// Maps a node's argument arena read-only, in the worker process it serves.
+pub(crate) fn map_arena(path: &Path) -> std::io::Result<Arc<Mmap>> {
+    let file = fs::File::open(path)?;
+    // SAFETY: unlike a segment the node rewrites this file, but never while this process
+    // may read it (see [`Arena`]): it writes only while no call of this worker's channel is
+    // running, and only when the last call's `Done` reported that no value of this process
+    // still holds the mapping (`arena_kept`); otherwise it writes a new file instead.
+    let map = unsafe { Mmap::map(&file) }?;
+    Ok(Arc::new(map))
 }
 
 /// Maps a file that nobody writes any more (a sealed segment, a spill file) read-only.

@@ -60,6 +60,8 @@ pub type WireId = [u8; ObjectId::LEN];
 /// (a path prefix: the node's shared-memory directory and session prefix, and the worker's
 /// token), so that the node's sweep of its session frees what a dead worker left.
 pub(crate) const HANDOFF_PREFIX_ENV: &str = "VOLLEY_WORKER_SHM_PREFIX";
+/// The node's `max_inline_object_size`, for its workers (the config's own variable).
+pub(crate) const INLINE_MAX_ENV: &str = "VOLLEY_MAX_INLINE_OBJECT_SIZE";
 
 /// Object data on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -719,6 +721,10 @@ impl WorkerPool {
             .env("VOLLEY_WORKER_CHANNELS", channels.to_string())
             .env("VOLLEY_NODE_ID", node.id.to_string())
             .env("VOLLEY_JOB_ID", node.job.to_string())
+            .env(
+                INLINE_MAX_ENV,
+                node.config.max_inline_object_size.to_string(),
+            )
             .env(
                 HANDOFF_PREFIX_ENV,
                 node.shm_dir.join(format!("{}w{token}-", node.shm_prefix)),
