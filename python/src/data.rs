@@ -443,6 +443,11 @@ impl BatchIter {
             inner: std::sync::Mutex::new(Some(it)),
         }
     }
+
+    /// The iterator, moved out (to be lent); `None` when it already was.
+    pub(crate) fn take(&self) -> Option<BoxedBatches> {
+        self.inner.lock().ok().and_then(|mut it| it.take())
+    }
 }
 
 impl Drop for BatchIter {

@@ -485,6 +485,25 @@ fn cancel(
     })
 }
 
+/// Lends a batch iterator to consumers in any process of the node (it is moved there): the
+/// ref to its anchor, which keeps it alive.
+#[pyfunction]
+fn lend_batches(py: Python<'_>, it: PyRef<'_, data::BatchIter>) -> Res<PyObjectRef> {
+    let batches = it
+        .take()
+        .ok_or_else(|| PyValueError::new_err("the dataset iterator was already passed on"))?;
+    let inner = py.detach(|| eng(foreign::lend_batches(batches)))?;
+    Ok(PyObjectRef { inner })
+}
+
+/// The next batch of the iterator lent under `anchor`, as a ref; `None` when exhausted.
+#[pyfunction]
+fn next_lent(py: Python<'_>, anchor: PyRef<'_, PyObjectRef>) -> Res<Option<PyObjectRef>> {
+    let anchor = anchor.inner.clone();
+    let next = py.detach(|| eng(foreign::next_lent(&anchor)))?;
+    Ok(next.map(|inner| PyObjectRef { inner }))
+}
+
 /// The node's `max_inline_object_size` (the one inline threshold).
 #[pyfunction]
 fn max_inline_object_size() -> Res<usize> {
@@ -815,6 +834,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resources, m)?)?;
     m.add_function(wrap_pyfunction!(node_and_job, m)?)?;
     m.add_function(wrap_pyfunction!(max_inline_object_size, m)?)?;
+    m.add_function(wrap_pyfunction!(lend_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(next_lent, m)?)?;
     m.add_class::<PyPlacementGroup>()?;
     m.add_function(wrap_pyfunction!(placement_group, m)?)?;
     m.add_function(wrap_pyfunction!(create_actor, m)?)?;

@@ -55,6 +55,8 @@ pub(crate) struct NodeInner {
     pub(crate) workers: crate::core::worker::WorkerPool,
     /// Actors whose code runs in worker processes.
     pub(crate) foreign_actors: crate::core::foreign::ForeignActors,
+    /// Dataset iterators lent to consumers elsewhere.
+    pub(crate) foreign_lent: crate::core::foreign::LentIterators,
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: AtomicU64,
     worker_index: AtomicU32,
@@ -360,6 +362,7 @@ pub(crate) fn init(config: Config) -> Result<()> {
         sched: Scheduler::new(id, total, config.max_worker_threads),
         workers,
         foreign_actors: Default::default(),
+        foreign_lent: Default::default(),
         config,
         store,
         session_dir,
@@ -402,6 +405,7 @@ fn shutdown_node() {
     // Worker processes die now, so the calls waiting on them return.
     node.workers.shutdown();
     node.foreign_actors.clear();
+    node.foreign_lent.clear();
     let actors: Vec<Arc<dyn ActorControl>> = node.actors.lock().drain().map(|(_, a)| a).collect();
     node.named_actors.lock().clear();
     for a in &actors {

@@ -682,6 +682,11 @@ class Dataset:
             _refuse("streaming_split", {"locality_hints": locality_hints})
         return [_Shard(it) for it in self._exec().streaming_split(int(n), bool(equal))]
 
+    def iterator(self) -> "_Shard":
+        """An iterator over this dataset's batches that can be passed to a task or an actor
+        (Ray's ``DataIterator``)."""
+        return _Shard(self._exec().iter_batches(None))
+
     def train_test_split(
         self, test_size: float, *, shuffle: bool = False, seed: Optional[int] = None
     ) -> Tuple["Dataset", "Dataset"]:
@@ -806,10 +811,40 @@ class Dataset:
 
 
 class _Shard:
-    """One consumer's share of ``streaming_split``."""
+    """A stream of this dataset's batches for one consumer (Ray's ``DataIterator``): a
+    ``streaming_split`` shard, or ``Dataset.iterator()``. It can be passed to a task or an
+    actor (``ray.train``'s way to feed its workers): pickled, it is lent to the node, which
+    runs the execution and hands the consumer one batch at a time through shared memory."""
 
     def __init__(self, it: Any) -> None:
         self._it = it
+        self._anchor: Any = None
+
+    @classmethod
+    def _lent(cls, anchor: Any) -> "_Shard":
+        shard = cls(None)
+        shard._anchor = anchor
+        return shard
+
+    def __reduce__(self) -> Any:
+        if self._anchor is None:
+            # Moved to the node once; this handle reads through it from now on too.
+            self._anchor = _native.lend_batches(self._it)
+            self._it = None
+        return (_Shard._lent, (self._anchor,))
+
+    def _tables(self) -> Iterator[pa.Table]:
+        if self._anchor is None:
+            for s in self._it:
+                yield _table(s)
+            return
+        from volley._api import get
+
+        while True:
+            ref = _native.next_lent(self._anchor)
+            if ref is None:
+                return
+            yield get(ref)
 
     def iter_batches(
         self,
@@ -820,14 +855,16 @@ class _Shard:
         drop_last: bool = False,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        """This shard's batches of ``batch_size`` rows (Ray's ``DataIterator``)."""
+        """This stream's batches of ``batch_size`` rows (the last may be smaller, or dropped
+        with ``drop_last``)."""
         _refuse("iter_batches", kwargs)
-        tables = (_table(s) for s in self._it)
-        yield from _iter_formatted(tables, batch_size, batch_format, prefetch_batches, drop_last)
+        yield from _iter_formatted(
+            self._tables(), batch_size, batch_format, prefetch_batches, drop_last
+        )
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
-        for s in self._it:
-            yield from _table(s).to_pylist()
+        for t in self._tables():
+            yield from t.to_pylist()
 
 
 class GroupedData:

@@ -350,6 +350,15 @@ impl CoreApi for WorkerClient {
         }
     }
 
+    fn next_lent(&self, anchor: ObjectId) -> Result<Option<ForeignRef>> {
+        match self.request(Request::NextLent {
+            anchor: anchor.to_bytes(),
+        })? {
+            Reply::Refs(ids) => Ok(adopt_all(&ids)?.pop()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     fn node_and_job(&self) -> Result<(String, String)> {
         let var = |name: &str| {
             std::env::var(name).map_err(|_| {

@@ -27,6 +27,7 @@
 mod actors;
 mod client;
 mod direct;
+mod lent;
 mod node_api;
 mod serve;
 mod value;
@@ -51,6 +52,8 @@ pub use client::{
     worker_next_call,
 };
 pub use direct::{ForeignInstance, call_function};
+pub use lent::LentBatches;
+pub(crate) use lent::LentIterators;
 pub use node_api::{ForeignGenerator, NodeApi};
 pub(crate) use serve::serve_request;
 pub use serve::{Reply, Request};
@@ -149,6 +152,9 @@ pub trait CoreApi {
     fn resources(&self, available: bool) -> Result<Vec<(String, f64)>>;
     /// The ids (hex) of the node this process belongs to and of its job.
     fn node_and_job(&self) -> Result<(String, String)>;
+    /// The next batch of the dataset iterator lent under `anchor` ([`lend_batches`]), as an
+    /// object; `None` once it is exhausted.
+    fn next_lent(&self, anchor: ObjectId) -> Result<Option<ForeignRef>>;
 }
 
 /// The one inline threshold (the node's `max_inline_object_size`): values up to this many
@@ -278,6 +284,24 @@ pub fn actor_anchor(actor: &ForeignActor) -> Result<Option<ForeignRef>> {
 /// The cluster's resources (`available`: those free now), by name.
 pub fn resources(available: bool) -> Result<Vec<(String, f64)>> {
     api(|a| a.resources(available))
+}
+
+/// Lends a stream of batches made in the driver, for a consumer in any process of the node
+/// (see [`CoreApi::next_lent`]): the ref to its anchor, which keeps it while it lives.
+pub fn lend_batches(batches: LentBatches) -> Result<ForeignRef> {
+    if client::client().is_some() {
+        return Err(Error::InvalidArgument(
+            "a dataset iterator made inside a task or actor cannot be passed on yet".into(),
+        ));
+    }
+    NodeApi::new(current()?)
+        .lend(batches)
+        .map(ForeignRef::from_raw)
+}
+
+/// The next batch of the iterator lent under `anchor`; `None` once it is exhausted.
+pub fn next_lent(anchor: &ForeignRef) -> Result<Option<ForeignRef>> {
+    api(|a| a.next_lent(anchor.id()))
 }
 
 /// The ids (hex) of the node this process belongs to and of its job.

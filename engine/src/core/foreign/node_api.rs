@@ -260,6 +260,10 @@ impl CoreApi for NodeApi {
     fn node_and_job(&self) -> Result<(String, String)> {
         Ok((self.node.id.to_string(), self.node.job.to_string()))
     }
+
+    fn next_lent(&self, anchor: ObjectId) -> Result<Option<ForeignRef>> {
+        self.next_lent_raw(anchor)
+    }
 }
 
 /// Refs to a generator task's outputs, in order, as the worker yields them (Ray's

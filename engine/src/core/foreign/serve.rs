@@ -103,6 +103,11 @@ pub enum Request {
         /// Also its children.
         recursive: bool,
     },
+    /// [`CoreApi::next_lent`].
+    NextLent {
+        /// The iterator's anchor.
+        anchor: WireId,
+    },
     /// [`CoreApi::resources`].
     Resources {
         /// Free now, or all.
@@ -271,6 +276,10 @@ pub(crate) fn serve_request(
             let id = ids_from_wire(&[id])?.remove(0);
             api.cancel(id, force, recursive)?;
             Ok(Reply::Unit)
+        }
+        Request::NextLent { anchor } => {
+            let anchor = ids_from_wire(&[anchor])?.remove(0);
+            hand_out(shared, api.next_lent(anchor)?.into_iter().collect())
         }
         Request::Resources { available } => Ok(Reply::Resources(api.resources(available)?)),
     }

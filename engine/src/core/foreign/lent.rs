@@ -1,0 +1,120 @@
+//! Lent iterators: a stream of Arrow batches (a `streaming_split` shard, an `iter_batches`
+//! iterator) made in the driver and consumed elsewhere — by a task or an actor in a worker
+//! process, as Ray Train feeds its workers. The node holds the iterator, keyed by an anchor
+//! object; the consumer holds a ref to the anchor and pulls one batch at a time
+//! ([`super::CoreApi::next_lent`]), each as an object it reads from shared memory. The
+//! iterator lives while any ref to its anchor does (the anchor carries a guard that drops it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::node_api::NodeApi;
+use super::{ForeignRef, ForeignValue, PutValue};
+use crate::core::api::RawRef;
+use crate::core::ids::ObjectId;
+use crate::core::node::NodeInner;
+use crate::core::object::Block;
+use crate::error::{Error, Result};
+
+/// A stream of batches a front end lends.
+pub type LentBatches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// The node's lent iterators, by anchor. Each is behind a lock of its own: one consumer's
+/// wait for its next batch does not hold up another's.
+#[derive(Default)]
+pub(crate) struct LentIterators {
+    iters: Mutex<HashMap<ObjectId, Arc<Mutex<Option<LentBatches>>>>>,
+}
+
+impl LentIterators {
+    /// Drops every lent iterator (at shutdown).
+    pub(crate) fn clear(&self) {
+        let all: Vec<_> = self.iters.lock().drain().collect();
+        drop(all);
+    }
+}
+
+/// Attached to an anchor: when the anchor is freed, its iterator is dropped.
+struct LentGuard {
+    node: Weak<NodeInner>,
+    anchor: ObjectId,
+}
+
+impl Drop for LentGuard {
+    fn drop(&mut self) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        let Some(it) = node.foreign_lent.iters.lock().remove(&self.anchor) else {
+            return;
+        };
+        // Stopping an execution joins its threads, and this may run where a front end
+        // holds a lock one of them waits for (Python's GIL, dropping a ref): stop it on a
+        // thread of its own, which ends when it is done.
+        let spawned = std::thread::Builder::new()
+            .name("volley-lent-drop".into())
+            .spawn(move || drop(it));
+        if let Err(e) = spawned {
+            // The closure, and the iterator with it, was dropped on this thread.
+            eprintln!("volley: stopped a lent dataset iterator on the releasing thread: {e}");
+        }
+    }
+}
+
+impl NodeApi {
+    /// Lends `batches`: the node's ref to the anchor that keeps them.
+    pub(super) fn lend(&self, batches: LentBatches) -> Result<RawRef> {
+        let anchor = self.put_raw(PutValue {
+            data: ForeignValue::Pickle(Bytes::new()),
+            nested: Vec::new(),
+        })?;
+        self.node
+            .foreign_lent
+            .iters
+            .lock()
+            .insert(anchor.id(), Arc::new(Mutex::new(Some(batches))));
+        let guard = LentGuard {
+            node: Arc::downgrade(&self.node),
+            anchor: anchor.id(),
+        };
+        self.node.store.attach(anchor.id(), Box::new(guard));
+        Ok(anchor)
+    }
+
+    /// The next batch of the iterator lent under `anchor`, stored as an object; `None` once
+    /// it is exhausted.
+    pub(super) fn next_lent_raw(&self, anchor: ObjectId) -> Result<Option<ForeignRef>> {
+        let it = self
+            .node
+            .foreign_lent
+            .iters
+            .lock()
+            .get(&anchor)
+            .cloned()
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no dataset iterator is lent under {anchor} (it was freed)"
+                ))
+            })?;
+        let mut it = it.lock();
+        let next = it.as_mut().and_then(Iterator::next);
+        match next {
+            None => {
+                // Exhausted: its execution ends now, not when the last ref goes.
+                *it = None;
+                Ok(None)
+            }
+            Some(batch) => {
+                let value = PutValue {
+                    data: ForeignValue::Arrow(Block::from(batch?)),
+                    nested: Vec::new(),
+                };
+                self.put_raw(value).map(|r| Some(ForeignRef::from_raw(r)))
+            }
+        }
+    }
+}
