@@ -14,14 +14,14 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 
 use super::client::client;
-use super::node_api::{NodeApi, outputs, typed_ref, wire_data};
+use super::node_api::{NodeApi, outputs, typed_refs, wire_data};
 use super::value::{ArgSegments, ForeignObject, ids_from_wire};
 use super::{
     ForeignActorOptions, ForeignArgs, ForeignRef, ForeignValue, FunctionId, PutValue,
     function_bytes,
 };
 use crate::core::actor::{ActorHandle, ActorOptions, try_actor};
-use crate::core::api::{ObjectRef, RawRef};
+use crate::core::api::RawRef;
 use crate::core::ids::{ActorId, ObjectId};
 use crate::core::node::{NodeInner, current};
 use crate::core::task::Multi;
@@ -256,11 +256,7 @@ pub(super) fn create_actor(
 /// Resolves an actor call's arguments (waiting for ref arguments) into wire form.
 fn resolve_args(node: &Arc<NodeInner>, args: &ForeignArgs) -> Result<(Vec<WireData>, ArgSegments)> {
     let refs = ids_from_wire(&args.refs)?;
-    let typed: Vec<ObjectRef<ForeignObject>> = refs
-        .iter()
-        .map(|id| typed_ref(node, *id))
-        .collect::<Result<_>>()?;
-    let values = crate::get_all(&typed, None)?;
+    let values = crate::get_all(&typed_refs(node, &refs)?, None)?;
     let mut out = vec![WireData::Pickle(args.structure.clone())];
     let mut segs = ArgSegments(vec![None]);
     for (v, id) in values.into_iter().zip(&refs) {

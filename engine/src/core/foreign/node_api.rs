@@ -57,10 +57,7 @@ impl NodeApi {
         ids: &[ObjectId],
         timeout: Option<Duration>,
     ) -> Result<Vec<ObjectData>> {
-        let refs: Vec<ObjectRef<ForeignObject>> = ids
-            .iter()
-            .map(|id| typed_ref(&self.node, *id))
-            .collect::<Result<_>>()?;
+        let refs = typed_refs(&self.node, ids)?;
         Ok(crate::get_all(&refs, timeout)?
             .into_iter()
             .map(|o| o.data)
@@ -145,10 +142,7 @@ impl CoreApi for NodeApi {
         num_returns: usize,
         timeout: Option<Duration>,
     ) -> Result<Vec<bool>> {
-        let refs: Vec<ObjectRef<ForeignObject>> = ids
-            .iter()
-            .map(|id| typed_ref(&self.node, *id))
-            .collect::<Result<_>>()?;
+        let refs = typed_refs(&self.node, ids)?;
         let (ready, _) = crate::wait(&refs, num_returns, timeout)?;
         let ready: HashSet<ObjectId> = ready.iter().map(|r| r.id()).collect();
         Ok(ids.iter().map(|id| ready.contains(id)).collect())
@@ -474,7 +468,15 @@ pub(super) fn outputs(
         .collect()
 }
 
-pub(super) fn typed_ref(node: &NodeInner, id: ObjectId) -> Result<ObjectRef<ForeignObject>> {
+/// New refs to the objects `ids`, which must be alive.
+pub(super) fn typed_refs(
+    node: &NodeInner,
+    ids: &[ObjectId],
+) -> Result<Vec<ObjectRef<ForeignObject>>> {
+    ids.iter().map(|id| typed_ref(node, *id)).collect()
+}
+
+fn typed_ref(node: &NodeInner, id: ObjectId) -> Result<ObjectRef<ForeignObject>> {
     if !node.store.add_ref(id) {
         return Err(Error::ObjectLost {
             object: id.to_string(),
