@@ -65,6 +65,7 @@ pub use crate::core::placement::{
     PlacementGroup, PlacementGroupState, PlacementStrategy, placement_group, remove_placement_group,
 };
 pub use crate::core::resources::{ResourceName, ResourceSet};
+pub use crate::core::runtime::Runtime;
 pub use crate::core::store::StoreStats;
 pub use crate::core::task::{
     Emitter, Multi, RemoteFunction, SchedulingStrategy, TaskOptions, function, register, task,

@@ -215,7 +215,10 @@ impl<A: Send + Sync + 'static> ActorBuilder<A> {
             let demand = (i == 0).then(|| demand.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("volley-actor-{index}"))
-                .spawn(move || c.thread_main(n, index, demand));
+                .spawn(move || {
+                    crate::core::node::bind_thread(&Arc::downgrade(&n));
+                    c.thread_main(n, index, demand)
+                });
             match spawned {
                 Ok(h) => node.adopt_thread(h),
                 Err(e) => {

@@ -21,6 +21,7 @@ pub mod object;
 pub mod options;
 pub mod placement;
 pub mod resources;
+pub mod runtime;
 pub mod scheduler;
 pub mod shm;
 pub(crate) mod signals;

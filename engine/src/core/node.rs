@@ -11,8 +11,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Once, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,9 +35,33 @@ use crate::error::{Error, FailureCause, Result};
 static NODE: RwLock<Option<Arc<NodeInner>>> = RwLock::new(None);
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 
-/// The running node, or `NotInitialized`.
+/// The node of the calling thread: the one it is bound to (a thread the node started, or
+/// code inside [`enter`]), else the default node ([`init`]); `NotInitialized` if none.
 pub(crate) fn current() -> Result<Arc<NodeInner>> {
-    NODE.read().clone().ok_or(Error::NotInitialized)
+    let bound = THREAD_NODE.with(|t| t.borrow().as_ref().map(Weak::upgrade));
+    match bound {
+        Some(node) => node.ok_or(Error::NotInitialized),
+        None => NODE.read().clone().ok_or(Error::NotInitialized),
+    }
+}
+
+/// Runs `f` with `node` as the calling thread's node (restored after).
+pub(crate) fn enter<R>(node: &Arc<NodeInner>, f: impl FnOnce() -> R) -> R {
+    let prev = THREAD_NODE.with(|t| t.borrow_mut().replace(Arc::downgrade(node)));
+    struct Restore(Option<Weak<NodeInner>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            THREAD_NODE.with(|t| *t.borrow_mut() = prev);
+        }
+    }
+    let _restore = Restore(prev);
+    f()
+}
+
+/// Binds the calling thread, one the node started, to `node` for the thread's life.
+pub(crate) fn bind_thread(node: &Weak<NodeInner>) {
+    THREAD_NODE.with(|t| *t.borrow_mut() = Some(node.clone()));
 }
 
 /// The node's shared state.
@@ -61,6 +85,8 @@ pub(crate) struct NodeInner {
     seq: AtomicU64,
     worker_index: AtomicU32,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// Set once [`stop`] began.
+    stopped: AtomicBool,
     pub(crate) shm_prefix: String,
     pub(crate) shm_dir: PathBuf,
 }
@@ -88,6 +114,8 @@ impl Submitted {
 }
 
 thread_local! {
+    /// The node this thread belongs to (see [`current`]); `None`: the default node.
+    static THREAD_NODE: RefCell<Option<Weak<NodeInner>>> = const { RefCell::new(None) };
     static WORKER: Cell<Option<WorkerId>> = const { Cell::new(None) };
     static CURRENT: RefCell<Option<CurrentTask>> = const { RefCell::new(None) };
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
@@ -287,7 +315,7 @@ fn warn_if_shm_is_small(shm_dir: &std::path::Path, budget: u64) {
     }
 }
 
-/// Starts the node. Errors if one is running.
+/// Starts the default node (the one the free functions use). Errors if one is running.
 pub(crate) fn init(config: Config) -> Result<()> {
     let _life = LIFECYCLE.lock();
     if NODE.read().is_some() {
@@ -295,6 +323,15 @@ pub(crate) fn init(config: Config) -> Result<()> {
             "volley is already initialized (call volley::shutdown first)".into(),
         ));
     }
+    let node = start(config)?;
+    *NODE.write() = Some(node);
+    crate::core::signals::install();
+    Ok(())
+}
+
+/// Starts a node: its store, scheduler, worker pool, I/O runtime and session directory.
+/// It is nobody's default: [`init`] makes one the default, [`enter`] the calling thread's.
+pub(crate) fn start(config: Config) -> Result<Arc<NodeInner>> {
     config.validate()?;
     // A VOLLEY_* variable that does not parse is an error here, not silently ignored.
     Config::from_env()?;
@@ -373,12 +410,11 @@ pub(crate) fn init(config: Config) -> Result<()> {
         seq: AtomicU64::new(1),
         worker_index: AtomicU32::new(1),
         runtime: Mutex::new(Some(runtime)),
+        stopped: AtomicBool::new(false),
         shm_prefix,
         shm_dir,
     });
-    *NODE.write() = Some(node);
-    crate::core::signals::install();
-    Ok(())
+    Ok(node)
 }
 
 /// Stops the node: no new work, queued tasks fail with `Shutdown`, actors die, running tasks
@@ -394,13 +430,21 @@ fn shutdown_node() {
     let Some(node) = NODE.write().take() else {
         return;
     };
+    stop(&node);
+}
+
+/// Stops `node`: see [`shutdown`]. Stopping a stopped node does nothing.
+pub(crate) fn stop(node: &Arc<NodeInner>) {
+    if node.stopped.swap(true, Ordering::AcqRel) {
+        return;
+    }
     // Running tasks are told to stop (cooperatively); their outputs fail now.
     let running: Vec<TaskId> = node.tasks.lock().keys().copied().collect();
     for id in running {
         node.cancel_task(id, false, false);
     }
     for t in node.sched.shutdown() {
-        fail_task_with(&node, t, Error::Shutdown);
+        fail_task_with(node, t, Error::Shutdown);
     }
     // Worker processes die now, so the calls waiting on them return.
     node.workers.shutdown();
@@ -641,6 +685,7 @@ impl NodeInner {
     }
 
     fn worker_main(self: Arc<Self>, index: u32) {
+        bind_thread(&Arc::downgrade(&self));
         WORKER.with(|w| {
             w.set(Some(WorkerId {
                 node: self.id,

@@ -759,7 +759,10 @@ impl WorkerPool {
         let (weak, sh) = (Arc::downgrade(node), shared.clone());
         let client = std::thread::Builder::new()
             .name("volley-worker-client".into())
-            .spawn(move || serve_client(weak, sh, client_ch))
+            .spawn(move || {
+                crate::core::node::bind_thread(&weak);
+                serve_client(weak, sh, client_ch)
+            })
             .map_err(|e| Error::io("starting a worker client thread", e))?;
         Ok(WorkerProc {
             token,

@@ -307,9 +307,11 @@ impl Dataset {
         let co = Coordinator {
             shared: shared.clone(),
         };
+        // The coordinator pulls the execution on the caller's runtime.
+        let rt = crate::Runtime::current()?;
         std::thread::Builder::new()
             .name("volley-split".into())
-            .spawn(move || run(batches, co, n, equal))
+            .spawn(move || rt.enter(|| run(batches, co, n, equal)))
             .map_err(|e| Error::Io {
                 context: "starting the streaming_split coordinator".into(),
                 message: e.to_string(),

@@ -11,6 +11,7 @@ mod lifecycle;
 mod objects;
 mod placement;
 mod retries;
+mod runtimes;
 mod s3;
 mod spill;
 mod tasks;
