@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::ids::{ActorId, JobId, NodeId, ObjectId, TaskId, WorkerId};
 use crate::core::node::{self, NodeInner, blocking_section, current};
+pub use crate::core::object::ValueKind;
 use crate::core::object::{ObjectData, Value, note_nested_ref, serialize_holding};
 use crate::core::resources::ResourceSet;
 use crate::core::store::{Signal, Store, StoreStats, Waiter};
@@ -114,7 +115,11 @@ impl<T> PartialEq for ObjectRef<T> {
 
 impl<T> Serialize for ObjectRef<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        note_nested_ref(self.id());
+        note_nested_ref(self.id(), |id| {
+            if let Some(store) = self.raw.handle.store.upgrade() {
+                store.add_ref(id);
+            }
+        });
         s.serialize_bytes(&self.id().to_bytes())
     }
 }
@@ -261,15 +266,6 @@ fn read<T: Value>(node: &NodeInner, id: ObjectId) -> Result<T> {
         v.attach_pin(pin);
     }
     Ok(v)
-}
-
-/// How a value is stored (decides whether reading pins the object).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueKind {
-    /// Arrow buffers shared with the store: reading pins.
-    Arrow,
-    /// Deserialized copies: reading does not pin.
-    Bytes,
 }
 
 /// Blocks until `id` is sealed or failed; errors with `GetTimeout`.

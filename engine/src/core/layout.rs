@@ -73,7 +73,7 @@ pub struct WireBatch {
 pub enum WireBody {
     /// Inline in the message.
     Inline(Vec<u8>),
-    /// In a sealed segment handed over to the node (see [`crate::core::worker::WireData::Handoff`]).
+    /// In a sealed segment handed over to the node (as the worker protocol's `WireData::Handoff`).
     Handoff {
         /// The segment file.
         path: String,

@@ -199,13 +199,22 @@ impl fmt::Debug for Block {
     }
 }
 
+/// How a value is stored (decides whether reading pins the object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Arrow buffers shared with the store: reading pins.
+    Arrow,
+    /// Deserialized copies: reading does not pin.
+    Bytes,
+}
+
 /// A type that can be stored as an object.
 ///
 /// Implemented for [`Block`] (stored as Arrow) and for every `serde` type (stored as
 /// bincode). `ObjectRef`s nested inside a value stay refs.
 pub trait Value: Send + 'static + Sized {
     /// How the value is stored.
-    const KIND: crate::core::api::ValueKind = crate::core::api::ValueKind::Bytes;
+    const KIND: ValueKind = ValueKind::Bytes;
     /// Keeps the object pinned while this value lives (Arrow values share the store's
     /// buffers).
     fn attach_pin(&mut self, _pin: Arc<dyn Any + Send + Sync>) {}
@@ -216,7 +225,7 @@ pub trait Value: Send + 'static + Sized {
 }
 
 impl Value for Block {
-    const KIND: crate::core::api::ValueKind = crate::core::api::ValueKind::Arrow;
+    const KIND: ValueKind = ValueKind::Arrow;
 
     fn attach_pin(&mut self, pin: Arc<dyn Any + Send + Sync>) {
         self.keepalive = Some(pin);
@@ -292,8 +301,11 @@ pub(crate) fn serialize_holding<R>(f: impl FnOnce() -> R) -> (R, Vec<ObjectId>) 
     (r, ids.unwrap_or_default())
 }
 
-/// Called by `ObjectRef`'s `Serialize`: records a nested ref and takes a reference on it.
-pub(crate) fn note_nested_ref(id: ObjectId) {
+/// Called while a value holding a ref to `id` is serialized (`ObjectRef`'s `Serialize`, a
+/// foreign value's nested refs): when a [`serialize_holding`] collects on this thread, records
+/// `id` and calls `hold` to take a reference on it in its store (while the value's own
+/// handle is still alive).
+pub(crate) fn note_nested_ref(id: ObjectId, hold: impl FnOnce(ObjectId)) {
     let collecting = NESTED_REFS.with(|c| match c.borrow_mut().as_mut() {
         Some(v) => {
             v.push(id);
@@ -301,8 +313,8 @@ pub(crate) fn note_nested_ref(id: ObjectId) {
         }
         None => false,
     });
-    if collecting && let Ok(node) = crate::core::node::current() {
-        node.store.add_ref(id);
+    if collecting {
+        hold(id);
     }
 }
 

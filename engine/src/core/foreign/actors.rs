@@ -320,6 +320,7 @@ pub(super) fn call_actor(
                         data,
                         nested,
                         hold: None,
+                        store: Arc::downgrade(&node.store),
                     })
                     .collect();
             if let Some(last) = objects.last_mut() {

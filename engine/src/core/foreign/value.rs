@@ -2,7 +2,7 @@
 //! process and its node.
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use arrow::buffer::Buffer;
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use crate::core::object::{
     Block, BytesFormat, ObjectData, Value, decode_ipc, encode_ipc, note_nested_ref,
 };
 use crate::core::shm::Segment;
+use crate::core::store::Store;
 use crate::core::worker::{ReleaseLater, WireData, WireId};
 use crate::error::{Error, Result};
 
@@ -218,12 +219,19 @@ pub(crate) struct ForeignObject {
     pub(super) nested: Vec<ObjectId>,
     /// The worker's references to the nested refs, released once they are referenced here.
     pub(super) hold: Option<ReleaseLater>,
+    /// The store of the nested refs, which takes a reference on each when this is stored.
+    pub(super) store: Weak<Store>,
 }
 
 impl Value for ForeignObject {
     fn into_data(self) -> Result<ObjectData> {
+        let store = self.store.upgrade();
         for id in self.nested {
-            note_nested_ref(id);
+            note_nested_ref(id, |id| {
+                if let Some(s) = &store {
+                    s.add_ref(id);
+                }
+            });
         }
         drop(self.hold);
         Ok(self.data)
@@ -234,6 +242,7 @@ impl Value for ForeignObject {
             data: data.clone(),
             nested: Vec::new(),
             hold: None,
+            store: Weak::new(),
         })
     }
 }
