@@ -170,8 +170,10 @@ impl<A: Send + Sync + 'static> ActorBuilder<A> {
             ));
         }
         let demand = Arc::new(self.opts.task.resource_set()?);
-        node.sched
-            .check_feasible(&demand, &self.opts.task.scheduling_strategy)?;
+        node.decided_here(
+            node.sched
+                .decide(&demand, &self.opts.task.scheduling_strategy)?,
+        )?;
         let id = ActorId(node.next_task_id());
         let display = match &self.opts.name {
             Some(n) => format!("{n} ({id})"),

@@ -23,7 +23,7 @@ use crate::core::actor::ActorControl;
 use crate::core::generator::{GenShared, GenSink};
 use crate::core::ids::{ActorId, JobId, NodeId, ObjectId, TaskId, WorkerId};
 use crate::core::resources::{ResourceName, ResourceSet};
-use crate::core::scheduler::{Grant, Released, Scheduler};
+use crate::core::scheduler::{Decision, Grant, Released, Scheduler};
 use crate::core::spill::Spiller;
 use crate::core::store::{Store, StoreConfig};
 use crate::core::task::{
@@ -515,11 +515,26 @@ impl NodeInner {
             .ok_or(Error::Shutdown)
     }
 
+    /// Checks that a scheduling decision keeps the work on this node: forwarding it needs
+    /// another node, which a node without a cluster never chooses.
+    pub(crate) fn decided_here(&self, decision: Decision) -> Result<()> {
+        match decision {
+            Decision::Local => Ok(()),
+            Decision::Forward(other) => Err(Error::Infeasible(format!(
+                "the scheduler chose node {other} over this node {}, and this node is not \
+                 part of a cluster that could forward the work there",
+                self.id
+            ))),
+        }
+    }
+
     /// Submits a task.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Result<Submitted> {
         let resources = Arc::new(req.opts.resource_set()?);
-        self.sched
-            .check_feasible(&resources, &req.opts.scheduling_strategy)?;
+        self.decided_here(
+            self.sched
+                .decide(&resources, &req.opts.scheduling_strategy)?,
+        )?;
         let id = self.next_task_id();
         let (returns, outputs, generator, submitted) = match req.streaming {
             Some(backpressure) => {

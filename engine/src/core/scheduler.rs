@@ -5,8 +5,13 @@
 //! binding); a worker takes the first queue (round robin) whose head fits. A task that blocks
 //! in `get`/`wait` hands its resources back while it waits ([`Scheduler::block`]) and takes
 //! them back afterwards ([`Scheduler::unblock`]), possibly going briefly into debt — so
-//! nested tasks can never deadlock a node. Policies that pick a node are a trait
-//! ([`SchedulingPolicy`]); in local mode the cluster view holds one node.
+//! nested tasks can never deadlock a node.
+//!
+//! Where work runs is decided over a [`ClusterView`] (the nodes, their totals and what is
+//! free): [`decide`] applies the task's strategy through a [`SchedulingPolicy`] and answers
+//! [`Decision::Local`] (queue it here) or [`Decision::Forward`] (send it to that node).
+//! Locally the view is the scheduler itself, one node; the cluster adds the head's view of
+//! every node, and placement-group bundles are reserved over the same view.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,6 +24,49 @@ use crate::core::placement::{NodeView, PlacementGroupState, PlacementStrategy, p
 use crate::core::resources::ResourceSet;
 use crate::core::task::{SchedulingStrategy, TaskSpec};
 use crate::error::{Error, Result};
+
+/// What a scheduler decides over: the nodes it may place work on.
+pub trait ClusterView {
+    /// The node this scheduler runs on.
+    fn local(&self) -> NodeId;
+    /// Every node with its totals and what is free now, the local one first.
+    fn nodes(&self) -> Vec<NodeTotals>;
+}
+
+/// Where a task or an actor goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Queue it on this node.
+    Local,
+    /// Send it to that node (which decides again over its own view).
+    Forward(NodeId),
+}
+
+/// Decides where `demand` runs under `strategy` (not a placement group's: its bundles were
+/// placed when it was reserved) over `view`. An error when no node can ever run it.
+pub fn decide(
+    view: &dyn ClusterView,
+    demand: &ResourceSet,
+    strategy: &SchedulingStrategy,
+) -> Result<Decision> {
+    let nodes = view.nodes();
+    let chosen = match strategy {
+        SchedulingStrategy::Default | SchedulingStrategy::PlacementGroup { .. } => {
+            HybridPolicy.select(demand, &nodes)?
+        }
+        SchedulingStrategy::Spread => SpreadPolicy.select(demand, &nodes)?,
+        SchedulingStrategy::NodeAffinity { node, soft } => NodeAffinityPolicy {
+            node: *node,
+            soft: *soft,
+        }
+        .select(demand, &nodes)?,
+    };
+    Ok(if chosen == view.local() {
+        Decision::Local
+    } else {
+        Decision::Forward(chosen)
+    })
+}
 
 /// Picks a node for a demand from the cluster view.
 pub trait SchedulingPolicy: Send + Sync {
@@ -197,89 +245,64 @@ impl Scheduler {
         }
     }
 
-    /// The cluster view (one node in local mode).
-    pub(crate) fn view(&self) -> Vec<NodeTotals> {
-        let g = self.st.lock();
-        vec![NodeTotals {
-            id: self.node,
-            total: g.total.clone(),
-            available: g.available.clone(),
-        }]
-    }
-
-    /// Checks that `demand` under `strategy` can ever run here.
-    pub(crate) fn check_feasible(
+    /// Decides where `demand` under `strategy` runs (see [`decide`]; this scheduler is the
+    /// view). A task of a placement group runs where its bundle was reserved.
+    pub(crate) fn decide(
         &self,
         demand: &ResourceSet,
         strategy: &SchedulingStrategy,
-    ) -> Result<()> {
-        // Fast path: in local mode the default and spread policies choose this node whenever
-        // the demand fits its totals.
-        if matches!(
-            strategy,
-            SchedulingStrategy::Default | SchedulingStrategy::Spread
-        ) && demand.fits_in(&self.st.lock().total)
-        {
-            return Ok(());
-        }
-        let nodes = self.view();
-        let chosen = match strategy {
-            SchedulingStrategy::Default => HybridPolicy.select(demand, &nodes)?,
-            SchedulingStrategy::Spread => SpreadPolicy.select(demand, &nodes)?,
-            SchedulingStrategy::NodeAffinity { node, soft } => NodeAffinityPolicy {
-                node: *node,
-                soft: *soft,
-            }
-            .select(demand, &nodes)?,
+    ) -> Result<Decision> {
+        match strategy {
             SchedulingStrategy::PlacementGroup {
                 group,
                 bundle_index,
-            } => {
-                let g = self.st.lock();
-                let grp = g
-                    .groups
-                    .get(group)
-                    .ok_or_else(|| Error::NotFound(format!("placement group {group}")))?;
-                if grp.state == PlacementGroupState::Removed {
-                    return Err(Error::Infeasible(format!(
-                        "placement group {group} was removed"
-                    )));
-                }
-                let fits = match bundle_index {
-                    Some(i) => grp
-                        .bundles
-                        .get(*i)
-                        .ok_or_else(|| {
-                            Error::InvalidArgument(format!(
-                                "placement group {group} has {} bundles, no bundle {i}",
-                                grp.bundles.len()
-                            ))
-                        })?
-                        .clone(),
-                    None => {
-                        let mut any = ResourceSet::new();
-                        for b in &grp.bundles {
-                            if demand.fits_in(b) {
-                                any = b.clone();
-                            }
-                        }
-                        any
-                    }
-                };
-                if !demand.fits_in(&fits) {
-                    return Err(Error::Infeasible(format!(
-                        "demand {demand} does not fit in the bundles of placement group {group}"
-                    )));
-                }
-                self.node
+            } => self.decide_in_group(demand, *group, *bundle_index),
+            // Fast path: alone, the default and spread policies choose this node whenever
+            // the demand fits its totals.
+            SchedulingStrategy::Default | SchedulingStrategy::Spread
+                if demand.fits_in(&self.st.lock().total) =>
+            {
+                Ok(Decision::Local)
             }
-        };
-        if chosen != self.node {
+            _ => decide(self, demand, strategy),
+        }
+    }
+
+    fn decide_in_group(
+        &self,
+        demand: &ResourceSet,
+        group: PlacementGroupId,
+        bundle_index: Option<usize>,
+    ) -> Result<Decision> {
+        let g = self.st.lock();
+        let grp = g
+            .groups
+            .get(&group)
+            .ok_or_else(|| Error::NotFound(format!("placement group {group}")))?;
+        if grp.state == PlacementGroupState::Removed {
             return Err(Error::Infeasible(format!(
-                "node {chosen} chosen for {demand} is not this node (local mode has one node)"
+                "placement group {group} was removed"
             )));
         }
-        Ok(())
+        let bundle = match bundle_index {
+            Some(i) => Some(i).filter(|i| *i < grp.bundles.len()).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "placement group {group} has {} bundles, no bundle {i}",
+                    grp.bundles.len()
+                ))
+            })?,
+            None => (0..grp.bundles.len())
+                .rev()
+                .find(|i| demand.fits_in(&grp.bundles[*i]))
+                .unwrap_or(0),
+        };
+        if !demand.fits_in(&grp.bundles[bundle]) {
+            return Err(Error::Infeasible(format!(
+                "demand {demand} does not fit in the bundles of placement group {group}"
+            )));
+        }
+        // Every bundle of a local group is reserved on this node (see `try_place_groups`).
+        Ok(Decision::Local)
     }
 
     /// Queues a ready task. Returns true when the caller should start a worker thread.
@@ -432,7 +455,12 @@ impl Scheduler {
         strategy: &SchedulingStrategy,
         give_up: &dyn Fn() -> bool,
     ) -> Result<Grant> {
-        self.check_feasible(demand, strategy)?;
+        if let Decision::Forward(other) = self.decide(demand, strategy)? {
+            return Err(Error::Infeasible(format!(
+                "demand {demand} is for node {other}, not this node {}",
+                self.node
+            )));
+        }
         let group = match strategy {
             SchedulingStrategy::PlacementGroup {
                 group,
@@ -703,10 +731,130 @@ fn try_place_groups(g: &mut SchedState, node: NodeId) -> Vec<ObjectId> {
     ready
 }
 
+/// The local view: this node alone.
+impl ClusterView for Scheduler {
+    fn local(&self) -> NodeId {
+        self.node
+    }
+
+    fn nodes(&self) -> Vec<NodeTotals> {
+        let g = self.st.lock();
+        vec![NodeTotals {
+            id: self.node,
+            total: g.total.clone(),
+            available: g.available.clone(),
+        }]
+    }
+}
+
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scheduler")
             .field("node", &self.node)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::resources::ResourceName;
+
+    /// A view of two nodes (the local one first), as the cluster's will be.
+    struct TwoNodes {
+        nodes: Vec<NodeTotals>,
+    }
+
+    fn node(id: u64, total_cpus: f64, free_cpus: f64) -> NodeTotals {
+        NodeTotals {
+            id: NodeId(id),
+            total: ResourceSet::new().with(ResourceName::Cpu, total_cpus),
+            available: ResourceSet::new().with(ResourceName::Cpu, free_cpus),
+        }
+    }
+
+    impl ClusterView for TwoNodes {
+        fn local(&self) -> NodeId {
+            self.nodes[0].id
+        }
+        fn nodes(&self) -> Vec<NodeTotals> {
+            self.nodes.clone()
+        }
+    }
+
+    fn cpus(n: f64) -> ResourceSet {
+        ResourceSet::new().with(ResourceName::Cpu, n)
+    }
+
+    #[test]
+    fn decisions_over_a_view_of_two_nodes() {
+        let idle = TwoNodes {
+            nodes: vec![node(1, 4.0, 4.0), node(2, 8.0, 8.0)],
+        };
+        let busy = TwoNodes {
+            nodes: vec![node(1, 4.0, 1.0), node(2, 8.0, 8.0)],
+        };
+        let default = SchedulingStrategy::Default;
+        // Hybrid: local while under half busy, then the least busy node.
+        assert_eq!(
+            decide(&idle, &cpus(1.0), &default).unwrap(),
+            Decision::Local
+        );
+        assert_eq!(
+            decide(&busy, &cpus(1.0), &default).unwrap(),
+            Decision::Forward(NodeId(2))
+        );
+        // A demand only the other node can ever hold goes there.
+        assert_eq!(
+            decide(&idle, &cpus(6.0), &default).unwrap(),
+            Decision::Forward(NodeId(2))
+        );
+        assert!(matches!(
+            decide(&idle, &cpus(16.0), &default),
+            Err(Error::Infeasible(_))
+        ));
+        // Spread: the least busy.
+        assert_eq!(
+            decide(&busy, &cpus(1.0), &SchedulingStrategy::Spread).unwrap(),
+            Decision::Forward(NodeId(2))
+        );
+        // Node affinity: that node; a missing one is an error unless soft.
+        let to = |n, soft| SchedulingStrategy::NodeAffinity {
+            node: NodeId(n),
+            soft,
+        };
+        assert_eq!(
+            decide(&idle, &cpus(1.0), &to(2, false)).unwrap(),
+            Decision::Forward(NodeId(2))
+        );
+        assert_eq!(
+            decide(&idle, &cpus(1.0), &to(1, false)).unwrap(),
+            Decision::Local
+        );
+        assert!(decide(&idle, &cpus(1.0), &to(9, false)).is_err());
+        assert_eq!(
+            decide(&idle, &cpus(1.0), &to(9, true)).unwrap(),
+            Decision::Local
+        );
+    }
+
+    #[test]
+    fn a_node_alone_decides_local_or_refuses() {
+        let s = Scheduler::new(NodeId(7), cpus(2.0), 4);
+        let d = |demand: f64, strategy: SchedulingStrategy| s.decide(&cpus(demand), &strategy);
+        assert_eq!(
+            d(1.0, SchedulingStrategy::Default).unwrap(),
+            Decision::Local
+        );
+        assert_eq!(d(2.0, SchedulingStrategy::Spread).unwrap(), Decision::Local);
+        assert!(matches!(
+            d(3.0, SchedulingStrategy::Default),
+            Err(Error::Infeasible(_))
+        ));
+        let elsewhere = SchedulingStrategy::NodeAffinity {
+            node: NodeId(8),
+            soft: false,
+        };
+        assert!(d(1.0, elsewhere).is_err());
     }
 }
