@@ -23,6 +23,7 @@ pub mod placement;
 pub mod resources;
 pub mod runtime;
 pub mod scheduler;
+pub(crate) mod session;
 pub mod shm;
 pub(crate) mod signals;
 pub(crate) mod spill;

@@ -3,8 +3,8 @@
 //!
 //! Ready tasks wait in one FIFO queue per *shape* (resource demand + placement-group
 //! binding); a worker takes the first queue (round robin) whose head fits. A task that blocks
-//! in `get`/`wait` hands its resources back while it waits ([`Scheduler::block`]) and takes
-//! them back afterwards ([`Scheduler::unblock`]), possibly going briefly into debt — so
+//! in `get`/`wait` hands its resources back while it waits (`Scheduler::block`) and takes
+//! them back afterwards (`Scheduler::unblock`), possibly going briefly into debt — so
 //! nested tasks can never deadlock a node.
 //!
 //! Where work runs is decided over a [`ClusterView`] (the nodes, their totals and what is

@@ -339,7 +339,7 @@ impl Drop for Arena {
 pub(crate) fn map_arena(path: &Path) -> std::io::Result<Arc<Mmap>> {
     let file = fs::File::open(path)?;
     // SAFETY: unlike a segment the node rewrites this file, but never while this process
-    // may read it (see [`Arena`]): it writes only while no call of this worker's channel is
+    // may read it (see `Arena`): it writes only while no call of this worker's channel is
     // running, and only when the last call's `Done` reported that no value of this process
     // still holds the mapping (`arena_kept`); otherwise it writes a new file instead.
     let map = unsafe { Mmap::map(&file) }?;

@@ -78,7 +78,7 @@ pub enum WireData {
         len: u64,
     },
     /// An argument of a direct call in the call channel's arena (see
-    /// [`crate::core::shm::Arena`]): map the file once per channel, decode
+    /// `shm::Arena`, where the protocol is written): map the file once per channel, decode
     /// `offset..offset + len`, and let go of every value of it before the call is done (or
     /// say so in [`FromWorker::Done::arena_kept`]).
     Arena {

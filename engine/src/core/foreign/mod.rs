@@ -15,7 +15,7 @@
 //!
 //! Each operation of [`CoreApi`] is written once per implementation: [`NodeApi`] runs it on
 //! the in-process node; [`WorkerClient`] sends it as a [`Request`] to its node, whose
-//! [`serve_request`] dispatches to the node's [`NodeApi`]. A driver connected to a remote
+//! `serve_request` dispatches to the node's [`NodeApi`]. A driver connected to a remote
 //! node is a third implementation. Work is data: a task is a [`ForeignTask`] (function id,
 //! arguments, options), serializable, so it can be shipped to the node that runs it.
 //!
