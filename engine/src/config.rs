@@ -59,6 +59,10 @@ pub struct Config {
     pub max_worker_threads: usize,
     /// Default `max_retries` of tasks (`VOLLEY_TASK_MAX_RETRIES`; Ray default 3).
     pub task_max_retries: i32,
+    /// Bytes of task specs (their value arguments) the owner keeps to rebuild lost outputs
+    /// by running their tasks again (`VOLLEY_MAX_LINEAGE_BYTES`; Ray's `max_lineage_bytes`,
+    /// default 1 GiB). Past it, new tasks' outputs cannot be rebuilt.
+    pub max_lineage_bytes: u64,
     /// Allocations of at least this many bytes get their own memory mapping, returned to the
     /// OS when freed (glibc `M_MMAP_THRESHOLD`, also the trim threshold). Arrow buffers are
     /// large and short-lived, and glibc's adaptive threshold keeps freed buffers in its
@@ -103,6 +107,7 @@ impl Config {
             object_store_full_timeout: Duration::from_secs(10),
             max_worker_threads: 1024,
             task_max_retries: 3,
+            max_lineage_bytes: 1 << 30,
             malloc_mmap_threshold: 0,
             worker_command: None,
             worker_start_timeout: Duration::from_secs(60),
@@ -175,6 +180,9 @@ impl Config {
         }
         if let Some(v) = var("VOLLEY_TASK_MAX_RETRIES") {
             self.task_max_retries = parse("VOLLEY_TASK_MAX_RETRIES", &v)?;
+        }
+        if let Some(v) = var("VOLLEY_MAX_LINEAGE_BYTES") {
+            self.max_lineage_bytes = parse("VOLLEY_MAX_LINEAGE_BYTES", &v)?;
         }
         Ok(())
     }

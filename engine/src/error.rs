@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | the caller's input | [`Error::InvalidArgument`], [`Error::InvalidData`], [`Error::NotFound`], [`Error::NotInitialized`] |
 //! | the user's code | [`Error::TaskFailed`] with [`FailureCause::UserError`] or [`FailureCause::Panic`] |
-//! | execution | [`Error::GetTimeout`], [`Error::TaskCancelled`], [`Error::ActorDied`], [`Error::ObjectLost`], [`Error::Io`], [`Error::Shutdown`] |
+//! | execution | [`Error::GetTimeout`], [`Error::TaskCancelled`], [`Error::ActorDied`], [`Error::ObjectLost`], [`Error::ObjectElsewhere`], [`Error::Io`], [`Error::Shutdown`] |
 //! | resources exhausted | [`Error::ObjectStoreFull`], [`Error::Infeasible`] |
 //! | a bug in Volley | [`Error::Internal`] |
 //!
@@ -120,6 +120,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The object is owned by another node, which this one cannot reach: it is not lost,
+    /// only not here.
+    #[error("object {object} is held by node {node}, not this one")]
+    ObjectElsewhere {
+        /// The object's id.
+        object: String,
+        /// The node that owns it.
+        node: String,
+    },
     /// An I/O operation failed (spill file, shared-memory segment, session directory).
     #[error("I/O error while {context}: {message}")]
     Io {
@@ -171,6 +180,7 @@ impl Error {
             | Error::TaskCancelled(_)
             | Error::ActorDied { .. }
             | Error::ObjectLost { .. }
+            | Error::ObjectElsewhere { .. }
             | Error::Io { .. }
             | Error::Shutdown => Blame::Execution,
             Error::ObjectStoreFull { .. } | Error::Infeasible(_) => Blame::ResourcesExhausted,

@@ -71,6 +71,7 @@ fn make_py_err(py: Python<'_>, e: &Error) -> PyResult<PyErr> {
         Error::TaskCancelled(_) => ("TaskCancelledError", None),
         Error::ActorDied { .. } => ("ActorDiedError", None),
         Error::ObjectLost { .. } => ("ObjectLostError", None),
+        Error::ObjectElsewhere { .. } => ("ObjectNotLocalError", None),
         Error::Io { .. } => ("VolleyIOError", None),
         Error::Shutdown => ("VolleyShutdownError", None),
         Error::ObjectStoreFull { .. } => ("ObjectStoreFullError", None),

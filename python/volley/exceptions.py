@@ -60,6 +60,11 @@ class ObjectLostError(VolleyError):
     """The object cannot be found or restored."""
 
 
+class ObjectNotLocalError(VolleyError):
+    """The object is held by another node, which this one cannot reach: not lost, only not
+    here (e.g. a ref saved by another session)."""
+
+
 class ObjectStoreFullError(VolleyError, MemoryError):
     """The object store cannot make room: everything in it is in use."""
 
@@ -157,6 +162,7 @@ __all__ = [
     "TaskCancelledError",
     "ActorDiedError",
     "ObjectLostError",
+    "ObjectNotLocalError",
     "ObjectStoreFullError",
     "InfeasibleError",
     "ActorClassInheritanceException",

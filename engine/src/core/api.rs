@@ -254,13 +254,11 @@ fn get_timeout_opt<T: Value>(r: &ObjectRef<T>, timeout: Option<Duration>) -> Res
 }
 
 /// Reads a sealed (or failed) object.
-fn read<T: Value>(node: &NodeInner, id: ObjectId) -> Result<T> {
+fn read<T: Value>(node: &Arc<NodeInner>, id: ObjectId) -> Result<T> {
     if let Some(Err(e)) = node.store.status(id) {
-        return Err(e);
+        return Err(node.placed(id, e));
     }
-    let (data, pin) = node
-        .store
-        .get_data(id, matches!(T::KIND, ValueKind::Arrow))?;
+    let (data, pin) = node.read_object(id, matches!(T::KIND, ValueKind::Arrow))?;
     let mut v = T::from_data(&data)?;
     if let Some(pin) = pin {
         v.attach_pin(pin);
@@ -271,7 +269,7 @@ fn read<T: Value>(node: &NodeInner, id: ObjectId) -> Result<T> {
 /// Blocks until `id` is sealed or failed; errors with `GetTimeout`.
 fn wait_ready(node: &Arc<NodeInner>, id: ObjectId, timeout: Option<Duration>) -> Result<()> {
     if let Some(r) = node.store.status(id) {
-        return r;
+        return r.map_err(|e| node.placed(id, e));
     }
     let deadline = timeout.map(|t| Instant::now() + t);
     let signal = Arc::new(Signal::default());

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::core::actor::ActorControl;
 use crate::core::generator::{GenShared, GenSink};
 use crate::core::ids::{ActorId, JobId, NodeId, ObjectId, TaskId, WorkerId};
+use crate::core::owners::OwnerTable;
 use crate::core::resources::{ResourceName, ResourceSet};
 use crate::core::scheduler::{Decision, Grant, Released, Scheduler};
 use crate::core::session;
@@ -80,6 +81,8 @@ pub(crate) struct NodeInner {
     pub(crate) workers: crate::core::worker::WorkerPool,
     /// Actors whose code runs in worker processes.
     pub(crate) foreign_actors: crate::core::foreign::ForeignActors,
+    /// What the node knows of the objects it owns: their owners and lineage.
+    pub(crate) owners: OwnerTable,
     /// Dataset iterators lent to consumers elsewhere.
     pub(crate) foreign_lent: crate::core::foreign::LentIterators,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -320,6 +323,7 @@ pub(crate) fn start(config: Config) -> Result<Arc<NodeInner>> {
         workers,
         foreign_actors: Default::default(),
         foreign_lent: Default::default(),
+        owners: OwnerTable::new(id, config.max_lineage_bytes),
         config,
         store,
         session_dir,
@@ -334,6 +338,12 @@ pub(crate) fn start(config: Config) -> Result<Arc<NodeInner>> {
         shm_prefix,
         shm_dir,
     });
+    let weak = Arc::downgrade(&node);
+    node.store.set_free_hook(Box::new(move |ids| {
+        if let Some(node) = weak.upgrade() {
+            node.owners.freed(ids);
+        }
+    }));
     Ok(node)
 }
 
@@ -448,6 +458,11 @@ impl NodeInner {
         }
     }
 
+    /// Registers a task about to be queued (for `cancel` and its children).
+    pub(crate) fn register_task(&self, state: &Arc<TaskState>) {
+        self.tasks.lock().insert(state.id, state.clone());
+    }
+
     /// Submits a task.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Result<Submitted> {
         let resources = Arc::new(req.opts.resource_set()?);
@@ -498,7 +513,7 @@ impl NodeInner {
             self.store.create_pending(*o, 1);
         }
         let state = TaskState::new(req.name.clone(), id, outputs, generator);
-        self.tasks.lock().insert(id, state.clone());
+        self.register_task(&state);
         if let Some(parent) = CURRENT.with(|c| c.borrow().as_ref().and_then(|c| c.state.clone())) {
             let mut ch = parent.children.lock();
             if ch.len() >= 1024 {
@@ -520,6 +535,19 @@ impl NodeInner {
             attempt: 1,
             state,
         });
+        if let Returns::Fixed(outputs) = &spec.returns {
+            self.owners.record(
+                id,
+                &spec.name,
+                &spec.func,
+                &spec.args,
+                &spec.resources,
+                spec.max_retries,
+                spec.retry_exceptions,
+                &spec.strategy,
+                outputs,
+            );
+        }
         self.schedule_when_args_ready(spec);
         Ok(submitted)
     }
@@ -536,7 +564,7 @@ impl NodeInner {
         self.store.release_many(nested);
     }
 
-    fn schedule_when_args_ready(self: &Arc<Self>, spec: Box<TaskSpec>) {
+    pub(crate) fn schedule_when_args_ready(self: &Arc<Self>, spec: Box<TaskSpec>) {
         let mut pending = Vec::new();
         for a in &spec.args {
             if let Arg::Ref(id) = a {
@@ -694,7 +722,7 @@ impl NodeInner {
             match a {
                 Arg::Value { data, .. } => args.push(data.clone()),
                 Arg::Ref(id) => {
-                    let (data, pin) = self.store.get_data(*id, true).map_err(|e| (e, false))?;
+                    let (data, pin) = self.read_object(*id, true).map_err(|e| (e, false))?;
                     args.push(data);
                     pins.extend(pin);
                 }

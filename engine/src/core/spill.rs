@@ -116,15 +116,29 @@ impl Spiller {
     /// buffers are the file's pages.
     pub(crate) fn read(&self, id: ObjectId, file: &SpillFile) -> Result<ObjectData> {
         let ctx = || format!("restoring object {id} from {}/{}", self.url, file.path);
+        // A spill file that is gone makes the object lost (its owner may rebuild it); other
+        // failures are I/O errors.
+        let gone = || Error::ObjectLost {
+            object: id.to_string(),
+            reason: format!("its spill file {}/{} is gone", self.url, file.path),
+        };
         if let Some(dir) = &self.local_dir {
             let name = file.path.filename().unwrap_or_default();
-            let map =
-                crate::core::shm::map_file(&dir.join(name)).map_err(|e| Error::io(ctx(), e))?;
+            let map = crate::core::shm::map_file(&dir.join(name)).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    gone()
+                } else {
+                    Error::io(ctx(), e)
+                }
+            })?;
             return decode_ipc(crate::core::shm::mapping_buffer(&map));
         }
         let bytes = self
             .block_on(async { self.store.get(&file.path).await?.bytes().await })
-            .map_err(|e| Error::io(ctx(), e))?;
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => gone(),
+                e => Error::io(ctx(), e),
+            })?;
         decode_ipc(Buffer::from(bytes))
     }
 

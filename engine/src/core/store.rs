@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -201,7 +201,12 @@ pub(crate) struct Store {
     shm_prefix: String,
     spiller: Spiller,
     me: Weak<Store>,
+    /// Told the ids of the objects freed (the owner table forgets them), outside the lock.
+    on_free: OnceLock<FreeHook>,
 }
+
+/// What [`Store::set_free_hook`] installs.
+pub(crate) type FreeHook = Box<dyn Fn(&[ObjectId]) + Send + Sync>;
 
 /// Settings of a store.
 pub(crate) struct StoreConfig {
@@ -227,7 +232,40 @@ impl Store {
             shm_prefix: cfg.shm_prefix,
             spiller,
             me: me.clone(),
+            on_free: OnceLock::new(),
         })
+    }
+
+    /// Installs the hook told of every freed object (once; later calls are ignored).
+    pub(crate) fn set_free_hook(&self, hook: FreeHook) {
+        let _ = self.on_free.set(hook);
+    }
+
+    /// Makes a lost object pending again so that its task can seal it anew (lineage
+    /// reconstruction): an object whose only form is a spill file that is gone. Its
+    /// references and waiters stay. False when it is not in that state (freed, resident,
+    /// or being restored by someone else).
+    pub(crate) fn reset_lost(&self, id: ObjectId) -> bool {
+        let mut g = self.inner.lock();
+        let Some(entry) = g.entries.get_mut(&id) else {
+            return false;
+        };
+        let State::Ready(r) = &mut entry.state else {
+            return false;
+        };
+        if r.busy || r.data.is_some() || r.segment.is_some() {
+            return false;
+        }
+        let contains = std::mem::take(&mut entry.contains);
+        let spill = r.spill.take();
+        entry.state = State::Pending;
+        drop(g);
+        // What it contained is sealed again with it.
+        self.release_many(contains);
+        if let Some(f) = spill {
+            self.spiller.delete(f);
+        }
+        true
     }
 
     /// Registers an object that a task will produce, with `refs` initial references.
@@ -551,6 +589,7 @@ impl Store {
             let mut kept = Vec::new();
             let mut next = Vec::new();
             let mut freed = false;
+            let mut freed_ids = Vec::new();
             {
                 let mut g = self.inner.lock();
                 for id in ids.drain(..) {
@@ -565,6 +604,7 @@ impl Store {
                         continue;
                     };
                     freed = true;
+                    freed_ids.push(id);
                     kept.extend(e.keep);
                     if let State::Ready(r) = e.state {
                         g.resident -= r.resident();
@@ -580,6 +620,11 @@ impl Store {
             drop(segments);
             // Outside the lock: an anchor's handle may stop its actor.
             drop(kept);
+            if let Some(hook) = self.on_free.get()
+                && !freed_ids.is_empty()
+            {
+                hook(&freed_ids);
+            }
             for f in files {
                 self.spiller.delete(f);
             }

@@ -8,6 +8,7 @@ mod cloud_urls;
 mod data;
 mod data_ops;
 mod lifecycle;
+mod lineage;
 mod objects;
 mod placement;
 mod retries;

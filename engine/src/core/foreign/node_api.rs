@@ -150,10 +150,9 @@ impl CoreApi for NodeApi {
 
     fn borrow(&self, id: ObjectId) -> Result<ForeignRef> {
         if !self.node.store.add_ref(id) {
-            return Err(Error::ObjectLost {
-                object: id.to_string(),
-                reason: "it was freed before this reference to it was made".into(),
-            });
+            return Err(self
+                .node
+                .missing(id, "it was freed before this reference to it was made"));
         }
         Ok(ForeignRef::from_raw(RawRef::adopt(&self.node, id)))
     }
@@ -478,10 +477,7 @@ pub(super) fn typed_refs(
 
 fn typed_ref(node: &NodeInner, id: ObjectId) -> Result<ObjectRef<ForeignObject>> {
     if !node.store.add_ref(id) {
-        return Err(Error::ObjectLost {
-            object: id.to_string(),
-            reason: "it was freed".into(),
-        });
+        return Err(node.missing(id, "it was freed"));
     }
     Ok(ObjectRef::from_raw(RawRef::adopt(node, id)))
 }
