@@ -588,8 +588,7 @@ impl Store {
             let mut segments = Vec::new();
             let mut kept = Vec::new();
             let mut next = Vec::new();
-            let mut freed = false;
-            let mut freed_ids = Vec::new();
+            let mut freed = Vec::new();
             {
                 let mut g = self.inner.lock();
                 for id in ids.drain(..) {
@@ -603,8 +602,7 @@ impl Store {
                     let Some(e) = g.entries.remove(&id) else {
                         continue;
                     };
-                    freed = true;
-                    freed_ids.push(id);
+                    freed.push(id);
                     kept.extend(e.keep);
                     if let State::Ready(r) = e.state {
                         g.resident -= r.resident();
@@ -613,7 +611,7 @@ impl Store {
                     }
                     next.extend(e.contains);
                 }
-                if freed {
+                if !freed.is_empty() {
                     self.space.notify_all();
                 }
             }
@@ -621,9 +619,9 @@ impl Store {
             // Outside the lock: an anchor's handle may stop its actor.
             drop(kept);
             if let Some(hook) = self.on_free.get()
-                && !freed_ids.is_empty()
+                && !freed.is_empty()
             {
-                hook(&freed_ids);
+                hook(&freed);
             }
             for f in files {
                 self.spiller.delete(f);

@@ -8,15 +8,7 @@ fn thread_count() -> usize {
         .unwrap_or(0)
 }
 
-fn shm_segments(prefix: &str) -> usize {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
+use crate::shm_segments;
 
 #[test]
 fn shutdown_leaves_no_threads_files_or_segments() {

@@ -46,6 +46,17 @@ pub fn start_with(num_cpus: f64, f: impl FnOnce(&mut volley::Config)) -> Runtime
     Runtime { _lock: lock }
 }
 
+/// Shared-memory segments under `/dev/shm` whose names start with `prefix`.
+pub fn shm_segments(prefix: &str) -> usize {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Starts a runtime with 2 CPUs.
 pub fn start() -> Runtime {
     start_with(2.0, |_| {})

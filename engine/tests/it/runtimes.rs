@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use volley::arrow::array::{Array, Int64Array};
 use volley::{Config, Runtime};
 
+use crate::shm_segments;
+
 fn config(num_cpus: f64, store: u64) -> Config {
     let mut c = Config::builtin();
     c.num_cpus = Some(num_cpus);
@@ -18,16 +20,6 @@ fn config(num_cpus: f64, store: u64) -> Config {
 fn leftovers(rt: &Runtime) -> (PathBuf, String) {
     let ctx = rt.enter(volley::get_runtime_context).unwrap();
     (ctx.session_dir, format!("volley-{}-", ctx.node_id))
-}
-
-fn segments(prefix: &str) -> usize {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 /// Sum of `id * 2` over `0..n`, through a data pipeline on the current runtime.
@@ -145,9 +137,9 @@ fn two_runtimes_in_one_process_each_with_their_own_store() {
     assert!(dir_a.exists() && dir_b.exists() && dir_a != dir_b);
     drop(xa);
     a.shutdown();
-    assert!(!dir_a.exists() && segments(&prefix_a) == 0);
+    assert!(!dir_a.exists() && shm_segments(&prefix_a) == 0);
     assert_eq!(b.enter(|| volley::get(&xb)).unwrap(), vec![9u8; 16]);
     drop((xb, counter));
     drop(b); // an owned runtime stops when dropped
-    assert!(!dir_b.exists() && segments(&prefix_b) == 0);
+    assert!(!dir_b.exists() && shm_segments(&prefix_b) == 0);
 }

@@ -149,10 +149,22 @@ pub fn call_function(
     num_returns: u32,
 ) -> TaskResult<Vec<ForeignValue>> {
     let node = current().map_err(|e| UserError::msg(e.to_string()))?;
-    let mut retries = Retries::new(&node);
+    with_retries(&node, |_| {
+        call_pooled(&node, function, name, args.clone(), num_returns)
+    })
+}
+
+/// Runs `attempt` (told whether it is a retry) until it succeeds, fails otherwise than by
+/// its worker dying, or has run again `task_max_retries` times.
+fn with_retries<T>(
+    node: &NodeInner,
+    mut attempt: impl FnMut(bool) -> TaskResult<T>,
+) -> TaskResult<T> {
+    let mut retries = Retries::new(node);
+    let mut retry = false;
     loop {
-        match call_pooled(&node, function, name, args.clone(), num_returns) {
-            Err(e) if retries.again(&e) => continue,
+        match attempt(retry) {
+            Err(e) if retries.again(&e) => retry = true,
             r => return r.map_err(|e| retries.note(e)),
         }
     }
@@ -344,20 +356,18 @@ impl ForeignInstance {
         num_returns: u32,
     ) -> TaskResult<Vec<ForeignValue>> {
         let node = current().map_err(|e| UserError::msg(e.to_string()))?;
-        let mut retries = Retries::new(&node);
-        loop {
+        with_retries(&node, |retry| {
+            if retry {
+                // A new process, the instance constructed again.
+                self.worker = Self::start(&node, self.class, &self.name, self.ctor.clone())?;
+            }
             let call = DirectCall {
                 kind: CallKind::ActorMethod(method.to_string()),
                 function: self.class,
                 name: &self.name,
                 num_returns,
             };
-            match call.run(&node, &self.worker, args.clone()) {
-                Err(e) if retries.again(&e) => {
-                    self.worker = Self::start(&node, self.class, &self.name, self.ctor.clone())?;
-                }
-                r => return r.map_err(|e| retries.note(e)),
-            }
-        }
+            call.run(&node, &self.worker, args.clone())
+        })
     }
 }
