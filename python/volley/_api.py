@@ -366,6 +366,10 @@ atexit.register(shutdown)
 
 def put(value: Any, *, _owner: Any = None) -> ObjectRef:
     """Stores ``value`` in the object store; returns its ref."""
+    if _owner is not None:
+        raise NotImplementedError(
+            "put(_owner=...) is not supported by Volley yet: the object is owned by the caller"
+        )
     if isinstance(value, ObjectRef):
         raise TypeError("put() of an ObjectRef is not allowed; pass the ref itself")
     payload, nested = dumps(value)
@@ -412,6 +416,7 @@ def wait(
     fetch_local: bool = True,
 ) -> Tuple[List[ObjectRef], List[ObjectRef]]:
     """``(ready, not_ready)`` once ``num_returns`` refs are ready or ``timeout`` passed.
+    ``fetch_local`` is honoured as it stands: on one node every ready object is local.
     Its arguments are checked as Ray checks them: a list of distinct refs, ``0 <
     num_returns <= len(object_refs)``, a non-negative timeout."""
     if isinstance(object_refs, ObjectRef):

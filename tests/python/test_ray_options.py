@@ -193,6 +193,12 @@ def test_actor_method_options_and_concurrency_groups(rt):
     volley.kill(a)
 
 
+def test_put_owner_is_refused(rt):
+    with pytest.raises(NotImplementedError, match="_owner"):
+        volley.put(1, _owner=Env.remote())
+    assert volley.get(volley.put(1, _owner=None)) == 1
+
+
 # ---- init and the runtime context ---------------------------------------------------------
 
 
@@ -239,6 +245,15 @@ def test_init_logging_level_configures_the_volley_logger(rt):
 
 
 # ---- Volley Data --------------------------------------------------------------------------
+
+
+def test_take_all_and_to_pandas_limit_raise_past_it(rt):
+    ds = volley.data.range(10)
+    assert len(ds.take_all(limit=10)) == 10 and len(ds.to_pandas(limit=12)) == 10
+    with pytest.raises(ValueError, match="more than the given limit of 9 records"):
+        ds.take_all(limit=9)
+    with pytest.raises(ValueError, match="more than the given limit of 3 rows"):
+        ds.to_pandas(limit=3)
 
 
 def test_override_num_blocks(rt):

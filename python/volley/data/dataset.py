@@ -744,7 +744,16 @@ class Dataset:
         return _to_format(_table(self._exec().take(int(batch_size))), _check_format(batch_format))
 
     def take_all(self, limit: Optional[int] = None) -> List[Dict[str, Any]]:
-        return _table(self._exec().take(limit)).to_pylist()
+        """Every row; with ``limit``, a ``ValueError`` when there are more (as in Ray)."""
+        return self._at_most(limit, "records").to_pylist()
+
+    def _at_most(self, limit: Optional[int], what: str) -> pa.Table:
+        """Every row as a table; a ``ValueError`` past ``limit`` rows (one more is read to
+        tell)."""
+        table = _table(self._exec().take(None if limit is None else int(limit) + 1))
+        if limit is not None and table.num_rows > limit:
+            raise ValueError(f"The dataset has more than the given limit of {limit} {what}.")
+        return table
 
     def show(self, limit: int = 20) -> None:
         for row in self.take(limit):
@@ -772,7 +781,9 @@ class Dataset:
         return _table(self._exec().take(None))
 
     def to_pandas(self, limit: Optional[int] = None) -> Any:
-        return _table(self._exec().take(limit)).to_pandas()
+        """The rows as a pandas DataFrame; with ``limit``, a ``ValueError`` when there are
+        more (as in Ray)."""
+        return self._at_most(limit, "rows").to_pandas()
 
     def to_arrow_refs(self) -> List[Any]:
         from volley import put
