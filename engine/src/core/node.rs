@@ -7,6 +7,7 @@
 //! segment and spill file and removes the session directory. Task code reaches the node
 //! through [`current`].
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -338,12 +339,6 @@ pub(crate) fn start(config: Config) -> Result<Arc<NodeInner>> {
         shm_prefix,
         shm_dir,
     });
-    let weak = Arc::downgrade(&node);
-    node.store.set_free_hook(Box::new(move |ids| {
-        if let Some(node) = weak.upgrade() {
-            node.owners.freed(ids);
-        }
-    }));
     Ok(node)
 }
 
@@ -509,6 +504,7 @@ impl NodeInner {
                 held.push(*oid);
             }
         }
+        let max_retries = req.opts.max_retries.unwrap_or(self.config.task_max_retries);
         for o in &outputs {
             self.store.create_pending(*o, 1);
         }
@@ -529,25 +525,12 @@ impl NodeInner {
             args: req.args,
             returns,
             resources,
-            max_retries: req.opts.max_retries.unwrap_or(self.config.task_max_retries),
+            max_retries,
             retry_exceptions: req.opts.retry_exceptions,
             strategy: req.opts.scheduling_strategy,
             attempt: 1,
             state,
         });
-        if let Returns::Fixed(outputs) = &spec.returns {
-            self.owners.record(
-                id,
-                &spec.name,
-                &spec.func,
-                &spec.args,
-                &spec.resources,
-                spec.max_retries,
-                spec.retry_exceptions,
-                &spec.strategy,
-                outputs,
-            );
-        }
         self.schedule_when_args_ready(spec);
         Ok(submitted)
     }
@@ -687,9 +670,15 @@ impl NodeInner {
                 self.finish_task(&task);
                 match &task.returns {
                     Returns::Fixed(ids) => {
+                        let ids = ids.clone();
+                        // Its outputs keep its spec (their store entries hold it) while
+                        // they live, to run it again when one is lost: moved from the
+                        // finished task, not copied at submission.
+                        let lineage = self.owners.keep(*task);
                         for (id, (data, nested)) in ids.iter().zip(outputs) {
+                            let rebuild = lineage.clone().map(|l| l as Arc<dyn Any + Send + Sync>);
                             // A failed seal (store full) fails that output; the rest go on.
-                            let _ = self.store.seal(*id, data, nested);
+                            let _ = self.store.seal_rebuildable(*id, data, nested, rebuild);
                         }
                     }
                     Returns::Streaming(g) => g.finish(Ok(())),

@@ -5,24 +5,24 @@
 //!   its node: an object this node does not hold and does not own is *elsewhere*
 //!   ([`Location::Elsewhere`]), which is not the same as *lost*.
 //! - **Lineage.** For every retryable task with fixed outputs, the node keeps the task's
-//!   spec (function, arguments, options) while any of its outputs lives. When an output is
-//!   lost (its spill file is gone), the node runs the task again to rebuild it, rebuilding
-//!   lost arguments first the same way. The specs' value arguments are bounded by
-//!   `max_lineage_bytes`: past it, outputs of new tasks cannot be rebuilt.
-//!
-//! Entries come with `record` (a task submitted) and go as the store frees the outputs
-//! (`freed`, the store's free hook).
+//!   spec (function, arguments, options) while any of its outputs lives: when the task
+//!   finishes, [`OwnerTable::keep`] turns its spec into the lineage and the store keeps it
+//!   with each output (`seal_rebuildable`), so it goes with the last of them — no copy at
+//!   submission and no table to lock on every task. When an output is
+//!   lost (its spill file is gone), the node runs the task again to rebuild it
+//!   (`core::rebuild`). Lineage is bounded by `max_lineage_bytes` (the specs' value
+//!   arguments): past it, outputs of new tasks cannot be rebuilt.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
-
-use crate::core::ids::{NodeId, ObjectId, TaskId};
+use crate::core::ids::{NodeId, ObjectId};
 use crate::core::resources::ResourceSet;
-use crate::core::task::{Arg, Func, SchedulingStrategy};
+use crate::core::store::Store;
+use crate::core::task::{Arg, Func, Returns, SchedulingStrategy, TaskSpec};
 
-/// What it takes to run a task again.
+/// What it takes to run a task again. Its bytes count against the owner's budget until
+/// it is dropped.
 pub(crate) struct Lineage {
     pub(crate) name: Arc<str>,
     pub(crate) func: Func,
@@ -34,6 +34,14 @@ pub(crate) struct Lineage {
     pub(crate) strategy: SchedulingStrategy,
     /// The task's outputs, in order.
     pub(crate) outputs: Vec<ObjectId>,
+    bytes: u64,
+    kept: Arc<AtomicU64>,
+}
+
+impl Drop for Lineage {
+    fn drop(&mut self) {
+        self.kept.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// An argument as lineage keeps it.
@@ -45,27 +53,22 @@ pub(crate) enum LineageArg {
     Ref(ObjectId),
 }
 
-impl LineageArg {
-    fn of(a: &Arg) -> Self {
+impl From<Arg> for LineageArg {
+    fn from(a: Arg) -> Self {
         match a {
-            Arg::Value { data, nested } => LineageArg::Value(data.clone(), nested.clone()),
-            Arg::Ref(id) => LineageArg::Ref(*id),
+            Arg::Value { data, nested } => LineageArg::Value(data, nested),
+            Arg::Ref(id) => LineageArg::Ref(id),
         }
     }
+}
 
+impl LineageArg {
     fn bytes(&self) -> u64 {
         match self {
             LineageArg::Value(data, nested) => data.size() + 24 * nested.len() as u64,
             LineageArg::Ref(_) => 24,
         }
     }
-}
-
-struct Entry {
-    lineage: Arc<Lineage>,
-    /// Outputs not yet freed.
-    live: usize,
-    bytes: u64,
 }
 
 /// Where an object is, as its owner sees it.
@@ -84,13 +87,8 @@ pub(crate) enum Location {
 pub(crate) struct OwnerTable {
     node: NodeId,
     budget: u64,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    by_task: HashMap<TaskId, Entry>,
-    bytes: u64,
+    /// Bytes of lineage alive now.
+    kept: Arc<AtomicU64>,
 }
 
 impl OwnerTable {
@@ -98,106 +96,63 @@ impl OwnerTable {
         OwnerTable {
             node,
             budget,
-            inner: Mutex::new(Inner::default()),
+            kept: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Keeps the lineage of a task just submitted, if it can be run again and the budget
-    /// has room.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(
-        &self,
-        task: TaskId,
-        name: &Arc<str>,
-        func: &Func,
-        args: &[Arg],
-        resources: &Arc<ResourceSet>,
-        max_retries: i32,
-        retry_exceptions: bool,
-        strategy: &SchedulingStrategy,
-        outputs: &[ObjectId],
-    ) {
-        if max_retries == 0 || outputs.is_empty() {
-            return;
+    /// The lineage of a finished task, made of its spec, for the store to keep with its
+    /// outputs; `None` when it cannot run again (no retries, no fixed outputs) or the
+    /// budget is spent.
+    pub(crate) fn keep(&self, task: TaskSpec) -> Option<Arc<Lineage>> {
+        let Returns::Fixed(outputs) = task.returns else {
+            return None;
+        };
+        if task.max_retries == 0 || outputs.is_empty() {
+            return None;
         }
-        let args: Vec<LineageArg> = args.iter().map(LineageArg::of).collect();
+        let args: Vec<LineageArg> = task.args.into_iter().map(LineageArg::from).collect();
         let bytes = 256 + args.iter().map(LineageArg::bytes).sum::<u64>();
-        let mut g = self.inner.lock();
-        if g.bytes + bytes > self.budget {
-            return;
-        }
-        g.bytes += bytes;
-        let lineage = Arc::new(Lineage {
-            name: name.clone(),
-            func: func.clone(),
+        self.kept
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| {
+                (k + bytes <= self.budget).then_some(k + bytes)
+            })
+            .ok()?;
+        Some(Arc::new(Lineage {
+            name: task.name,
+            func: task.func,
             args,
-            resources: resources.clone(),
-            max_retries,
-            retry_exceptions,
-            strategy: strategy.clone(),
-            outputs: outputs.to_vec(),
-        });
-        g.by_task.insert(
-            task,
-            Entry {
-                lineage,
-                live: outputs.len(),
-                bytes,
-            },
-        );
+            resources: task.resources,
+            max_retries: task.max_retries,
+            retry_exceptions: task.retry_exceptions,
+            strategy: task.strategy,
+            outputs,
+            bytes,
+            kept: self.kept.clone(),
+        }))
     }
 
-    /// The store freed these objects: lineage whose outputs are all gone is dropped.
-    pub(crate) fn freed(&self, ids: &[ObjectId]) {
-        let mut g = self.inner.lock();
-        for id in ids {
-            let Some(e) = g.by_task.get_mut(&id.task) else {
-                continue;
-            };
-            if !e.lineage.outputs.contains(id) {
-                continue;
-            }
-            e.live = e.live.saturating_sub(1);
-            if e.live == 0 {
-                let bytes = e.bytes;
-                g.by_task.remove(&id.task);
-                g.bytes -= bytes;
-            }
-        }
-    }
-
-    /// How the object `id` could be had.
-    pub(crate) fn locate(&self, id: ObjectId) -> Location {
+    /// How the object `id` could be had, given the store that would hold it.
+    pub(crate) fn locate(&self, id: ObjectId, store: &Store) -> Location {
         if id.task.owner.node != self.node {
-            return Location::Elsewhere(id.task.owner.node);
-        }
-        if self.inner.lock().by_task.contains_key(&id.task) {
+            Location::Elsewhere(id.task.owner.node)
+        } else if self.lineage(id, store).is_some() {
             Location::Rebuildable
         } else {
             Location::Here
         }
     }
 
-    /// The lineage of the task that made `id`.
-    pub(crate) fn lineage(&self, id: ObjectId) -> Option<Arc<Lineage>> {
-        self.inner
-            .lock()
-            .by_task
-            .get(&id.task)
-            .map(|e| e.lineage.clone())
-    }
-
-    /// Bytes of lineage kept now.
-    #[cfg(test)]
-    fn bytes(&self) -> u64 {
-        self.inner.lock().bytes
+    /// The lineage of the task that made `id`, as the store keeps it.
+    pub(crate) fn lineage(&self, id: ObjectId, store: &Store) -> Option<Arc<Lineage>> {
+        store.rebuild_info(id)?.downcast::<Lineage>().ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ids::WorkerId;
+    use crate::core::ids::{TaskId, WorkerId};
+    use crate::core::task::TaskState;
 
     fn task(node: u64, seq: u64) -> TaskId {
         TaskId {
@@ -209,63 +164,45 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lineage_lives_while_an_output_does_and_within_its_budget() {
-        let table = OwnerTable::new(NodeId(1), 1000);
-        let func = Func::Registered(Arc::from("f"));
+    fn spec(max_retries: i32) -> TaskSpec {
+        let id = task(1, 1);
         let name: Arc<str> = Arc::from("f");
-        let res = Arc::new(ResourceSet::new());
-        let t = task(1, 1);
-        let outs = [
-            ObjectId { task: t, index: 0 },
-            ObjectId { task: t, index: 1 },
-        ];
-        let args = [Arg::Ref(ObjectId {
-            task: task(1, 0),
-            index: 0,
-        })];
-        let strategy = SchedulingStrategy::Default;
-        table.record(t, &name, &func, &args, &res, 3, false, &strategy, &outs);
-        assert_eq!(table.locate(outs[0]), Location::Rebuildable);
-        table.freed(&outs[..1]);
-        assert_eq!(table.locate(outs[1]), Location::Rebuildable);
-        table.freed(&outs[1..]);
-        assert_eq!(table.locate(outs[1]), Location::Here);
-        assert_eq!(table.bytes(), 0);
-        // Not retryable: nothing kept. Past the budget: nothing kept.
-        let t2 = task(1, 2);
-        let o2 = [ObjectId { task: t2, index: 0 }];
-        table.record(t2, &name, &func, &args, &res, 0, false, &strategy, &o2);
-        assert_eq!(table.locate(o2[0]), Location::Here);
-        for seq in 3..10 {
-            let t = task(1, seq);
-            table.record(
-                t,
-                &name,
-                &func,
-                &args,
-                &res,
-                3,
-                false,
-                &strategy,
-                &[ObjectId { task: t, index: 0 }],
-            );
+        TaskSpec {
+            id,
+            name: name.clone(),
+            func: Func::Registered(name.clone()),
+            args: vec![Arg::Ref(ObjectId {
+                task: task(1, 0),
+                index: 0,
+            })],
+            returns: Returns::Fixed(vec![ObjectId { task: id, index: 0 }]),
+            resources: Arc::new(ResourceSet::new()),
+            max_retries,
+            retry_exceptions: false,
+            strategy: SchedulingStrategy::Default,
+            attempt: 1,
+            state: TaskState::new(name, id, Vec::new(), None),
         }
-        assert!(table.bytes() <= 1000);
+    }
+
+    #[test]
+    fn lineage_counts_against_its_budget_while_it_lives() {
+        let table = OwnerTable::new(NodeId(1), 1000);
+        // Not retryable: nothing kept.
+        assert!(table.keep(spec(0)).is_none());
+        // Kept until the budget is spent; dropping gives the bytes back.
+        let kept: Vec<_> = (0..10).filter_map(|_| table.keep(spec(3))).collect();
+        assert_eq!(kept.len(), 3, "280 bytes each within 1000");
+        assert!(table.keep(spec(3)).is_none());
         assert_eq!(
-            table.locate(ObjectId {
-                task: task(1, 9),
+            kept[0].outputs,
+            vec![ObjectId {
+                task: task(1, 1),
                 index: 0
-            }),
-            Location::Here
+            }]
         );
-        // Another node's object is elsewhere, not lost.
-        assert_eq!(
-            table.locate(ObjectId {
-                task: task(2, 1),
-                index: 0
-            }),
-            Location::Elsewhere(NodeId(2))
-        );
+        drop(kept);
+        assert_eq!(table.kept.load(Ordering::Relaxed), 0);
+        assert!(table.keep(spec(-1)).is_some());
     }
 }

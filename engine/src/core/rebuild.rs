@@ -20,7 +20,7 @@ impl NodeInner {
     /// The error for an object the store does not have: elsewhere when another node owns
     /// it, else lost for `reason`.
     pub(crate) fn missing(&self, id: ObjectId, reason: impl Into<String>) -> Error {
-        match self.owners.locate(id) {
+        match self.owners.locate(id, &self.store) {
             Location::Elsewhere(node) => Error::ObjectElsewhere {
                 object: id.to_string(),
                 node: node.to_string(),
@@ -52,7 +52,9 @@ impl NodeInner {
         loop {
             match self.store.get_data(id, pin) {
                 Err(Error::ObjectLost { reason, .. }) => {
-                    if rebuilds == MAX_REBUILDS || self.owners.locate(id) != Location::Rebuildable {
+                    if rebuilds == MAX_REBUILDS
+                        || self.owners.locate(id, &self.store) != Location::Rebuildable
+                    {
                         return Err(self.missing(id, reason));
                     }
                     rebuilds += 1;
@@ -68,7 +70,7 @@ impl NodeInner {
     fn rebuild(self: &Arc<Self>, id: ObjectId) -> Result<()> {
         let lineage = self
             .owners
-            .lineage(id)
+            .lineage(id, &self.store)
             .ok_or_else(|| self.missing(id, "its task's spec is no longer kept"))?;
         if self.store.reset_lost(id)
             && let Err(e) = self.resubmit(&lineage, id)

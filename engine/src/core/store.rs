@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -124,6 +124,9 @@ struct Entry {
     contains: Vec<ObjectId>,
     /// What lives as long as the object (an actor anchor's handle on its actor).
     keep: Option<Box<dyn std::any::Any + Send>>,
+    /// How to make it again (its task's lineage; the owner table's), shared by the
+    /// task's outputs and dropped with the last of them.
+    rebuild: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -201,12 +204,7 @@ pub(crate) struct Store {
     shm_prefix: String,
     spiller: Spiller,
     me: Weak<Store>,
-    /// Told the ids of the objects freed (the owner table forgets them), outside the lock.
-    on_free: OnceLock<FreeHook>,
 }
-
-/// What [`Store::set_free_hook`] installs.
-pub(crate) type FreeHook = Box<dyn Fn(&[ObjectId]) + Send + Sync>;
 
 /// Settings of a store.
 pub(crate) struct StoreConfig {
@@ -232,13 +230,7 @@ impl Store {
             shm_prefix: cfg.shm_prefix,
             spiller,
             me: me.clone(),
-            on_free: OnceLock::new(),
         })
-    }
-
-    /// Installs the hook told of every freed object (once; later calls are ignored).
-    pub(crate) fn set_free_hook(&self, hook: FreeHook) {
-        let _ = self.on_free.set(hook);
     }
 
     /// Makes a lost object pending again so that its task can seal it anew (lineage
@@ -279,7 +271,20 @@ impl Store {
             waiters: Vec::new(),
             contains: Vec::new(),
             keep: None,
+            rebuild: None,
         });
+    }
+
+    /// What the object was sealed with to make it again (see `seal_rebuildable`).
+    pub(crate) fn rebuild_info(
+        &self,
+        id: ObjectId,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.inner
+            .lock()
+            .entries
+            .get(&id)
+            .and_then(|e| e.rebuild.clone())
     }
 
     /// Stores a new, ready object with `refs` references (a `put`).
@@ -299,6 +304,18 @@ impl Store {
     /// failed (a cancelled task finishing anyway) or that was freed keeps the first outcome
     /// and gives those references back.
     pub(crate) fn seal(&self, id: ObjectId, data: ObjectData, nested: Vec<ObjectId>) -> Result<()> {
+        self.seal_rebuildable(id, data, nested, None)
+    }
+
+    /// [`Store::seal`], keeping `rebuild` with the object (its task's lineage) until it is
+    /// freed.
+    pub(crate) fn seal_rebuildable(
+        &self,
+        id: ObjectId,
+        data: ObjectData,
+        nested: Vec<ObjectId>,
+        rebuild: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> Result<()> {
         let size = data.size();
         let mut g = self.inner.lock();
         match g.entries.get(&id) {
@@ -341,6 +358,9 @@ impl Store {
         });
         entry.last_access = tick;
         entry.contains = nested;
+        if rebuild.is_some() {
+            entry.rebuild = rebuild;
+        }
         let waiters = std::mem::take(&mut entry.waiters);
         drop(g);
         fire(waiters, Ok(()));
@@ -588,7 +608,8 @@ impl Store {
             let mut segments = Vec::new();
             let mut kept = Vec::new();
             let mut next = Vec::new();
-            let mut freed = Vec::new();
+            let mut rebuilds = Vec::new();
+            let mut freed = false;
             {
                 let mut g = self.inner.lock();
                 for id in ids.drain(..) {
@@ -602,8 +623,9 @@ impl Store {
                     let Some(e) = g.entries.remove(&id) else {
                         continue;
                     };
-                    freed.push(id);
+                    freed = true;
                     kept.extend(e.keep);
+                    rebuilds.extend(e.rebuild);
                     if let State::Ready(r) = e.state {
                         g.resident -= r.resident();
                         files.extend(r.spill);
@@ -611,18 +633,14 @@ impl Store {
                     }
                     next.extend(e.contains);
                 }
-                if !freed.is_empty() {
+                if freed {
                     self.space.notify_all();
                 }
             }
             drop(segments);
             // Outside the lock: an anchor's handle may stop its actor.
             drop(kept);
-            if let Some(hook) = self.on_free.get()
-                && !freed.is_empty()
-            {
-                hook(&freed);
-            }
+            drop(rebuilds);
             for f in files {
                 self.spiller.delete(f);
             }

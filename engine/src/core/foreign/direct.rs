@@ -219,9 +219,11 @@ fn call_pooled(
         name,
         num_returns,
     };
-    let ran = as_current_call(&worker, name, || {
-        call(CallKind::Task).run(node, &worker, args)
-    });
+    let ran = as_current_call(
+        &worker,
+        || name.to_string(),
+        || call(CallKind::Task).run(node, &worker, args),
+    );
     let ran = match ran {
         Ok(ran) => ran,
         Err(cancelled) => {
@@ -270,19 +272,19 @@ impl DirectCall<'_> {
     }
 }
 
-/// Runs `f`, a call on `worker`, as the current task's (named `task`): meanwhile `cancel`
+/// Runs `f`, a call on `worker`, as the current task's (named by `task`): meanwhile `cancel`
 /// interrupts (or, forced, kills) the worker process. The task's cancellation error,
 /// without running `f`, when it was cancelled before it started.
 pub(super) fn as_current_call<R>(
     worker: &WorkerProc,
-    task: &str,
+    task: impl FnOnce() -> String,
     f: impl FnOnce() -> R,
 ) -> std::result::Result<R, UserError> {
     let state = crate::core::node::current_task().and_then(|c| c.state);
     if let Some(state) = &state
         && !state.set_running_pid(Some(worker.shared.pid))
     {
-        return Err(UserError::msg(format!("task {task} was cancelled")));
+        return Err(UserError::msg(format!("task {} was cancelled", task())));
     }
     let r = f();
     if let Some(state) = &state {

@@ -328,9 +328,11 @@ fn task_fn(
         let emit = |v: WireValue| emit_output(&node, emitter, v);
         let emit: Option<Emit<'_>> = if streaming { Some(&emit) } else { None };
         let worker = node.workers.lease(&node).map_err(CallError::Setup)?;
-        let ran = match as_current_call(&worker, &ctx.task_name(), || {
-            worker.run_emitting(&node, call, emit)
-        }) {
+        let ran = match as_current_call(
+            &worker,
+            || ctx.task_name(),
+            || worker.run_emitting(&node, call, emit),
+        ) {
             Ok(ran) => ran,
             Err(cancelled) => {
                 node.workers.give_back(worker);
