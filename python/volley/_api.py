@@ -551,7 +551,14 @@ def _env_vars(opts: Dict[str, Any]) -> Dict[str, str]:
     """What a task or actor's environment gets: the job's, its parent's, then its own."""
     own = (opts.get("runtime_env") or {}).get("env_vars") or {}
     inherited = getattr(_task_env, "vars", None) or {}
+    if not (_job_env_vars or inherited or own):
+        return _NO_ENV
     return {**_job_env_vars, **inherited, **own}
+
+
+#: No env_vars to set (the common case, checked without building anything).
+_NO_ENV: Dict[str, str] = {}
+_NO_ENV_KEY: frozenset = frozenset()
 
 
 class _WithEnv:
@@ -605,7 +612,7 @@ def _registered(
     """The id of ``obj`` registered to run with the environment ``options`` give it (the
     job's, inherited and own ``runtime_env`` env_vars), wrapped in ``with_env`` if any."""
     env = _env_vars(options)
-    key = frozenset(env.items())
+    key = frozenset(env.items()) if env else _NO_ENV_KEY
     fid = ids.get(key)
     if fid is None:
         fid = ids[key] = register_function(with_env(obj, env) if env else obj, what)
@@ -731,6 +738,9 @@ class RemoteFunction:
         # Its registered id, per environment it runs with (see `_env_vars`).
         self._ids: Dict[frozenset, int] = {}
         self._binder: Optional[_Binder] = None
+        # What every .remote() passes to the engine besides the function and arguments
+        # (worked out on first use: the options do not change).
+        self._submit: Optional[Dict[str, Any]] = None
         # A generator function streams its outputs unless num_returns says otherwise.
         self._streaming = options.get("num_returns") == "streaming" or (
             "num_returns" not in options and inspect.isgeneratorfunction(function)
@@ -741,7 +751,7 @@ class RemoteFunction:
 
     def __getstate__(self) -> Dict[str, Any]:
         # The argument check is rebuilt on first use where the function arrives.
-        return {**self.__dict__, "_binder": None}
+        return {**self.__dict__, "_binder": None, "_submit": None}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -764,17 +774,24 @@ class RemoteFunction:
         if self._binder is None:
             self._binder = _Binder(self._function, skip_first=False)
         self._binder.check(args, kwargs)
-        o = self._options
+        submit = self._submit
+        if submit is None:
+            submit = self._submit = self._submit_options()
         structure, nested, refs = _pack(args, kwargs)
+        out = _native.submit_task(self._function_id(), structure, nested, refs, **submit)
+        if self._streaming:
+            return ObjectRefGenerator(out)
+        num_returns = submit["num_returns"]
+        if num_returns == 0:
+            return None
+        return out[0] if num_returns == 1 else out
+
+    def _submit_options(self) -> Dict[str, Any]:
+        o = self._options
         streaming = self._streaming
-        num_returns = 1 if streaming else int(o.get("num_returns", 1))
-        out = _native.submit_task(
-            self._function_id(),
-            structure,
-            nested,
-            refs,
-            str(o.get("name") or getattr(self._function, "__qualname__", self.__name__)),
-            num_returns=num_returns,
+        return dict(
+            name=str(o.get("name") or getattr(self._function, "__qualname__", self.__name__)),
+            num_returns=1 if streaming else int(o.get("num_returns", 1)),
             num_cpus=float(o.get("num_cpus", 1.0)),
             num_gpus=float(o.get("num_gpus", 0.0)),
             memory=int(o.get("memory") or 0),
@@ -784,11 +801,6 @@ class RemoteFunction:
             streaming=streaming,
             strategy=_strategy(o),
         )
-        if streaming:
-            return ObjectRefGenerator(out)
-        if num_returns == 0:
-            return None
-        return out[0] if num_returns == 1 else out
 
 
 class ObjectRefGenerator:

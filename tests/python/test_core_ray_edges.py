@@ -334,6 +334,9 @@ def test_a_cancelled_running_task_and_its_children_give_their_cpus_back(rt, forc
 
     before = set(rt.get([pid.remote() for _ in range(4)]))
     o = outer.remote()
+    # Queues of different shapes are served round robin, not in submission order: the
+    # 2-CPU task goes in once outer and inner hold the 2 CPUs.
+    assert wait_until(lambda: rt.available_resources().get("CPU", 0) == 0)
     both = pid.options(num_cpus=2).remote()
     with pytest.raises(exceptions.GetTimeoutError):
         rt.get(both, timeout=1)  # outer and inner hold the 2 CPUs
