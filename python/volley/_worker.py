@@ -201,7 +201,13 @@ def main() -> None:
     # Run as `python -m volley._worker`, this module is `__main__`: code that imports it by
     # name (the runtime context, exit_actor) must find this instance, not a fresh copy.
     sys.modules["volley._worker"] = sys.modules[__name__]
-    channels = _native.worker_connect()
+    try:
+        channels = _native.worker_connect()
+    except OSError:
+        if not os.path.exists(os.environ.get("VOLLEY_WORKER_SOCKET", "")):
+            # The node shut down while this worker was starting: nothing to serve.
+            os._exit(1)
+        raise
     from volley import _serialization
 
     _serialization.INLINE_MAX = _native.max_inline_object_size()
