@@ -25,7 +25,7 @@ use crate::core::generator::{GenShared, GenSink};
 use crate::core::ids::{ActorId, JobId, NodeId, ObjectId, TaskId, WorkerId};
 use crate::core::owners::OwnerTable;
 use crate::core::resources::{ResourceName, ResourceSet};
-use crate::core::scheduler::{Decision, Grant, Released, Scheduler};
+use crate::core::scheduler::{Grant, Released, Scheduler};
 use crate::core::session;
 use crate::core::spill::Spiller;
 use crate::core::store::{Store, StoreConfig};
@@ -440,19 +440,6 @@ impl NodeInner {
             .ok_or(Error::Shutdown)
     }
 
-    /// Checks that a scheduling decision keeps the work on this node: forwarding it needs
-    /// another node, which a node without a cluster never chooses.
-    pub(crate) fn decided_here(&self, decision: Decision) -> Result<()> {
-        match decision {
-            Decision::Local => Ok(()),
-            Decision::Forward(other) => Err(Error::Infeasible(format!(
-                "the scheduler chose node {other} over this node {}, and this node is not \
-                 part of a cluster that could forward the work there",
-                self.id
-            ))),
-        }
-    }
-
     /// Registers a task about to be queued (for `cancel` and its children).
     pub(crate) fn register_task(&self, state: &Arc<TaskState>) {
         self.tasks.lock().insert(state.id, state.clone());
@@ -461,10 +448,8 @@ impl NodeInner {
     /// Submits a task.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Result<Submitted> {
         let resources = Arc::new(req.opts.resource_set()?);
-        self.decided_here(
-            self.sched
-                .decide(&resources, &req.opts.scheduling_strategy)?,
-        )?;
+        self.sched
+            .require_local(&resources, &req.opts.scheduling_strategy)?;
         let id = self.next_task_id();
         let (returns, outputs, generator, submitted) = match req.streaming {
             Some(backpressure) => {
@@ -504,7 +489,6 @@ impl NodeInner {
                 held.push(*oid);
             }
         }
-        let max_retries = req.opts.max_retries.unwrap_or(self.config.task_max_retries);
         for o in &outputs {
             self.store.create_pending(*o, 1);
         }
@@ -525,7 +509,7 @@ impl NodeInner {
             args: req.args,
             returns,
             resources,
-            max_retries,
+            max_retries: req.opts.max_retries.unwrap_or(self.config.task_max_retries),
             retry_exceptions: req.opts.retry_exceptions,
             strategy: req.opts.scheduling_strategy,
             attempt: 1,

@@ -268,6 +268,23 @@ impl Scheduler {
         }
     }
 
+    /// [`Scheduler::decide`] for work that must run on this node: forwarding it needs
+    /// another node, which a node without a cluster never chooses.
+    pub(crate) fn require_local(
+        &self,
+        demand: &ResourceSet,
+        strategy: &SchedulingStrategy,
+    ) -> Result<()> {
+        match self.decide(demand, strategy)? {
+            Decision::Local => Ok(()),
+            Decision::Forward(other) => Err(Error::Infeasible(format!(
+                "the scheduler chose node {other} over this node {} for {demand}, and this \
+                 node is not part of a cluster that could forward the work there",
+                self.node
+            ))),
+        }
+    }
+
     fn decide_in_group(
         &self,
         demand: &ResourceSet,
@@ -455,12 +472,7 @@ impl Scheduler {
         strategy: &SchedulingStrategy,
         give_up: &dyn Fn() -> bool,
     ) -> Result<Grant> {
-        if let Decision::Forward(other) = self.decide(demand, strategy)? {
-            return Err(Error::Infeasible(format!(
-                "demand {demand} is for node {other}, not this node {}",
-                self.node
-            )));
-        }
+        self.require_local(demand, strategy)?;
         let group = match strategy {
             SchedulingStrategy::PlacementGroup {
                 group,

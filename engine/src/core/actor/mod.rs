@@ -165,10 +165,8 @@ impl<A: Send + Sync + 'static> ActorBuilder<A> {
             ));
         }
         let demand = Arc::new(self.opts.task.resource_set()?);
-        node.decided_here(
-            node.sched
-                .decide(&demand, &self.opts.task.scheduling_strategy)?,
-        )?;
+        node.sched
+            .require_local(&demand, &self.opts.task.scheduling_strategy)?;
         let id = ActorId(node.next_task_id());
         let display = match &self.opts.name {
             Some(n) => format!("{n} ({id})"),

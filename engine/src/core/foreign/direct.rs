@@ -155,48 +155,24 @@ pub fn call_function(
 }
 
 /// Runs `attempt` (told whether it is a retry) until it succeeds, fails otherwise than by
-/// its worker dying, or has run again `task_max_retries` times.
+/// its worker dying, or has run again `task_max_retries` times; the final error of a call
+/// that ran more than once says how often.
 fn with_retries<T>(
     node: &NodeInner,
     mut attempt: impl FnMut(bool) -> TaskResult<T>,
 ) -> TaskResult<T> {
-    let mut retries = Retries::new(node);
-    let mut retry = false;
+    let max = node.config.task_max_retries;
+    let mut retries = 0;
     loop {
-        match attempt(retry) {
-            Err(e) if retries.again(&e) => retry = true,
-            r => return r.map_err(|e| retries.note(e)),
-        }
-    }
-}
-
-/// The retries of a direct call whose worker died.
-struct Retries {
-    max: i32,
-    done: i32,
-}
-
-impl Retries {
-    fn new(node: &NodeInner) -> Self {
-        Retries {
-            max: node.config.task_max_retries,
-            done: 0,
-        }
-    }
-
-    /// Whether to run the call again after `e` (counted as a retry if so).
-    fn again(&mut self, e: &UserError) -> bool {
-        let again = e.is_worker_died() && (self.max < 0 || self.done < self.max);
-        self.done += i32::from(again);
-        again
-    }
-
-    /// The final error, saying how often the call ran.
-    fn note(&self, e: UserError) -> UserError {
-        if e.is_worker_died() && self.done > 0 {
-            UserError::worker_died(format!("{e} (ran {} times)", self.done + 1))
-        } else {
-            e
+        match attempt(retries > 0) {
+            Err(e) if e.is_worker_died() && (max < 0 || retries < max) => retries += 1,
+            Err(e) if e.is_worker_died() && retries > 0 => {
+                return Err(UserError::worker_died(format!(
+                    "{e} (ran {} times)",
+                    retries + 1
+                )));
+            }
+            r => return r,
         }
     }
 }
@@ -213,8 +189,8 @@ fn call_pooled(
         .workers
         .lease(node)
         .map_err(|e| UserError::msg(e.to_string()))?;
-    let call = |kind| DirectCall {
-        kind,
+    let call = DirectCall {
+        kind: CallKind::Task,
         function,
         name,
         num_returns,
@@ -222,7 +198,7 @@ fn call_pooled(
     let ran = as_current_call(
         &worker,
         || name.to_string(),
-        || call(CallKind::Task).run(node, &worker, args),
+        || call.run(node, &worker, args),
     );
     let ran = match ran {
         Ok(ran) => ran,
