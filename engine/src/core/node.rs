@@ -447,9 +447,13 @@ impl NodeInner {
 
     /// Submits a task.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Result<Submitted> {
-        let resources = Arc::new(req.opts.resource_set()?);
-        self.sched
-            .require_local(&resources, &req.opts.scheduling_strategy)?;
+        // A task refused here gives back the refs its value arguments took.
+        let placed = req.opts.resource_set().and_then(|r| {
+            self.sched
+                .require_local(&r, &req.opts.scheduling_strategy)
+                .map(|()| Arc::new(r))
+        });
+        let resources = placed.inspect_err(|_| self.release_value_args(&req.args))?;
         let id = self.next_task_id();
         let (returns, outputs, generator, submitted) = match req.streaming {
             Some(backpressure) => {

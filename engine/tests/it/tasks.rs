@@ -157,6 +157,19 @@ fn refs_nested_in_values_stay_refs() {
 }
 
 #[test]
+fn a_refused_task_gives_back_the_refs_nested_in_its_arguments() {
+    let _rt = start();
+    let inner = volley::put(String::from("inside")).unwrap();
+    let task = volley::task(|refs: Vec<volley::ObjectRef<String>>| Ok(refs.len())).num_cpus(64.0);
+    assert!(matches!(
+        task.remote((vec![inner.clone()],)),
+        Err(Error::Infeasible(_))
+    ));
+    drop(inner);
+    assert_eq!(volley::object_store_stats().unwrap().num_objects, 0);
+}
+
+#[test]
 fn streaming_returns_yield_blocks_one_by_one_with_backpressure() {
     let _rt = start();
     let produced = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));

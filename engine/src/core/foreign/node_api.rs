@@ -75,7 +75,9 @@ impl NodeApi {
         function_bytes(function)?;
         let nested = ids_from_wire(&args.nested)?;
         let refs = ids_from_wire(&args.refs)?;
-        // The nested refs are held for the task's life (released with its value argument).
+        let task_opts = opts.to_core()?;
+        // The nested refs are held for the task's life (released with its value argument,
+        // or by `submit_task` when it refuses the task).
         add_refs(node, &nested).map_err(|id| lost_arg(id, &opts.name))?;
         let mut core_args = vec![Arg::Value {
             data: ObjectData::Bytes {
@@ -86,7 +88,6 @@ impl NodeApi {
         }];
         core_args.extend(refs.iter().map(|id| Arg::Ref(*id)));
         let num_returns = opts.num_returns.max(1);
-        let task_opts = opts.to_core()?;
         let streaming = opts.streaming;
         let func = task_fn(Arc::downgrade(node), function, refs, num_returns, streaming);
         node.submit_task(crate::core::task::TaskRequest {
