@@ -1,27 +1,28 @@
-//! `volley._native.Dataset`: the engine's lazy `Dataset`, one thin method per operation.
-//! Python user functions run in worker processes through the engine's foreign calls; batches
-//! cross as Arrow C streams.
+//! `volley._native.Dataset`: the engine's dataset handle, one thin method per operation.
+//! Each transformation is a [`Step`] the engine applies where the dataset is (in the driver,
+//! or in the node for a task or actor in a worker process). Python user functions run in
+//! worker processes through the engine's foreign calls; batches cross as Arrow C streams.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use pyo3::prelude::*;
 use volley::Block;
-use volley::core::foreign::{self, ForeignInstance, ForeignValue};
-use volley::data::{self, Agg, Compute, MapOptions, Progress, ProgressSink};
-use volley::error::{TaskResult, UserError};
+use volley::data::{
+    Batches, Compute, ContextSpec, DatasetHandle, ForeignMap, MapOptions, Progress, ProgressSink,
+    Source, Step,
+};
 
-use crate::{ArrowStream, Res, block_from_py, eng};
+use crate::{ArrowStream, PyObjectRef, Res, block_from_py, eng};
 
 /// A lazy dataset.
 #[pyclass(module = "volley._native", name = "Dataset", frozen)]
 pub(crate) struct PyDataset {
-    ds: data::Dataset,
+    ds: DatasetHandle,
 }
 
-fn wrap(ds: data::Dataset) -> PyDataset {
+fn wrap(ds: DatasetHandle) -> PyDataset {
     PyDataset { ds }
 }
 
@@ -29,14 +30,6 @@ fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Res<ArrowStream> {
     Ok(ArrowStream {
         block: eng(Block::try_new(schema, batches))?,
     })
-}
-
-/// The batch a Python function returned (one Arrow value).
-fn one_batch(mut out: Vec<ForeignValue>, what: &str) -> TaskResult<RecordBatch> {
-    match out.pop() {
-        Some(ForeignValue::Arrow(b)) => b.concat().map_err(|e| UserError::msg(e.to_string())),
-        _ => Err(UserError::msg(format!("{what} must return a batch"))),
-    }
 }
 
 fn options(
@@ -58,50 +51,57 @@ fn options(
     }
 }
 
-/// Calls a registered Python function on each batch, in pooled worker processes.
-fn batch_fn(
-    function: u64,
-    name: String,
-    structure: Vec<u8>,
-) -> impl Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static {
-    let structure = bytes::Bytes::from(structure);
-    move |batch| {
-        let args = vec![
-            ForeignValue::Pickle(structure.clone()),
-            ForeignValue::Arrow(Block::from(batch)),
-        ];
-        one_batch(foreign::call_function(function, &name, args, 1)?, &name)
-    }
+fn open(py: Python<'_>, source: Source) -> Res<PyDataset> {
+    py.detach(|| eng(DatasetHandle::open(source))).map(wrap)
 }
 
 #[pyfunction]
 pub(crate) fn data_read_parquet(py: Python<'_>, paths: Vec<String>) -> Res<PyDataset> {
-    py.detach(|| eng(data::read_parquet(&paths))).map(wrap)
+    open(py, Source::Parquet(paths))
 }
 
 #[pyfunction]
 pub(crate) fn data_read_csv(py: Python<'_>, paths: Vec<String>) -> Res<PyDataset> {
-    py.detach(|| eng(data::read_csv(&paths))).map(wrap)
+    open(py, Source::Csv(paths))
 }
 
 #[pyfunction]
 pub(crate) fn data_read_json(py: Python<'_>, paths: Vec<String>) -> Res<PyDataset> {
-    py.detach(|| eng(data::read_json(&paths))).map(wrap)
+    open(py, Source::Json(paths))
 }
 
 #[pyfunction]
-pub(crate) fn data_range(n: u64) -> Res<PyDataset> {
-    eng(data::range(n)).map(wrap)
+pub(crate) fn data_range(py: Python<'_>, n: u64) -> Res<PyDataset> {
+    open(py, Source::Range(n))
 }
 
 /// A dataset of Arrow tables (objects with `__arrow_c_stream__`), without copying.
 #[pyfunction]
-pub(crate) fn data_from_arrow(tables: Vec<Bound<'_, PyAny>>) -> Res<PyDataset> {
+pub(crate) fn data_from_arrow(py: Python<'_>, tables: Vec<Bound<'_, PyAny>>) -> Res<PyDataset> {
     let mut batches = Vec::new();
     for t in &tables {
         batches.extend(block_from_py(t)?.batches().iter().cloned());
     }
-    eng(data::from_batches(batches)).map(wrap)
+    py.detach(|| eng(DatasetHandle::from_batches(batches)))
+        .map(wrap)
+}
+
+/// The dataset lent under `anchor` (a pickled dataset, unpickled).
+#[pyfunction]
+pub(crate) fn data_lent(py: Python<'_>, anchor: PyRef<'_, PyObjectRef>) -> Res<PyDataset> {
+    let anchor = anchor.inner.clone();
+    py.detach(|| eng(DatasetHandle::lent(anchor))).map(wrap)
+}
+
+impl PyDataset {
+    fn then(&self, py: Python<'_>, step: Step) -> Res<PyDataset> {
+        py.detach(|| eng(self.ds.then(step, None))).map(wrap)
+    }
+
+    fn with(&self, py: Python<'_>, step: Step, other: &PyDataset) -> Res<PyDataset> {
+        py.detach(|| eng(self.ds.then(step, Some(&other.ds))))
+            .map(wrap)
+    }
 }
 
 #[pymethods]
@@ -112,6 +112,7 @@ impl PyDataset {
     #[allow(clippy::too_many_arguments)]
     fn map_batches(
         &self,
+        py: Python<'_>,
         name: String,
         function: u64,
         structure: Vec<u8>,
@@ -121,8 +122,12 @@ impl PyDataset {
         resources: Vec<(String, f64)>,
     ) -> Res<PyDataset> {
         let opts = options(batch_size, None, num_cpus, num_gpus, resources);
-        let f = batch_fn(function, name.clone(), structure);
-        eng(self.ds.map_batches_with(&name, opts, f)).map(wrap)
+        let udf = ForeignMap {
+            name,
+            function,
+            structure,
+        };
+        self.then(py, Step::MapBatches { udf, opts })
     }
 
     /// A Python callable class over batches, in a pool of `min_size..=max_size` instances
@@ -132,6 +137,7 @@ impl PyDataset {
     #[allow(clippy::too_many_arguments)]
     fn map_batches_class(
         &self,
+        py: Python<'_>,
         name: String,
         class_id: u64,
         ctor_structure: Vec<u8>,
@@ -143,42 +149,32 @@ impl PyDataset {
         num_gpus: f64,
         resources: Vec<(String, f64)>,
     ) -> Res<PyDataset> {
-        let opts = options(
-            batch_size,
-            Some((min_size, max_size)),
-            num_cpus,
-            num_gpus,
-            resources,
-        );
-        let (ctor, call) = (
-            bytes::Bytes::from(ctor_structure),
-            bytes::Bytes::from(call_structure),
-        );
-        let n = name.clone();
-        let new =
-            move || ForeignInstance::new(class_id, &n, vec![ForeignValue::Pickle(ctor.clone())]);
-        let n = name.clone();
-        let f = move |inst: &mut ForeignInstance, batch: RecordBatch| {
-            let args = vec![
-                ForeignValue::Pickle(call.clone()),
-                ForeignValue::Arrow(Block::from(batch)),
-            ];
-            one_batch(inst.call("__call__", args, 1)?, &n)
+        let bounds = Some((min_size, max_size));
+        let opts = options(batch_size, bounds, num_cpus, num_gpus, resources);
+        let class = ForeignMap {
+            name,
+            function: class_id,
+            structure: ctor_structure,
         };
-        eng(self.ds.map_batches_actors(&name, opts, new, f)).map(wrap)
+        let call = call_structure;
+        self.then(py, Step::MapBatchesClass { class, call, opts })
     }
 
     /// A Python function over each group of rows with equal `keys`.
     fn map_groups(
         &self,
+        py: Python<'_>,
         keys: Vec<String>,
         name: String,
         function: u64,
         structure: Vec<u8>,
     ) -> Res<PyDataset> {
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let f = batch_fn(function, name.clone(), structure);
-        eng(self.ds.groupby(&keys).map_groups(&name, f)).map(wrap)
+        let udf = ForeignMap {
+            name,
+            function,
+            structure,
+        };
+        self.then(py, Step::MapGroups { keys, udf })
     }
 
     /// The dataset with the front end's `DataContext`. Progress while it runs: `bars` draws
@@ -186,8 +182,10 @@ impl PyDataset {
     /// gets every snapshot (Jupyter). `None` keeps the engine's default of a setting.
     #[pyo3(signature = (bars, callback=None, interval_s=0.5, target_max_block_size=None,
                         max_tasks_in_flight=None, pipeline_budget_bytes=None))]
+    #[allow(clippy::too_many_arguments)]
     fn with_context(
         &self,
+        py: Python<'_>,
         bars: bool,
         callback: Option<Py<PyAny>>,
         interval_s: f64,
@@ -195,105 +193,92 @@ impl PyDataset {
         max_tasks_in_flight: Option<usize>,
         pipeline_budget_bytes: Option<u64>,
     ) -> Res<PyDataset> {
-        let mut ctx = self.ds.context().clone();
-        if let Some(b) = target_max_block_size {
-            if b == 0 {
-                return Err(pyo3::exceptions::PyValueError::new_err(
-                    "target_max_block_size must be > 0",
-                ));
-            }
-            ctx.target_max_block_size = b;
-        }
-        if let Some(n) = max_tasks_in_flight {
-            ctx.max_tasks_in_flight = Some(n.max(1));
-        }
-        if let Some(b) = pipeline_budget_bytes {
-            ctx.pipeline_budget_bytes = Some(b);
-        }
-        ctx.enable_progress_bars = bars;
-        ctx.progress_interval = Duration::from_secs_f64(interval_s.max(0.05));
-        ctx.progress_sink = callback.map(|cb| {
-            ProgressSink(Arc::new(move |p: &Progress| {
-                Python::attach(|py| {
-                    if let Err(e) = cb.call1(py, (p.render_text(), p.finished)) {
-                        e.print(py);
-                    }
-                })
-            }))
-        });
-        Ok(wrap(self.ds.clone().with_context(ctx)))
+        let spec = ContextSpec {
+            bars,
+            interval_s,
+            target_max_block_size,
+            max_tasks_in_flight,
+            pipeline_budget_bytes,
+        };
+        let (Some(cb), Some(ds)) = (callback, self.ds.here()) else {
+            // A dataset the node holds for this worker draws no progress here.
+            return self.then(py, Step::Context(spec));
+        };
+        let mut ctx = eng(spec.apply(ds.context().clone()))?;
+        ctx.progress_sink = Some(ProgressSink(Arc::new(move |p: &Progress| {
+            Python::attach(|py| {
+                if let Err(e) = cb.call1(py, (p.render_text(), p.finished)) {
+                    e.print(py);
+                }
+            })
+        })));
+        Ok(wrap(DatasetHandle::Here(ds.clone().with_context(ctx))))
     }
 
-    fn filter_sql(&self, py: Python<'_>, predicate: &str) -> Res<PyDataset> {
-        py.detach(|| eng(self.ds.filter_sql(predicate))).map(wrap)
+    fn filter_sql(&self, py: Python<'_>, predicate: String) -> Res<PyDataset> {
+        self.then(py, Step::FilterSql(predicate))
     }
 
-    fn with_column_sql(&self, py: Python<'_>, name: &str, value: &str) -> Res<PyDataset> {
-        py.detach(|| eng(self.ds.with_column_sql(name, value)))
-            .map(wrap)
+    fn with_column_sql(&self, py: Python<'_>, name: String, value: String) -> Res<PyDataset> {
+        self.then(py, Step::WithColumnSql { name, value })
     }
 
     fn select_columns(&self, py: Python<'_>, columns: Vec<String>) -> Res<PyDataset> {
-        let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
-        py.detach(|| eng(self.ds.select_columns(&cols))).map(wrap)
+        self.then(py, Step::Select(columns))
     }
 
     fn drop_columns(&self, py: Python<'_>, columns: Vec<String>) -> Res<PyDataset> {
-        let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
-        py.detach(|| eng(self.ds.drop_columns(&cols))).map(wrap)
+        self.then(py, Step::Drop(columns))
     }
 
     fn rename_columns(&self, py: Python<'_>, renames: Vec<(String, String)>) -> Res<PyDataset> {
-        let r: Vec<(&str, &str)> = renames
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        py.detach(|| eng(self.ds.rename_columns(&r))).map(wrap)
+        self.then(py, Step::Rename(renames))
     }
 
-    fn limit(&self, n: usize) -> PyDataset {
-        wrap(self.ds.limit(n))
+    fn limit(&self, py: Python<'_>, n: usize) -> Res<PyDataset> {
+        self.then(py, Step::Limit(n))
     }
 
     fn union(&self, py: Python<'_>, other: &PyDataset) -> Res<PyDataset> {
-        py.detach(|| eng(self.ds.union(&other.ds))).map(wrap)
+        self.with(py, Step::Union, other)
     }
 
-    fn zip(&self, other: &PyDataset) -> PyDataset {
-        wrap(self.ds.zip(&other.ds))
+    fn zip(&self, py: Python<'_>, other: &PyDataset) -> Res<PyDataset> {
+        self.with(py, Step::Zip, other)
     }
 
     /// A hash join on key columns (`how`: inner, left_outer, right_outer, full_outer).
     #[pyo3(signature = (other, how, left_on, right_on, partitions=None))]
     fn join(
         &self,
+        py: Python<'_>,
         other: &PyDataset,
-        how: &str,
+        how: String,
         left_on: Vec<String>,
         right_on: Vec<String>,
         partitions: Option<usize>,
     ) -> Res<PyDataset> {
-        let how = eng(data::JoinType::parse(how))?;
-        let (l, r): (Vec<&str>, Vec<&str>) = (
-            left_on.iter().map(String::as_str).collect(),
-            right_on.iter().map(String::as_str).collect(),
-        );
-        eng(self.ds.join(&other.ds, how, &l, &r, partitions)).map(wrap)
+        let step = Step::Join {
+            how,
+            left_on,
+            right_on,
+            partitions,
+        };
+        self.with(py, step, other)
     }
 
-    fn repartition(&self, n: usize) -> Res<PyDataset> {
-        eng(self.ds.repartition(n)).map(wrap)
+    fn repartition(&self, py: Python<'_>, n: usize) -> Res<PyDataset> {
+        self.then(py, Step::Repartition(n))
     }
 
     #[pyo3(signature = (seed=None))]
-    fn random_shuffle(&self, seed: Option<u64>) -> PyDataset {
-        wrap(self.ds.random_shuffle(seed))
+    fn random_shuffle(&self, py: Python<'_>, seed: Option<u64>) -> Res<PyDataset> {
+        self.then(py, Step::Shuffle(seed))
     }
 
     /// Sorts by `(column, descending)` keys.
     fn sort(&self, py: Python<'_>, keys: Vec<(String, bool)>) -> Res<PyDataset> {
-        let k: Vec<(&str, bool)> = keys.iter().map(|(c, d)| (c.as_str(), *d)).collect();
-        py.detach(|| eng(self.ds.sort_by(&k))).map(wrap)
+        self.then(py, Step::Sort(keys))
     }
 
     /// One row per group: `aggs` are `(kind, column)` with kind one of count, sum, min, max,
@@ -304,28 +289,7 @@ impl PyDataset {
         keys: Vec<String>,
         aggs: Vec<(String, Option<String>)>,
     ) -> Res<PyDataset> {
-        let aggs = aggs
-            .iter()
-            .map(|(kind, column)| {
-                let c = column.as_deref().unwrap_or("");
-                Ok(match kind.as_str() {
-                    "count" => Agg::count(),
-                    "sum" => Agg::sum(c),
-                    "min" => Agg::min(c),
-                    "max" => Agg::max(c),
-                    "mean" => Agg::mean(c),
-                    "std" => Agg::std(c),
-                    other => {
-                        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                            "unknown aggregate {other:?}"
-                        )));
-                    }
-                })
-            })
-            .collect::<Res<Vec<_>>>()?;
-        let k: Vec<&str> = keys.iter().map(String::as_str).collect();
-        py.detach(|| eng(self.ds.groupby(&k).aggregate(&aggs)))
-            .map(wrap)
+        self.then(py, Step::Aggregate { keys, aggs })
     }
 
     fn split(&self, py: Python<'_>, n: usize, equal: bool) -> Res<Vec<PyDataset>> {
@@ -346,38 +310,19 @@ impl PyDataset {
 
     fn streaming_split(&self, py: Python<'_>, n: usize, equal: bool) -> Res<Vec<BatchIter>> {
         let its = py.detach(|| eng(self.ds.streaming_split(n, equal)))?;
-        Ok(its
-            .into_iter()
-            .map(|it| BatchIter::new(Box::new(it)))
-            .collect())
+        Ok(its.into_iter().map(BatchIter::new).collect())
     }
 
     #[pyo3(signature = (batch_size=None))]
     fn iter_batches(&self, py: Python<'_>, batch_size: Option<usize>) -> Res<BatchIter> {
-        let inner: Box<dyn Iterator<Item = volley::Result<RecordBatch>> + Send> = match batch_size {
-            Some(n) => Box::new(py.detach(|| eng(self.ds.iter_batches_sized(n)))?),
-            None => Box::new(py.detach(|| eng(self.ds.iter_batches()))?),
-        };
-        Ok(BatchIter::new(inner))
+        let it = py.detach(|| eng(self.ds.batches(batch_size)))?;
+        Ok(BatchIter::new(it))
     }
 
     /// Every row (at most `limit`), as one Arrow stream.
     #[pyo3(signature = (limit=None))]
     fn take(&self, py: Python<'_>, limit: Option<usize>) -> Res<ArrowStream> {
-        let ds = match limit {
-            Some(n) => self.ds.limit(n),
-            None => self.ds.clone(),
-        };
-        let (schema, batches) = py
-            .detach(|| -> volley::Result<_> {
-                let batches = ds.take_all()?;
-                let schema = match batches.first() {
-                    Some(b) => b.schema(),
-                    None => ds.schema()?,
-                };
-                Ok((schema, batches))
-            })
-            .map_err(crate::to_py_err)?;
+        let (schema, batches) = py.detach(|| eng(self.ds.take(limit)))?;
         stream(schema, batches)
     }
 
@@ -396,12 +341,18 @@ impl PyDataset {
     }
 
     /// The last execution's statistics, as text (`None` before any).
-    fn stats(&self) -> Option<String> {
-        self.ds.stats().map(|s| s.to_string())
+    fn stats(&self, py: Python<'_>) -> Res<Option<String>> {
+        py.detach(|| eng(self.ds.stats()))
     }
 
     fn materialize(&self, py: Python<'_>) -> Res<PyDataset> {
         py.detach(|| eng(self.ds.materialize())).map(wrap)
+    }
+
+    /// Lends the dataset to the node (to pickle it): the anchor's ref.
+    fn lend(&self, py: Python<'_>) -> Res<PyObjectRef> {
+        let inner = py.detach(|| eng(self.ds.lend()))?;
+        Ok(PyObjectRef { inner })
     }
 
     /// Writes files of `format` (parquet, csv, json) under `path`; returns
@@ -412,14 +363,7 @@ impl PyDataset {
         format: &str,
         path: &str,
     ) -> Res<(u64, Vec<(String, u64, u64)>)> {
-        let r = py.detach(|| match format {
-            "parquet" => eng(self.ds.write_parquet(path)),
-            "csv" => eng(self.ds.write_csv(path)),
-            "json" => eng(self.ds.write_json(path)),
-            other => Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "unknown format {other:?}"
-            ))),
-        })?;
+        let r = py.detach(|| eng(self.ds.write(format, path)))?;
         let files = r
             .files
             .iter()
@@ -432,20 +376,18 @@ impl PyDataset {
 /// An iterator of batches (each an Arrow stream of one batch).
 #[pyclass(module = "volley._native", name = "BatchIter")]
 pub(crate) struct BatchIter {
-    inner: std::sync::Mutex<Option<BoxedBatches>>,
+    inner: std::sync::Mutex<Option<Batches>>,
 }
 
-type BoxedBatches = Box<dyn Iterator<Item = volley::Result<RecordBatch>> + Send>;
-
 impl BatchIter {
-    fn new(it: BoxedBatches) -> Self {
+    fn new(it: Batches) -> Self {
         BatchIter {
             inner: std::sync::Mutex::new(Some(it)),
         }
     }
 
     /// The iterator, moved out (to be lent); `None` when it already was.
-    pub(crate) fn take(&self) -> Option<BoxedBatches> {
+    pub(crate) fn take(&self) -> Option<Batches> {
         self.inner.lock().ok().and_then(|mut it| it.take())
     }
 }

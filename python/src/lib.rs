@@ -493,7 +493,7 @@ fn lend_batches(py: Python<'_>, it: PyRef<'_, data::BatchIter>) -> Res<PyObjectR
     let batches = it
         .take()
         .ok_or_else(|| PyValueError::new_err("the dataset iterator was already passed on"))?;
-    let inner = py.detach(|| eng(foreign::lend_batches(batches)))?;
+    let inner = py.detach(|| eng(batches.lend()))?;
     Ok(PyObjectRef { inner })
 }
 
@@ -860,5 +860,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(data::data_read_json, m)?)?;
     m.add_function(wrap_pyfunction!(data::data_range, m)?)?;
     m.add_function(wrap_pyfunction!(data::data_from_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(data::data_lent, m)?)?;
+    // A task or actor in a worker process builds and runs its datasets through this
+    // process's node.
+    volley::data::serve_in_node();
     Ok(())
 }

@@ -412,18 +412,6 @@ def test_whole_dataset_aggregates_match_pandas(rt, table):
     assert both["sum(value)"] == pytest.approx(df["value"].sum())
 
 
-def test_a_dataset_inside_a_task_says_it_cannot_run_there(rt):
-    @rt.remote
-    def doubled_last():
-        import volley.data
-
-        ds = volley.data.range(1000).map_batches(lambda b: {"id": b["id"] * 2})
-        return ds.take_all()[-1]["id"]
-
-    with pytest.raises(NotImplementedError, match="cannot run inside a task"):
-        rt.get(doubled_last.remote(), timeout=60)
-
-
 @pytest.mark.parametrize(
     "join_type, how",
     [("inner", "inner"), ("left_outer", "left"), ("right_outer", "right"), ("full_outer", "outer")],

@@ -85,7 +85,7 @@ pub(crate) struct NodeInner {
     /// What the node knows of the objects it owns: their owners and lineage.
     pub(crate) owners: OwnerTable,
     /// Dataset iterators lent to consumers elsewhere.
-    pub(crate) foreign_lent: crate::core::foreign::LentIterators,
+    pub(crate) foreign_lent: crate::core::foreign::LentTable,
     threads: Mutex<Vec<JoinHandle<()>>>,
     seq: AtomicU64,
     worker_index: AtomicU32,

@@ -83,7 +83,7 @@ impl fmt::Display for ExecStats {
 }
 
 /// What `write_parquet` wrote.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WriteResult {
     /// The files, in name order.
     pub files: Vec<WrittenFile>,
@@ -1112,6 +1112,24 @@ impl GroupedData {
 }
 
 impl Agg {
+    /// The aggregate named `kind` (count, sum, min, max, mean, std) of `column` (ignored by
+    /// count).
+    pub fn parse(kind: &str, column: &str) -> Result<Agg> {
+        Ok(match kind {
+            "count" => Agg::count(),
+            "sum" => Agg::sum(column),
+            "min" => Agg::min(column),
+            "max" => Agg::max(column),
+            "mean" => Agg::mean(column),
+            "std" => Agg::std(column),
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown aggregate {other:?}"
+                )));
+            }
+        })
+    }
+
     /// Rows.
     pub fn count() -> Agg {
         Agg {

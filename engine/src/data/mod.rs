@@ -26,6 +26,7 @@ mod context;
 mod dataset;
 mod executor;
 mod expr;
+mod handle;
 mod logical;
 mod optimizer;
 pub(crate) mod physical;
@@ -41,6 +42,7 @@ pub use dataset::{
     Dataset, ExecStats, GroupedData, WriteResult, from_batches, from_items, range, read_csv,
     read_json, read_parquet,
 };
+pub use handle::{Batches, ContextSpec, DatasetHandle, ForeignMap, Source, Step, serve_in_node};
 pub use logical::{LogicalPlan, MapKind};
 pub use physical::{Agg, AggKind, JoinSpec, JoinType};
 pub use progress::{OperatorProgress, Progress, ProgressSink};

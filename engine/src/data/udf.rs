@@ -40,7 +40,7 @@ impl fmt::Debug for MapUdf {
 }
 
 /// Where `map_batches` runs its function (Ray's `compute=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Compute {
     /// In the pipeline's tasks (the default).
     #[default]
@@ -56,7 +56,7 @@ pub enum Compute {
 }
 
 /// Options of `map_batches` (Ray's names).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MapOptions {
     /// Rows per call (`None`: as the batches come).
     pub batch_size: Option<usize>,

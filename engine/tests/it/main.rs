@@ -6,6 +6,7 @@
 mod actors;
 mod cloud_urls;
 mod data;
+mod data_handles;
 mod data_ops;
 mod lifecycle;
 mod lineage;

@@ -409,17 +409,16 @@ class Dataset:
     def __init__(self, native: Any) -> None:
         self._ds = native
 
+    def __reduce__(self) -> Any:
+        # Lent to the node: a task or actor that gets it asks the node to run it.
+        return (_lent_dataset, (self._ds.lend(),))
+
     def _exec(self) -> Any:
-        """The native dataset with this process's progress settings."""
-        if _native.is_worker():
-            raise NotImplementedError(
-                "a dataset cannot run inside a task or actor yet (its pipeline needs the "
-                "node, which runs in the driver): run it in the driver and pass its blocks "
-                "or rows to the task"
-            )
+        """The native dataset with this process's progress settings (a dataset a task or
+        actor runs, the node runs for it: no progress is drawn there)."""
         ctx = DataContext.get_current()
         settings = ctx._engine_settings()
-        if not ctx.enable_progress_bars:
+        if not ctx.enable_progress_bars or _native.is_worker():
             return self._ds.with_context(False, None, ctx.progress_interval_s, **settings)
         if _in_jupyter():
             return self._ds.with_context(
@@ -819,6 +818,10 @@ class Dataset:
     def _repr_html_(self) -> str:
         plan = html.escape(self.explain())
         return f"<b>volley.data.Dataset</b><pre>{html.escape(repr(self))}</pre><pre>{plan}</pre>"
+
+
+def _lent_dataset(anchor: Any) -> Dataset:
+    return Dataset(_native.data_lent(anchor))
 
 
 class _Shard:

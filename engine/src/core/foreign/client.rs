@@ -18,8 +18,8 @@ use super::node_api::ForeignGenerator;
 use super::serve::{Reply, Request, unexpected};
 use super::value::{ArgSegments, ForeignValue, PutValue, ids_from_wire, to_wire_ids};
 use super::{
-    CoreApi, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask, FunctionId, function_bytes,
-    register_function,
+    CoreApi, DatasetCall, DatasetReply, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask,
+    FunctionId, function_bytes, register_function,
 };
 use crate::core::ids::{ActorId, ObjectId};
 use crate::core::worker::{
@@ -355,6 +355,25 @@ impl CoreApi for WorkerClient {
             anchor: anchor.to_bytes(),
         })? {
             Reply::Refs(ids) => Ok(adopt_all(&ids)?.pop()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn run_dataset(&self, call: DatasetCall) -> Result<DatasetReply> {
+        let functions = call
+            .functions
+            .iter()
+            .map(|f| Ok((*f, self.first_send(*f)?)))
+            .collect::<Result<_>>()?;
+        match self.request(Request::Dataset {
+            op: call.op,
+            refs: to_wire_ids(call.refs.iter().copied()),
+            functions,
+        })? {
+            Reply::Dataset { data, refs } => Ok(DatasetReply {
+                data,
+                refs: adopt_all(&refs)?,
+            }),
             other => Err(unexpected(&other)),
         }
     }

@@ -1,10 +1,16 @@
-//! Lent iterators: a stream of Arrow batches (a `streaming_split` shard, an `iter_batches`
-//! iterator) made in the driver and consumed elsewhere — by a task or an actor in a worker
-//! process, as Ray Train feeds its workers. The node holds the iterator, keyed by an anchor
-//! object; the consumer holds a ref to the anchor and pulls one batch at a time
-//! ([`super::CoreApi::next_lent`]), each as an object it reads from shared memory. The
-//! iterator lives while any ref to its anchor does (the anchor carries a guard that drops it).
+//! What the node lends front ends in other processes, keyed by an anchor object:
+//!
+//! - **Iterators**: a stream of Arrow batches (a `streaming_split` shard, an `iter_batches`
+//!   iterator) consumed elsewhere — by a task or an actor in a worker process, as Ray Train
+//!   feeds its workers. The consumer holds a ref to the anchor and pulls one batch at a time
+//!   ([`super::CoreApi::next_lent`]), each as an object it reads from shared memory.
+//! - **Values** the node keeps for them (a dataset a worker builds or was passed: the
+//!   worker's handle is the anchor; the node's dataset service finds it by the anchor).
+//!
+//! A lent thing lives while any ref to its anchor does (the anchor carries a guard that
+//! drops it).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
@@ -23,17 +29,27 @@ use crate::error::{Error, Result};
 /// A stream of batches a front end lends.
 pub type LentBatches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 
-/// The node's lent iterators, by anchor. Each is behind a lock of its own: one consumer's
-/// wait for its next batch does not hold up another's.
-#[derive(Default)]
-pub(crate) struct LentIterators {
-    iters: Mutex<HashMap<ObjectId, Arc<Mutex<Option<LentBatches>>>>>,
+/// A value the node keeps for a front end (see [`super::lend_value`]).
+pub type LentValue = Arc<dyn Any + Send + Sync>;
+
+/// One lent thing.
+enum Lent {
+    /// Behind a lock of its own: one consumer's wait for its next batch does not hold up
+    /// another's.
+    Batches(Arc<Mutex<Option<LentBatches>>>),
+    Value(LentValue),
 }
 
-impl LentIterators {
-    /// Drops every lent iterator (at shutdown).
+/// What the node lends, by anchor.
+#[derive(Default)]
+pub(crate) struct LentTable {
+    lent: Mutex<HashMap<ObjectId, Lent>>,
+}
+
+impl LentTable {
+    /// Drops everything lent (at shutdown).
     pub(crate) fn clear(&self) {
-        let all: Vec<_> = self.iters.lock().drain().collect();
+        let all: Vec<_> = self.lent.lock().drain().collect();
         drop(all);
     }
 }
@@ -49,7 +65,7 @@ impl Drop for LentGuard {
         let Some(node) = self.node.upgrade() else {
             return;
         };
-        let Some(it) = node.foreign_lent.iters.lock().remove(&self.anchor) else {
+        let Some(it) = node.foreign_lent.lent.lock().remove(&self.anchor) else {
             return;
         };
         // Stopping an execution joins its threads, and this may run where a front end
@@ -68,15 +84,33 @@ impl Drop for LentGuard {
 impl NodeApi {
     /// Lends `batches`: the node's ref to the anchor that keeps them.
     pub(super) fn lend(&self, batches: LentBatches) -> Result<RawRef> {
+        self.lend_as(Lent::Batches(Arc::new(Mutex::new(Some(batches)))))
+    }
+
+    /// Keeps `value` for a front end: the node's ref to the anchor that keeps it.
+    pub(super) fn lend_value(&self, value: LentValue) -> Result<RawRef> {
+        self.lend_as(Lent::Value(value))
+    }
+
+    /// The value lent under `anchor`.
+    pub(super) fn lent_value(&self, anchor: ObjectId) -> Result<LentValue> {
+        match self.node.foreign_lent.lent.lock().get(&anchor) {
+            Some(Lent::Value(v)) => Ok(v.clone()),
+            Some(Lent::Batches(_)) => Err(Error::InvalidArgument(format!(
+                "{anchor} anchors a lent iterator, not a value"
+            ))),
+            None => Err(Error::NotFound(format!(
+                "nothing is lent under {anchor} (it was freed)"
+            ))),
+        }
+    }
+
+    fn lend_as(&self, lent: Lent) -> Result<RawRef> {
         let anchor = self.put_raw(PutValue {
             data: ForeignValue::Pickle(Bytes::new()),
             nested: Vec::new(),
         })?;
-        self.node
-            .foreign_lent
-            .iters
-            .lock()
-            .insert(anchor.id(), Arc::new(Mutex::new(Some(batches))));
+        self.node.foreign_lent.lent.lock().insert(anchor.id(), lent);
         let guard = LentGuard {
             node: Arc::downgrade(&self.node),
             anchor: anchor.id(),
@@ -88,20 +122,18 @@ impl NodeApi {
     /// The next batch of the iterator lent under `anchor`, stored as an object; `None` once
     /// it is exhausted.
     pub(super) fn next_lent_raw(&self, anchor: ObjectId) -> Result<Option<ForeignRef>> {
-        let it = self
-            .node
-            .foreign_lent
-            .iters
-            .lock()
-            .get(&anchor)
-            .cloned()
-            .ok_or_else(|| {
-                Error::NotFound(format!(
+        let it = match self.node.foreign_lent.lent.lock().get(&anchor) {
+            Some(Lent::Batches(it)) => it.clone(),
+            _ => {
+                return Err(Error::NotFound(format!(
                     "no dataset iterator is lent under {anchor} (it was freed)"
-                ))
-            })?;
+                )));
+            }
+        };
         let mut it = it.lock();
-        let next = it.as_mut().and_then(Iterator::next);
+        // The consumer waits for the pipeline: a task's resources go back to the node
+        // meanwhile, so the pipeline's own tasks can run.
+        let next = crate::core::node::blocking_section(|| it.as_mut().and_then(Iterator::next));
         match next {
             None => {
                 // Exhausted: its execution ends now, not when the last ref goes.

@@ -52,8 +52,8 @@ pub use client::{
     worker_next_call,
 };
 pub use direct::{ForeignInstance, call_function};
-pub use lent::LentBatches;
-pub(crate) use lent::LentIterators;
+pub(crate) use lent::LentTable;
+pub use lent::{LentBatches, LentValue};
 pub use node_api::{ForeignGenerator, NodeApi};
 pub(crate) use serve::serve_request;
 pub use serve::{Reply, Request};
@@ -155,6 +155,48 @@ pub trait CoreApi {
     /// The next batch of the dataset iterator lent under `anchor` ([`lend_batches`]), as an
     /// object; `None` once it is exhausted.
     fn next_lent(&self, anchor: ObjectId) -> Result<Option<ForeignRef>>;
+    /// Runs a dataset operation on the node's dataset service ([`serve_datasets`]): how a
+    /// front end outside the node builds and runs datasets.
+    fn run_dataset(&self, call: DatasetCall) -> Result<DatasetReply>;
+}
+
+/// A dataset operation for the node's dataset service. The core carries it without
+/// reading it: the data layer encodes `op` and decodes it on the node.
+#[derive(Debug, Clone)]
+pub struct DatasetCall {
+    /// The operation, as the data layer encoded it.
+    pub op: Vec<u8>,
+    /// Objects it names (anchors of lent datasets, stored tables), held by the caller.
+    pub refs: Vec<ObjectId>,
+    /// Functions it names (user functions of `map_batches`): the node must know them.
+    pub functions: Vec<FunctionId>,
+}
+
+/// The dataset service's answer.
+#[derive(Debug)]
+pub struct DatasetReply {
+    /// The outcome, as the data layer encoded it.
+    pub data: Vec<u8>,
+    /// New objects for the caller (anchors of lent datasets and iterators, batches).
+    pub refs: Vec<ForeignRef>,
+}
+
+/// The node's dataset service: runs an encoded operation on the node, with the objects it
+/// names. The data layer provides it ([`serve_datasets`]); the core knows nothing of data.
+pub type DatasetService = fn(op: &[u8], refs: &[ObjectId]) -> Result<DatasetReply>;
+
+static DATASET_SERVICE: std::sync::OnceLock<DatasetService> = std::sync::OnceLock::new();
+
+/// Installs the dataset service of this process's nodes (the first call wins; the data
+/// layer's is the only one).
+pub fn serve_datasets(service: DatasetService) {
+    let _ = DATASET_SERVICE.set(service);
+}
+
+fn dataset_service() -> Result<DatasetService> {
+    DATASET_SERVICE.get().copied().ok_or_else(|| {
+        Error::Internal("this node runs no dataset service (none was installed)".into())
+    })
 }
 
 /// The one inline threshold (the node's `max_inline_object_size`): values up to this many
@@ -289,12 +331,7 @@ pub fn resources(available: bool) -> Result<Vec<(String, f64)>> {
 /// Lends a stream of batches made in the driver, for a consumer in any process of the node
 /// (see [`CoreApi::next_lent`]): the ref to its anchor, which keeps it while it lives.
 pub fn lend_batches(batches: LentBatches) -> Result<ForeignRef> {
-    if client::client().is_some() {
-        return Err(Error::InvalidArgument(
-            "a dataset iterator made inside a task or actor cannot be passed on yet".into(),
-        ));
-    }
-    NodeApi::new(current()?)
+    node_side("lending a dataset iterator")?
         .lend(batches)
         .map(ForeignRef::from_raw)
 }
@@ -302,6 +339,34 @@ pub fn lend_batches(batches: LentBatches) -> Result<ForeignRef> {
 /// The next batch of the iterator lent under `anchor`; `None` once it is exhausted.
 pub fn next_lent(anchor: &ForeignRef) -> Result<Option<ForeignRef>> {
     api(|a| a.next_lent(anchor.id()))
+}
+
+/// Runs a dataset operation on this process's node (see [`CoreApi::run_dataset`]).
+pub fn run_dataset(call: DatasetCall) -> Result<DatasetReply> {
+    api(|a| a.run_dataset(call))
+}
+
+/// Keeps `value` in the node for front ends in any of its processes: the ref to its anchor,
+/// which keeps it while it lives. On the node's process only (its dataset service, a
+/// driver).
+pub fn lend_value(value: LentValue) -> Result<ForeignRef> {
+    node_side("lend_value")?
+        .lend_value(value)
+        .map(ForeignRef::from_raw)
+}
+
+/// The value lent under `anchor` ([`lend_value`]); on the node's process only.
+pub fn lent_value(anchor: ObjectId) -> Result<LentValue> {
+    node_side("lent_value")?.lent_value(anchor)
+}
+
+fn node_side(what: &str) -> Result<NodeApi> {
+    if client::client().is_some() {
+        return Err(Error::InvalidArgument(format!(
+            "{what} runs where the node is, not in a worker process"
+        )));
+    }
+    Ok(NodeApi::new(current()?))
 }
 
 /// The ids (hex) of the node this process belongs to and of its job.

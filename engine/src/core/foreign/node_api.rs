@@ -11,8 +11,8 @@ use super::actors::{ActorEntry, ForeignActor, anchor_holding, call_actor, create
 use super::direct::as_current_call;
 use super::value::{ArgSegment, ArgSegments, ForeignObject, ids_from_wire};
 use super::{
-    CoreApi, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask, ForeignValue, FunctionId,
-    PutValue, function_bytes,
+    CoreApi, DatasetCall, DatasetReply, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask,
+    ForeignValue, FunctionId, PutValue, function_bytes,
 };
 use crate::core::api::{ObjectRef, RawRef};
 use crate::core::generator::ObjectRefGenerator;
@@ -257,6 +257,16 @@ impl CoreApi for NodeApi {
 
     fn next_lent(&self, anchor: ObjectId) -> Result<Option<ForeignRef>> {
         self.next_lent_raw(anchor)
+    }
+
+    fn run_dataset(&self, call: DatasetCall) -> Result<DatasetReply> {
+        for f in &call.functions {
+            function_bytes(*f)?;
+        }
+        let service = super::dataset_service()?;
+        // A pipeline run for a task waits for its own tasks' outputs with `get`, which hands
+        // the caller's resources back to the node meanwhile.
+        crate::core::node::enter(&self.node, || service(&call.op, &call.refs))
     }
 }
 

@@ -11,8 +11,8 @@ use super::actors::{actor_wire, anchor_holding, wire_actor};
 use super::node_api::{NodeApi, emit_output, wire_data};
 use super::value::{ArgSegments, ForeignValue, ids_from_wire, to_wire_ids};
 use super::{
-    CoreApi, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask, FunctionId, PutValue,
-    register_function,
+    CoreApi, DatasetCall, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask, FunctionId,
+    PutValue, register_function,
 };
 use crate::core::node::NodeInner;
 use crate::core::worker::{WireData, WireId, WireValue, WorkerShared};
@@ -113,6 +113,15 @@ pub enum Request {
         /// Free now, or all.
         available: bool,
     },
+    /// [`CoreApi::run_dataset`].
+    Dataset {
+        /// The operation, as the data layer encoded it.
+        op: Vec<u8>,
+        /// Objects it names.
+        refs: Vec<WireId>,
+        /// Functions it names, with their bytes the first time this worker sends them.
+        functions: Vec<(FunctionId, Option<Vec<u8>>)>,
+    },
 }
 
 /// The node's answer to a [`Request`].
@@ -142,6 +151,13 @@ pub enum Reply {
     },
     /// Resources by name.
     Resources(Vec<(String, f64)>),
+    /// A dataset operation's outcome, and new refs (counted for the worker).
+    Dataset {
+        /// As the data layer encoded it.
+        data: Vec<u8>,
+        /// New refs.
+        refs: Vec<WireId>,
+    },
     /// Done.
     Unit,
 }
@@ -282,5 +298,32 @@ pub(crate) fn serve_request(
             hand_out(shared, api.next_lent(anchor)?.into_iter().collect())
         }
         Request::Resources { available } => Ok(Reply::Resources(api.resources(available)?)),
+        Request::Dataset {
+            op,
+            refs,
+            functions,
+        } => {
+            let functions = functions
+                .into_iter()
+                .map(|(f, bytes)| {
+                    if let Some(b) = bytes {
+                        register_function(b);
+                    }
+                    f
+                })
+                .collect();
+            let reply = api.run_dataset(DatasetCall {
+                op,
+                refs: ids_from_wire(&refs)?,
+                functions,
+            })?;
+            match hand_out(shared, reply.refs)? {
+                Reply::Refs(refs) => Ok(Reply::Dataset {
+                    data: reply.data,
+                    refs,
+                }),
+                other => Err(unexpected(&other)),
+            }
+        }
     }
 }
