@@ -119,14 +119,15 @@ clippy:
 
 # Core's lower layers (ids, resources, values, the byte store) never import what is built on
 # them: the node, tasks, actors, the scheduler, workers or the API.
-CORE_LOWER := ids.rs resources.rs object.rs layout.rs shm.rs spill.rs store.rs
+CORE_LOWER := ids.rs resources.rs object.rs layout.rs shm.rs spill.rs store
 
 layers: ## Dependencies run one way: python -> engine -> flight; core never imports data/train/jobs
 	@if $(CARGO) tree -p volley-flight --edges normal --prefix none | grep -q '^volley v'; then \
 	  echo "layer violation: volley-flight depends on the engine"; exit 1; fi
 	@if grep -rnE 'crate::(data|train|jobs)\b' engine/src/core; then \
 	  echo "layer violation: engine/src/core imports data/train/jobs"; exit 1; fi
-	@if grep -nE 'crate::(core::)?(node|api|task|actor|scheduler|worker|foreign|generator|placement|transfer|signals|options|runtime)\b|crate::(put|get|get_all|wait|init|shutdown|task|actor)\(' \
+	@for f in $(CORE_LOWER); do [ -e engine/src/core/$$f ] || { echo "layers: engine/src/core/$$f is gone: update CORE_LOWER"; exit 1; }; done
+	@if grep -rnE 'crate::(core::)?(node|api|task|actor|scheduler|worker|foreign|generator|placement|transfer|signals|options|runtime)\b|crate::(put|get|get_all|wait|init|shutdown|task|actor)\(' \
 	    $(addprefix engine/src/core/,$(CORE_LOWER)); then \
 	  echo "layer violation: a lower layer of core ($(CORE_LOWER)) imports the node, tasks or the API"; exit 1; fi
 	@if grep -rn 'pyo3' engine/Cargo.toml flight/Cargo.toml; then \

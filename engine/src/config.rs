@@ -78,6 +78,13 @@ pub struct Config {
     /// How long a new worker process may take to connect (`VOLLEY_WORKER_START_TIMEOUT_MS`).
     /// Default 60 s.
     pub worker_start_timeout: Duration,
+    /// Idle task worker processes the node keeps however long they are idle (Ray's
+    /// `num_workers_soft_limit`; `VOLLEY_NUM_WORKERS_SOFT_LIMIT`). Default: the node's CPUs.
+    pub num_workers_soft_limit: Option<usize>,
+    /// How long a task worker process past the soft limit may stay idle before the node
+    /// stops it (Ray's `idle_worker_killing_time_threshold_ms`;
+    /// `VOLLEY_IDLE_WORKER_KILLING_TIME_THRESHOLD_MS`). Default 1 s.
+    pub idle_worker_killing_time_threshold: Duration,
 }
 
 impl Default for Config {
@@ -111,6 +118,8 @@ impl Config {
             malloc_mmap_threshold: 0,
             worker_command: None,
             worker_start_timeout: Duration::from_secs(60),
+            num_workers_soft_limit: None,
+            idle_worker_killing_time_threshold: Duration::from_secs(1),
         }
     }
 
@@ -158,6 +167,13 @@ impl Config {
         if let Some(v) = var("VOLLEY_WORKER_START_TIMEOUT_MS") {
             let ms: u64 = parse("VOLLEY_WORKER_START_TIMEOUT_MS", &v)?;
             self.worker_start_timeout = Duration::from_millis(ms);
+        }
+        if let Some(v) = var("VOLLEY_NUM_WORKERS_SOFT_LIMIT") {
+            self.num_workers_soft_limit = Some(parse("VOLLEY_NUM_WORKERS_SOFT_LIMIT", &v)?);
+        }
+        if let Some(v) = var("VOLLEY_IDLE_WORKER_KILLING_TIME_THRESHOLD_MS") {
+            let ms: u64 = parse("VOLLEY_IDLE_WORKER_KILLING_TIME_THRESHOLD_MS", &v)?;
+            self.idle_worker_killing_time_threshold = Duration::from_millis(ms);
         }
         if let Some(v) = var("VOLLEY_SPILL_URL") {
             self.spill_url = Some(v);

@@ -274,7 +274,8 @@ fn timeout(t: Option<f64>) -> Res<Option<Duration>> {
 
 #[pyfunction]
 #[pyo3(signature = (num_cpus=None, num_gpus=None, object_store_memory=None, resources=None,
-                    worker_command=None, temp_dir=None))]
+                    worker_command=None, temp_dir=None, system_config=Vec::new()))]
+#[allow(clippy::too_many_arguments)]
 fn init(
     py: Python<'_>,
     num_cpus: Option<f64>,
@@ -283,6 +284,7 @@ fn init(
     resources: Option<Vec<(String, f64)>>,
     worker_command: Option<Vec<String>>,
     temp_dir: Option<String>,
+    system_config: Vec<(String, u64)>,
 ) -> Res<()> {
     let mut c = eng(volley::Config::from_env())?;
     c.num_cpus = num_cpus.or(c.num_cpus);
@@ -294,6 +296,22 @@ fn init(
     c.worker_command = worker_command.or(c.worker_command);
     if let Some(t) = temp_dir {
         c.temp_dir = t.into();
+    }
+    // Ray's `_system_config` keys Volley has (the front end refuses the others by name).
+    for (key, value) in system_config {
+        match key.as_str() {
+            "num_workers_soft_limit" => c.num_workers_soft_limit = Some(value as usize),
+            "idle_worker_killing_time_threshold_ms" => {
+                c.idle_worker_killing_time_threshold = std::time::Duration::from_millis(value)
+            }
+            "max_direct_call_object_size" => c.max_inline_object_size = value,
+            "max_lineage_bytes" => c.max_lineage_bytes = value,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "_system_config key {other:?} is not supported"
+                )));
+            }
+        }
     }
     py.detach(|| eng(volley::init(c)))
 }

@@ -188,6 +188,7 @@ def init(
     logging_level: Union[int, str] = "INFO",
     logging_format: Optional[str] = None,
     _temp_dir: Optional[str] = None,
+    _system_config: Optional[Dict[str, Any]] = None,
     **kwargs: Any,
 ) -> "RuntimeInfo":
     """Starts Volley in this process (local mode: a whole node inside the driver, workers
@@ -195,8 +196,11 @@ def init(
     starts inherit it); ``runtime_env={"env_vars": {...}}`` is set in every task's and
     actor's environment; ``logging_level`` / ``logging_format`` configure the ``volley``
     logger (unless ``configure_logging=False``). ``include_dashboard=True`` warns: the
-    local node serves no dashboard. Ray's other arguments are refused with an error that
-    names them."""
+    local node serves no dashboard. ``_system_config`` takes Ray's
+    ``num_workers_soft_limit``, ``idle_worker_killing_time_threshold_ms``,
+    ``max_direct_call_object_size`` (the inline threshold) and ``max_lineage_bytes``. Ray's
+    other arguments are refused with an error that names them."""
+    system_config = _check_system_config(_system_config)
     if namespace is not None:
         _check_namespace(namespace)
     if runtime_env is not None:
@@ -238,6 +242,7 @@ def init(
             resources=list((resources or {}).items()) or None,
             worker_command=[sys.executable, "-m", "volley._worker"],
             temp_dir=_temp_dir,
+            system_config=system_config,
         )
         _serialization.INLINE_MAX = _native.max_inline_object_size()
         _sigterm.install()
@@ -255,6 +260,33 @@ _INIT_REFUSED = {
     "logging_config": "logging_config is not supported; use logging_level and logging_format",
     "enable_resource_isolation": "resource isolation is not supported",
 }
+
+
+#: Ray ``_system_config`` keys Volley honours (non-negative integers).
+_SYSTEM_CONFIG_KEYS = (
+    "num_workers_soft_limit",
+    "idle_worker_killing_time_threshold_ms",
+    "max_direct_call_object_size",
+    "max_lineage_bytes",
+)
+
+
+def _check_system_config(config: Optional[Dict[str, Any]]) -> List[Tuple[str, int]]:
+    if config is None:
+        return []
+    if not isinstance(config, dict):
+        raise TypeError(f"_system_config must be a dict, got {type(config)}")
+    out = []
+    for k, v in config.items():
+        if k not in _SYSTEM_CONFIG_KEYS:
+            raise NotImplementedError(
+                f"init(_system_config={{{k!r}: ...}}) is not supported by Volley; it takes "
+                + ", ".join(_SYSTEM_CONFIG_KEYS)
+            )
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"_system_config[{k!r}] must be a non-negative int, got {v!r}")
+        out.append((k, v))
+    return out
 
 
 def _check_init_kwargs(kwargs: Dict[str, Any], log_to_driver: bool) -> None:

@@ -225,6 +225,16 @@ def test_init_refuses_what_it_does_not_do(rt):
     volley.init(ignore_reinit_error=True, local_mode=False, job_config=None)
 
 
+def test_init_system_config_takes_the_keys_it_honours_and_refuses_the_rest(rt):
+    # Honoured keys are checked in test_core_worker_pool.py (their own runtime).
+    with pytest.raises(NotImplementedError, match="'object_spilling_config'"):
+        volley.init(ignore_reinit_error=True, _system_config={"object_spilling_config": "{}"})
+    with pytest.raises(ValueError, match="num_workers_soft_limit"):
+        volley.init(ignore_reinit_error=True, _system_config={"num_workers_soft_limit": -1})
+    with pytest.raises(TypeError, match="_system_config must be a dict"):
+        volley.init(ignore_reinit_error=True, _system_config=[("a", 1)])
+
+
 def test_init_logging_level_configures_the_volley_logger(rt):
     import logging
 

@@ -84,7 +84,10 @@ fn a_lent_dataset_lives_while_a_ref_to_its_anchor_does() {
     assert_eq!(ids(&back), vec![7, 8, 9]);
     let kept = anchor.clone();
     drop(anchor);
-    assert!(foreign::lent_value(id).is_ok(), "a clone of the anchor still holds it");
+    assert!(
+        foreign::lent_value(id).is_ok(),
+        "a clone of the anchor still holds it"
+    );
     drop(kept);
     let err = foreign::lent_value(id).err().map(|e| e.to_string());
     assert!(

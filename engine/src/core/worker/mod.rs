@@ -15,8 +15,9 @@
 //! - **Calls** run on the node thread that holds the task's (or actor's) resources; it
 //!   serves the worker's requests itself, so a worker blocked in `get` hands its CPU back
 //!   exactly like a Rust task does, and nested tasks never deadlock.
-//! - **Lifetimes**: task workers return to an idle list after each call and are reused; an
-//!   actor has a worker of its own for its life. A worker's stdin is a pipe the node never
+//! - **Lifetimes**: task workers return to an idle list after each call and are reused (the
+//!   pool, `pool.rs`, stops those idle past `idle_worker_killing_time_threshold` beyond
+//!   `num_workers_soft_limit` idle ones); an actor has a worker of its own for its life. A worker's stdin is a pipe the node never
 //!   writes: when the node's process dies, the worker reads EOF and exits, so even a
 //!   SIGKILLed driver leaves no workers behind. Shutdown kills and reaps every worker.
 //! - **Generator calls** ([`STREAMING_RETURNS`]): the worker sends each value its function
@@ -30,14 +31,15 @@
 //!   hands out (submit, put) count at once; refs the worker deserializes and drops are
 //!   reported in the [`RefSync`] of its next message.
 
+mod pool;
+
+pub(crate) use pool::WorkerPool;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::os::unix::net::UnixStream;
+use std::process::Child;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,7 +47,6 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::core::api::RawRef;
 use crate::core::foreign::{Reply, Request, serve_request};
 use crate::core::ids::ObjectId;
@@ -602,265 +603,5 @@ impl Drop for WorkerProc {
         if let Some(h) = self.client.take() {
             let _ = h.join();
         }
-    }
-}
-
-/// Serves a worker's client channel until it closes.
-fn serve_client(node: std::sync::Weak<NodeInner>, shared: Arc<WorkerShared>, mut ch: UnixStream) {
-    while let Ok(msg) = read_frame::<FromWorker>(&mut ch) {
-        let FromWorker::Request { sync, req } = msg else {
-            break;
-        };
-        let Some(node) = node.upgrade() else { break };
-        shared.apply(&node, sync);
-        let reply = serve_request(&node, &shared, req);
-        drop(node);
-        if write_frame(&mut ch, &ToWorker::Reply(reply)).is_err() {
-            break;
-        }
-    }
-}
-
-type Arrivals = Sender<(u32, UnixStream)>;
-
-/// The node's worker processes.
-pub(crate) struct WorkerPool {
-    command: Option<Vec<String>>,
-    start_timeout: Duration,
-    socket: PathBuf,
-    listener: Mutex<Option<JoinHandle<()>>>,
-    pending: Arc<Mutex<HashMap<u64, Arrivals>>>,
-    idle: Mutex<Vec<WorkerProc>>,
-    /// Pids of every live worker by token (killed at shutdown).
-    live: Arc<Mutex<HashMap<u64, u32>>>,
-    next_token: AtomicU64,
-    closed: Arc<AtomicBool>,
-}
-
-impl WorkerPool {
-    pub(crate) fn new(config: &Config, session_dir: &std::path::Path) -> Self {
-        WorkerPool {
-            command: config.worker_command.clone(),
-            start_timeout: config.worker_start_timeout,
-            socket: session_dir.join("workers.sock"),
-            listener: Mutex::new(None),
-            pending: Arc::new(Mutex::new(HashMap::new())),
-            idle: Mutex::new(Vec::new()),
-            live: Arc::new(Mutex::new(HashMap::new())),
-            next_token: AtomicU64::new(1),
-            closed: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// Starts the listener the first time a worker is needed.
-    fn listen(&self) -> Result<()> {
-        let mut l = self.listener.lock();
-        if l.is_some() {
-            return Ok(());
-        }
-        let listener = UnixListener::bind(&self.socket)
-            .map_err(|e| Error::io(format!("binding {}", self.socket.display()), e))?;
-        let pending = self.pending.clone();
-        let closed = self.closed.clone();
-        let h = std::thread::Builder::new()
-            .name("volley-workers".into())
-            .spawn(move || {
-                for conn in listener.incoming() {
-                    if closed.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let Ok(mut conn) = conn else { continue };
-                    // A hello that never comes must not stall the others.
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                    let Ok(FromWorker::Hello { token, channel }) = read_frame(&mut conn) else {
-                        continue;
-                    };
-                    let _ = conn.set_read_timeout(None);
-                    if let Some(tx) = pending.lock().get(&token) {
-                        let _ = tx.send((channel, conn));
-                    }
-                }
-            })
-            .map_err(|e| Error::io("starting the worker listener", e))?;
-        *l = Some(h);
-        Ok(())
-    }
-
-    /// Starts a worker process with `channels` call channels.
-    pub(crate) fn spawn(&self, node: &Arc<NodeInner>, channels: u32) -> Result<WorkerProc> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Shutdown);
-        }
-        let cmd = self
-            .command
-            .as_ref()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                Error::InvalidArgument(
-                    "this function runs in a worker process, but no worker command is configured \
-                 (Config::worker_command / VOLLEY_WORKER_COMMAND)"
-                        .into(),
-                )
-            })?;
-        self.listen()?;
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = channel();
-        self.pending.lock().insert(token, tx);
-        let mut command = Command::new(&cmd[0]);
-        // As Ray does: one thread for OpenMP / BLAS pools in workers, unless the user set
-        // it (their idle pools otherwise spin on the node's cores).
-        for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"] {
-            if std::env::var_os(var).is_none() {
-                command.env(var, "1");
-            }
-        }
-        let spawned = command
-            .args(&cmd[1..])
-            .env("VOLLEY_WORKER_SOCKET", &self.socket)
-            .env("VOLLEY_WORKER_TOKEN", token.to_string())
-            .env("VOLLEY_WORKER_CHANNELS", channels.to_string())
-            .env("VOLLEY_NODE_ID", node.id.to_string())
-            .env("VOLLEY_JOB_ID", node.job.to_string())
-            .env(
-                INLINE_MAX_ENV,
-                node.config.max_inline_object_size.to_string(),
-            )
-            .env(
-                HANDOFF_PREFIX_ENV,
-                node.shm_dir.join(format!("{}w{token}-", node.shm_prefix)),
-            )
-            .stdin(Stdio::piped())
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                self.pending.lock().remove(&token);
-                return Err(Error::io(format!("starting worker process {:?}", cmd), e));
-            }
-        };
-        self.live.lock().insert(token, child.id());
-        let got = self.collect(child, &rx, channels);
-        self.pending.lock().remove(&token);
-        let (child, mut conns) = match got {
-            Ok(x) => x,
-            Err(e) => {
-                self.live.lock().remove(&token);
-                return Err(e);
-            }
-        };
-        let shared = Arc::new(WorkerShared {
-            pid: child.id(),
-            held: Mutex::new(HashMap::new()),
-            seen: Mutex::new(HashSet::new()),
-        });
-        let client_ch = conns
-            .pop()
-            .ok_or_else(|| Error::Internal("no client channel".into()))?;
-        let (weak, sh) = (Arc::downgrade(node), shared.clone());
-        let client = std::thread::Builder::new()
-            .name("volley-worker-client".into())
-            .spawn(move || {
-                crate::core::node::bind_thread(&weak);
-                serve_client(weak, sh, client_ch)
-            })
-            .map_err(|e| Error::io("starting a worker client thread", e))?;
-        Ok(WorkerProc {
-            token,
-            child,
-            calls: Mutex::new(
-                conns
-                    .into_iter()
-                    .map(|stream| CallChannel {
-                        stream,
-                        arena: None,
-                    })
-                    .collect(),
-            ),
-            ahead: Mutex::new(SendAhead::default()),
-            shared,
-            client: Some(client),
-            live: self.live.clone(),
-        })
-    }
-
-    /// Waits for the `channels + 1` connections of a new worker, in channel order.
-    fn collect(
-        &self,
-        mut child: Child,
-        rx: &Receiver<(u32, UnixStream)>,
-        channels: u32,
-    ) -> Result<(Child, Vec<UnixStream>)> {
-        let deadline = Instant::now() + self.start_timeout;
-        let mut slots: Vec<Option<UnixStream>> = (0..=channels).map(|_| None).collect();
-        let mut missing = slots.len();
-        while missing > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            // Wake now and then to notice a worker that exited before connecting.
-            match rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok((ch, conn)) => {
-                    if let Some(slot) = slots.get_mut(ch as usize)
-                        && slot.is_none()
-                    {
-                        *slot = Some(conn);
-                        missing -= 1;
-                    }
-                }
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        return Err(Error::Io {
-                            context: format!("starting a worker process (pid {})", child.id()),
-                            message: format!("it exited with {status} before connecting"),
-                        });
-                    }
-                    if Instant::now() >= deadline {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err(Error::Io {
-                            context: "starting a worker process".into(),
-                            message: format!(
-                                "it did not connect within {:?} (worker_start_timeout)",
-                                self.start_timeout
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-        Ok((child, slots.into_iter().flatten().collect()))
-    }
-
-    /// An idle task worker, or a new one.
-    pub(crate) fn lease(&self, node: &Arc<NodeInner>) -> Result<WorkerProc> {
-        if let Some(w) = self.idle.lock().pop() {
-            return Ok(w);
-        }
-        self.spawn(node, 1)
-    }
-
-    /// Takes a task worker back for reuse.
-    pub(crate) fn give_back(&self, w: WorkerProc) {
-        if !self.closed.load(Ordering::Acquire) {
-            self.idle.lock().push(w);
-        }
-    }
-
-    /// Kills every worker (their calls fail at once) and stops the listener.
-    pub(crate) fn shutdown(&self) {
-        self.closed.store(true, Ordering::Release);
-        for pid in self.live.lock().values() {
-            // SAFETY: kill(2) on a child this pool started and has not reaped: a worker is
-            // reaped only under this lock, after it left the map.
-            unsafe {
-                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
-            }
-        }
-        let idle: Vec<WorkerProc> = self.idle.lock().drain(..).collect();
-        drop(idle);
-        if let Some(h) = self.listener.lock().take() {
-            // Wake the accept loop so it sees `closed`.
-            let _ = UnixStream::connect(&self.socket);
-            let _ = h.join();
-        }
-        let _ = std::fs::remove_file(&self.socket);
     }
 }
