@@ -17,10 +17,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule, PyDict, PyList, PyTuple};
 use volley::core::foreign::{
     self, ForeignActor, ForeignActorOptions, ForeignArgs, ForeignGenerator, ForeignRef,
-    ForeignStrategy, ForeignTaskOptions, ForeignValue, PutValue, WorkerOutcome,
+    ForeignTaskOptions, ForeignValue, PutValue, WorkerOutcome,
 };
 use volley::core::worker::CallKind;
-use volley::{Block, Error, FailureCause, ObjectId};
+use volley::{Block, Error, FailureCause, ObjectId, SchedulingStrategy};
 
 mod data;
 
@@ -422,31 +422,33 @@ fn submit_task(
 
 /// A scheduling strategy from its tuple form: `("default",)`, `("spread",)`,
 /// `("node", node_id_hex, soft)` or `("placement_group", group_id_bytes, bundle_index)`.
-fn strategy_from(t: Option<&Bound<'_, PyTuple>>) -> Res<ForeignStrategy> {
+fn strategy_from(t: Option<&Bound<'_, PyTuple>>) -> Res<SchedulingStrategy> {
     let Some(t) = t else {
-        return Ok(ForeignStrategy::Default);
+        return Ok(SchedulingStrategy::Default);
     };
     let kind: String = t.get_item(0)?.extract()?;
     Ok(match kind.as_str() {
-        "default" => ForeignStrategy::Default,
-        "spread" => ForeignStrategy::Spread,
+        "default" => SchedulingStrategy::Default,
+        "spread" => SchedulingStrategy::Spread,
         "node" => {
             let hex: String = t.get_item(1)?.extract()?;
             let node = u64::from_str_radix(&hex, 16)
                 .map_err(|_| PyValueError::new_err(format!("{hex:?} is not the id of a node")))?;
-            ForeignStrategy::NodeAffinity {
-                node,
+            SchedulingStrategy::NodeAffinity {
+                node: volley::NodeId(node),
                 soft: t.get_item(2)?.extract()?,
             }
         }
         "placement_group" => {
             let id: Vec<u8> = t.get_item(1)?.extract()?;
-            ForeignStrategy::PlacementGroup {
-                group: id
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| PyValueError::new_err("a malformed placement group id"))?,
-                bundle_index: t.get_item(2)?.extract()?,
+            let group = <[u8; volley::ObjectId::LEN]>::try_from(id.as_slice())
+                .ok()
+                .and_then(|b| volley::PlacementGroupId::from_bytes(&b))
+                .ok_or_else(|| PyValueError::new_err("a malformed placement group id"))?;
+            let bundle_index: Option<u32> = t.get_item(2)?.extract()?;
+            SchedulingStrategy::PlacementGroup {
+                group,
+                bundle_index: bundle_index.map(|i| i as usize),
             }
         }
         other => {
@@ -686,7 +688,7 @@ fn actor_options_from(d: &Bound<'_, PyDict>) -> Res<ForeignActorOptions> {
         detached: item(d, "detached", false)?,
         strategy: match d.get_item("scheduling_strategy")? {
             Some(t) if !t.is_none() => strategy_from(Some(t.cast::<PyTuple>()?))?,
-            _ => ForeignStrategy::Default,
+            _ => SchedulingStrategy::Default,
         },
     })
 }

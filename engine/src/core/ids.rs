@@ -9,7 +9,9 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
 /// A node (one per machine; the driver's in-process node in local mode).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct NodeId(pub u64);
 
 impl NodeId {
@@ -28,11 +30,15 @@ impl NodeId {
 }
 
 /// A job (one driver program).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct JobId(pub u32);
 
 /// A worker: the driver (index 0) or a worker thread/process of a node.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct WorkerId {
     /// The node it runs on.
     pub node: NodeId,
@@ -41,7 +47,9 @@ pub struct WorkerId {
 }
 
 /// A task, named by its owner (the submitting worker) and a sequence number unique per node.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TaskId {
     /// The worker that submitted the task and owns its outputs.
     pub owner: WorkerId,
@@ -51,7 +59,9 @@ pub struct TaskId {
 
 /// An object: output `index` of `task`. Objects made by `put` use a fresh pseudo-task id and
 /// [`ObjectId::PUT_INDEX`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ObjectId {
     /// The producing task.
     pub task: TaskId,
@@ -60,11 +70,15 @@ pub struct ObjectId {
 }
 
 /// An actor (named by its creation task).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ActorId(pub TaskId);
 
 /// A placement group (named by its creation pseudo-task).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct PlacementGroupId(pub TaskId);
 
 impl PlacementGroupId {

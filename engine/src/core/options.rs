@@ -3,56 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::ids::{NodeId, ObjectId, PlacementGroupId};
 use crate::core::task::{SchedulingStrategy, TaskOptions};
-use crate::error::{Error, Result};
-
-/// Where a foreign task or actor may run (Ray's scheduling strategies), in wire form.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub enum ForeignStrategy {
-    /// Ray's `"DEFAULT"`.
-    #[default]
-    Default,
-    /// Ray's `"SPREAD"`.
-    Spread,
-    /// Ray's `NodeAffinitySchedulingStrategy`.
-    NodeAffinity {
-        /// The node's id ([`NodeId`]'s value).
-        node: u64,
-        /// Run elsewhere when that node cannot.
-        soft: bool,
-    },
-    /// Ray's `PlacementGroupSchedulingStrategy`.
-    PlacementGroup {
-        /// The group ([`PlacementGroupId::to_bytes`]).
-        group: [u8; ObjectId::LEN],
-        /// A bundle, or any bundle with room.
-        bundle_index: Option<u32>,
-    },
-}
-
-impl ForeignStrategy {
-    /// The core's strategy.
-    pub fn to_core(&self) -> Result<SchedulingStrategy> {
-        Ok(match self {
-            ForeignStrategy::Default => SchedulingStrategy::Default,
-            ForeignStrategy::Spread => SchedulingStrategy::Spread,
-            ForeignStrategy::NodeAffinity { node, soft } => SchedulingStrategy::NodeAffinity {
-                node: NodeId(*node),
-                soft: *soft,
-            },
-            ForeignStrategy::PlacementGroup {
-                group,
-                bundle_index,
-            } => SchedulingStrategy::PlacementGroup {
-                group: PlacementGroupId::from_bytes(group).ok_or_else(|| {
-                    Error::InvalidArgument("a malformed placement group id".into())
-                })?,
-                bundle_index: bundle_index.map(|i| i as usize),
-            },
-        })
-    }
-}
 
 /// Options of a foreign task (Ray's names).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,14 +28,14 @@ pub struct ForeignTaskOptions {
     /// `num_returns` is not used.
     pub streaming: bool,
     /// Where it may run.
-    pub strategy: ForeignStrategy,
+    pub strategy: SchedulingStrategy,
 }
 
 impl ForeignTaskOptions {
     /// The core's options of the task.
-    pub(crate) fn to_core(&self) -> Result<TaskOptions> {
+    pub(crate) fn to_core(&self) -> TaskOptions {
         let num_returns = self.num_returns.max(1);
-        Ok(TaskOptions {
+        TaskOptions {
             name: Some(self.name.clone()),
             num_cpus: self.num_cpus,
             num_gpus: self.num_gpus,
@@ -93,9 +44,9 @@ impl ForeignTaskOptions {
             max_retries: self.max_retries,
             retry_exceptions: self.retry_exceptions,
             num_returns: num_returns as usize,
-            scheduling_strategy: self.strategy.to_core()?,
+            scheduling_strategy: self.strategy.clone(),
             ..TaskOptions::default()
-        })
+        }
     }
 }
 
@@ -123,20 +74,71 @@ pub struct ForeignActorOptions {
     /// Outlives its handles.
     pub detached: bool,
     /// Where it may run.
-    pub strategy: ForeignStrategy,
+    pub strategy: SchedulingStrategy,
 }
 
 impl ForeignActorOptions {
     /// The core's options of the resources the actor holds for its life.
-    pub(crate) fn to_core(&self) -> Result<TaskOptions> {
-        Ok(TaskOptions {
+    pub(crate) fn to_core(&self) -> TaskOptions {
+        TaskOptions {
             name: Some(self.class_name.clone()),
             num_cpus: self.num_cpus,
             num_gpus: self.num_gpus,
             memory: self.memory,
             resources: self.resources.clone(),
-            scheduling_strategy: self.strategy.to_core()?,
+            scheduling_strategy: self.strategy.clone(),
             ..TaskOptions::default()
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ids::{NodeId, PlacementGroupId, TaskId, WorkerId};
+
+    #[test]
+    fn a_task_s_options_travel_as_data_with_its_strategy() {
+        let group = PlacementGroupId(TaskId {
+            owner: WorkerId {
+                node: NodeId(7),
+                index: 0,
+            },
+            seq: 42,
+        });
+        for strategy in [
+            SchedulingStrategy::Spread,
+            SchedulingStrategy::NodeAffinity {
+                node: NodeId(9),
+                soft: true,
+            },
+            SchedulingStrategy::PlacementGroup {
+                group,
+                bundle_index: Some(1),
+            },
+        ] {
+            let opts = ForeignTaskOptions {
+                name: "f".into(),
+                num_returns: 2,
+                num_cpus: 0.5,
+                num_gpus: 0.0,
+                memory: 1 << 20,
+                resources: vec![("x".into(), 1.0)],
+                max_retries: Some(1),
+                retry_exceptions: true,
+                streaming: false,
+                strategy: strategy.clone(),
+            };
+            // The wire form a worker sends its node (bincode, as `Request::Submit`).
+            let wire = bincode::serialize(&opts).unwrap();
+            let back: ForeignTaskOptions = bincode::deserialize(&wire).unwrap();
+            let core = back.to_core();
+            assert_eq!(core, opts.to_core());
+            assert_eq!(core.scheduling_strategy, strategy);
+            assert_eq!((core.num_returns, core.memory), (2, 1 << 20));
+            let core_back: TaskOptions =
+                bincode::deserialize(&bincode::serialize(&core).unwrap()).unwrap();
+            assert_eq!(core_back, core);
+        }
     }
 }

@@ -29,8 +29,8 @@ use crate::core::object::{ObjectData, Value, serialize_holding};
 use crate::core::resources::ResourceSet;
 use crate::error::{Error, Result, TaskResult, UserError};
 
-/// Where a task or actor may run.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Where a task or actor may run (Ray's scheduling strategies).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SchedulingStrategy {
     /// Hybrid: pack onto the local node until it is half busy, then spread.
     #[default]
@@ -335,8 +335,8 @@ fn short_type_name<F>() -> String {
 // Options and the remote function handle
 // ---------------------------------------------------------------------------------------------
 
-/// Task options (Ray's `.options(...)`).
-#[derive(Clone, Debug)]
+/// Task options (Ray's `.options(...)`): plain data, kept with the task's spec.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskOptions {
     /// A name shown in errors; default: the function's.
     pub name: Option<String>,

@@ -227,7 +227,7 @@ pub(super) fn create_actor(
         max_concurrency: concurrency as usize,
         max_restarts: opts.max_restarts,
         max_task_retries: opts.max_task_retries,
-        task: opts.to_core()?,
+        task: opts.to_core(),
         detached: opts.detached,
     };
     let handle = try_actor(factory).options(core_opts).spawn()?;

@@ -44,7 +44,7 @@ use crate::core::ids::{ActorId, ObjectId};
 use crate::core::node::current;
 use crate::error::{Error, Result};
 
-pub use crate::core::options::{ForeignActorOptions, ForeignStrategy, ForeignTaskOptions};
+pub use crate::core::options::{ForeignActorOptions, ForeignTaskOptions};
 pub use actors::ForeignActor;
 pub(crate) use actors::ForeignActors;
 pub use client::{

@@ -75,7 +75,7 @@ impl NodeApi {
         function_bytes(function)?;
         let nested = ids_from_wire(&args.nested)?;
         let refs = ids_from_wire(&args.refs)?;
-        let task_opts = opts.to_core()?;
+        let task_opts = opts.to_core();
         // The nested refs are held for the task's life (released with its value argument,
         // or by `submit_task` when it refuses the task).
         add_refs(node, &nested).map_err(|id| lost_arg(id, &opts.name))?;
