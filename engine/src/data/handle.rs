@@ -213,11 +213,19 @@ impl Step {
         matches!(self, Step::Union | Step::Zip | Step::Join { .. })
     }
 
+    /// The error for a step given the wrong number of datasets.
+    fn arity_error(&self) -> Error {
+        Error::InvalidArgument(match self {
+            Step::Union => "union takes 2 datasets".into(),
+            Step::Zip => "zip takes 2 datasets".into(),
+            Step::Join { .. } => "join takes 2 datasets".into(),
+            _ => "this transformation takes 1 dataset, not 2".into(),
+        })
+    }
+
     /// The step applied to `ds` (and `other`, for a binary step).
     pub fn apply(&self, ds: &Dataset, other: Option<&Dataset>) -> Result<Dataset> {
-        let other = || {
-            other.ok_or_else(|| Error::InvalidArgument(format!("{self:?} needs a second dataset")))
-        };
+        let other = || other.ok_or_else(|| self.arity_error());
         match self {
             Step::MapBatches { udf, opts } => {
                 ds.map_batches_with(&udf.name, opts.clone(), batch_fn(udf))
@@ -463,10 +471,7 @@ impl DatasetHandle {
     /// The dataset `step` makes of this one (and `other`, for `Union`, `Zip` and `Join`).
     pub fn then(&self, step: Step, other: Option<&DatasetHandle>) -> Result<Self> {
         if step.binary() != other.is_some() {
-            return Err(Error::InvalidArgument(format!(
-                "{step:?} takes {} dataset(s)",
-                if step.binary() { 2 } else { 1 }
-            )));
+            return Err(step.arity_error());
         }
         match (self, other) {
             (DatasetHandle::Here(ds), None) => step.apply(ds, None).map(DatasetHandle::Here),

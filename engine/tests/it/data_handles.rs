@@ -61,7 +61,7 @@ fn steps_sent_as_data_give_the_rows_of_the_direct_api() {
     let union = a.then(Step::Union, Some(&a)).unwrap();
     assert_eq!(ids(&union), vec![0, 0, 1, 1, 2, 2]);
     let err = a.then(Step::Union, None).unwrap_err().to_string();
-    assert!(err.contains("takes 2 dataset"), "{err}");
+    assert!(err.contains("union takes 2 datasets"), "{err}");
     let err = a
         .then(Step::Select(vec!["nope".into()]), None)
         .unwrap_err()

@@ -65,7 +65,11 @@ impl Drop for LentGuard {
         let Some(node) = self.node.upgrade() else {
             return;
         };
-        let Some(it) = node.foreign_lent.lent.lock().remove(&self.anchor) else {
+        let Some(lent) = node.foreign_lent.lent.lock().remove(&self.anchor) else {
+            return;
+        };
+        // A value (a dataset's plan) is dropped here: it runs nothing.
+        let Lent::Batches(it) = lent else {
             return;
         };
         // Stopping an execution joins its threads, and this may run where a front end
