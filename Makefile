@@ -66,7 +66,7 @@ mypy: $(VENV)/.installed-py ## Type check of the Python package (it ships py.typ
 	cd python && $(VENV)/bin/mypy
 
 ruff: $(VENV)/.installed-py ## Python lint
-	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py benches/python_pipeline.py benches/soak.py
+	$(VENV)/bin/ruff check python/volley python/examples python/check_stub.py tests/python benches/compare benches/python_core.py benches/python_pipeline.py benches/soak.py benches/udf_overhead.py
 
 demo: tools python ## Run the main job: read_parquet -> map_batches -> write_parquet from Python on generated data
 	$(VENV)/bin/python python/examples/demo.py

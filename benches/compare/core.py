@@ -65,6 +65,8 @@ class CoreResults:
     volley_rust: dict[str, Metric] | str = "not run"
     #: System label -> its figures, or why there are none.
     startup: dict[str, Startup | str] = field(default_factory=dict)
+    #: System label -> µs per ``map_batches`` UDF call on 1-row batches, or why there is none.
+    udf_call_us: dict[str, float | str] = field(default_factory=dict)
     quick: bool = False
     idle_s: float = 10.0
 
@@ -84,8 +86,9 @@ class CoreResults:
             if isinstance(r, str) and not r.startswith("not available")
         ]
         failures += [
-            f"{who} startup: {r}"
-            for who, r in self.startup.items()
+            f"{who} {what}: {r}"
+            for what, figures in (("startup", self.startup), ("UDF call", self.udf_call_us))
+            for who, r in figures.items()
             if isinstance(r, str) and not r.startswith("not available")
         ]
         return failures
@@ -209,6 +212,22 @@ def run_core(python: str, bin_dir: Path, runs: int, quick: bool, idle_s: float) 
         except CoreError as e:
             print(f"core:   {e}", flush=True)
             results.startup[label] = str(e)
+
+    rows = "2000" if quick else "20000"
+    for label, system in [("Ray (Python)", "ray"), ("Volley (Python)", "volley")]:
+        print(f"core: map_batches UDF call overhead: {label} ...", flush=True)
+        out = subprocess.run(
+            [python, str(HERE.parent / "udf_overhead.py"), system, "--rows", rows],
+            capture_output=True,
+            text=True,
+        )
+        lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
+        if out.returncode != 0 or not lines:
+            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            results.udf_call_us[label] = f"failed (status {out.returncode}): {tail}"
+        else:
+            results.udf_call_us[label] = json.loads(lines[-1])["per_call_us"]
+        print(f"core:   {results.udf_call_us[label]} µs per call", flush=True)
     return results
 
 
@@ -269,6 +288,17 @@ def markdown(results: CoreResults) -> list[str]:
                 ]
             )
     lines += report.table(["system", "init → first task", "idle floor (PSS)", "processes"], rows)
+    lines += [
+        "",
+        "Overhead of one `map_batches` Python UDF call (`benches/udf_overhead.py`): an "
+        "identity pyarrow UDF over `range(N)` in 2 blocks on 2 CPUs with `batch_size=1` "
+        "(N calls) against whole blocks (2 calls); the difference over N.",
+        "",
+    ]
+    lines += report.table(
+        ["system", "µs per call"],
+        [[k, f"{v:.3g} µs" if isinstance(v, float) else v] for k, v in results.udf_call_us.items()],
+    )
     return lines
 
 
@@ -305,6 +335,16 @@ def summary_markdown(results: CoreResults) -> list[str]:
         )
         rows.append(
             ["idle floor (PSS)", report.memory(m[0]), report.memory(m[1]), report.ratio(m[0], m[1])]
+        )
+    calls = [results.udf_call_us.get(k) for k in ("Ray (Python)", "Volley (Python)")]
+    if all(isinstance(c, float) for c in calls):
+        rows.append(
+            [
+                "`map_batches` UDF call (1-row batches)",
+                f"{calls[0]:.3g} µs",
+                f"{calls[1]:.3g} µs",
+                report.ratio(calls[0], calls[1]),
+            ]
         )
     lines += report.table(["figure", "Ray", "Volley", "Volley's advantage"], rows)
     return [*lines, ""]

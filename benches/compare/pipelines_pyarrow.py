@@ -1,17 +1,26 @@
-"""The pipelines on plain pyarrow (``pyarrow.dataset``, ``pyarrow.compute``): the
-single-process reference the other systems' results are checked against."""
+"""The pipelines on plain pyarrow (``pyarrow.dataset``, ``pyarrow.parquet``,
+``pyarrow.compute``) as a user writes them on ``CPUS`` cores: pyarrow's thread pools set to
+``CPUS``, and the Python UDF pipelines run by a pool of ``CPUS`` threads over the files (each
+file's batches in turn; pyarrow's kernels release the GIL)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from pipelines import (
+    CPUS,
     KEEP_ABOVE,
-    Checksum,
+    SCAN_BATCH_ROWS,
     Paths,
+    Stats,
     System,
+    batch_stats,
     child_main,
-    double_value_arrow,
-    double_value_pandas,
-    scan_checksum,
+    combine_stats,
+    count_stats,
+    groupby_stats,
+    keep_and_double_arrow,
+    keep_and_double_pandas,
 )
 
 
@@ -20,40 +29,57 @@ def load() -> System:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
-    def keep(batch: pa.RecordBatch) -> pa.RecordBatch:
-        return batch.filter(pc.greater(batch.column("value"), KEEP_ABOVE))
+    def start() -> None:
+        pa.set_cpu_count(CPUS)
+        pa.set_io_thread_count(CPUS)
 
-    def count(p: Paths) -> Checksum:
-        return Checksum(ds.dataset(p.big, format="parquet").count_rows())
+    def files(path: str) -> list[str]:
+        return sorted(ds.dataset(path, format="parquet").files)
 
-    def full_scan(p: Paths) -> Checksum:
-        return scan_checksum(ds.dataset(p.big, format="parquet").to_batches())
+    def over_files(path: str, fn):  # noqa: ANN001, ANN202
+        with ThreadPoolExecutor(CPUS) as pool:
+            return list(pool.map(fn, files(path)))
 
-    def small_files_scan(p: Paths) -> Checksum:
-        return scan_checksum(ds.dataset(p.small, format="parquet").to_batches())
+    def count(p: Paths) -> Stats:
+        return count_stats(ds.dataset(p.big, format="parquet").count_rows())
 
-    def map_write(p: Paths) -> None:
+    def small_count(p: Paths) -> Stats:
+        return count_stats(ds.dataset(p.small, format="parquet").count_rows())
+
+    def scan(path: str) -> Stats:
+        def one(f: str) -> list[dict]:
+            batches = pq.ParquetFile(f).iter_batches(batch_size=SCAN_BATCH_ROWS)
+            return [row for b in batches for row in batch_stats(b).to_pylist()]
+
+        return combine_stats(row for rows in over_files(path, one) for row in rows)
+
+    def map_write(p: Paths, udf) -> None:  # noqa: ANN001
+        def one(f: str) -> None:
+            outputs = (udf(b) for b in pq.ParquetFile(f).iter_batches())
+            first = next(outputs)
+            # The UDF's output schema (its doubled column is nullable) is the file's.
+            with pq.ParquetWriter(f"{p.out}/{f.rsplit('/', 1)[-1]}", first.schema) as w:
+                for b in (first, *outputs):
+                    w.write_batch(b)
+
+        over_files(p.big, one)
+
+    def pandas_udf(b: pa.RecordBatch) -> pa.RecordBatch:
+        out = keep_and_double_pandas(b.to_pandas())
+        return pa.RecordBatch.from_pandas(out, schema=b.schema, preserve_index=False)
+
+    def map_native(p: Paths) -> None:
+        value = pc.field("value")
         source = ds.dataset(p.big, format="parquet")
-        batches = (keep(double_value_arrow(b)) for b in source.to_batches())
-        ds.write_dataset(batches, p.out, schema=source.schema, format="parquet")
+        columns = {n: pc.field(n) for n in source.schema.names} | {"value": value * 2.0}
+        scanner = source.scanner(columns=columns, filter=value > KEEP_ABOVE)
+        ds.write_dataset(scanner, p.out, format="parquet")
 
-    def map_pandas_write(p: Paths) -> None:
-        source = ds.dataset(p.big, format="parquet")
-        batches = (
-            keep(
-                pa.RecordBatch.from_pandas(
-                    double_value_pandas(b.to_pandas()), schema=source.schema, preserve_index=False
-                )
-            )
-            for b in source.to_batches()
-        )
-        ds.write_dataset(batches, p.out, schema=source.schema, format="parquet")
-
-    def groupby(p: Paths) -> Checksum:
+    def groupby(p: Paths) -> Stats:
         table = ds.dataset(p.big, format="parquet").to_table(columns=["key", "value"])
-        sums = table.group_by("key").aggregate([("value", "sum")])
-        return Checksum(sums.num_rows, pc.sum(sums.column("value_sum")).as_py())
+        return groupby_stats(table.group_by("key").aggregate([("value", "sum")]))
 
     def sort_write(p: Paths) -> None:
         table = ds.dataset(p.big, format="parquet").to_table().sort_by("value")
@@ -64,13 +90,16 @@ def load() -> System:
         version=pa.__version__,
         pipelines={
             "count": count,
-            "full_scan": full_scan,
-            "small_files_scan": small_files_scan,
-            "map_write": map_write,
-            "map_pandas_write": map_pandas_write,
+            "full_scan": lambda p: scan(p.big),
+            "small_files_scan": lambda p: scan(p.small),
+            "map_write": lambda p: map_write(p, keep_and_double_arrow),
+            "map_pandas_write": lambda p: map_write(p, pandas_udf),
+            "map_native": map_native,
             "groupby": groupby,
             "sort_write": sort_write,
+            "small_count": small_count,
         },
+        start=start,
     )
 
 

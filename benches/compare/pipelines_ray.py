@@ -4,51 +4,68 @@ package with the same API: ``pipelines_volley.py`` runs them on Volley's Python 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from pipelines import (
+    CPUS,
     KEEP_ABOVE,
-    Checksum,
+    SCAN_BATCH_ROWS,
     Paths,
+    Stats,
     System,
+    batch_stats,
     child_main,
-    double_value_arrow,
-    double_value_pandas,
-    scan_checksum,
+    combine_stats,
+    count_stats,
+    groupby_stats,
+    keep_and_double_arrow,
+    keep_and_double_pandas,
 )
 
+#: ``map_native``'s doubling of ``value``: each system's own expression (Ray's ``Expr``,
+#: Volley's SQL text).
+DoubleValue = Callable[[Any], Any]
 
-def ray_api_system(ray: ModuleType) -> System:
+
+def ray_api_system(ray: ModuleType, double_value: DoubleValue) -> System:
     """The pipelines on ``ray``: Ray itself, or a package with Ray's core and Data API."""
+    import pyarrow as pa
+
     data = ray.data
-    keep = f"value > {KEEP_ABOVE}"
 
     def start() -> None:
-        ray.init()
+        ray.init(num_cpus=CPUS)
         data.DataContext.get_current().enable_progress_bars = False
 
-    def count(p: Paths) -> Checksum:
-        return Checksum(data.read_parquet(p.big).count())
+    def count(p: Paths) -> Stats:
+        return count_stats(data.read_parquet(p.big).count())
 
-    def full_scan(p: Paths) -> Checksum:
-        ds = data.read_parquet(p.big)
-        return scan_checksum(ds.iter_batches(batch_format="pyarrow", batch_size=None))
+    def small_count(p: Paths) -> Stats:
+        return count_stats(data.read_parquet(p.small).count())
 
-    def small_files_scan(p: Paths) -> Checksum:
-        ds = data.read_parquet(p.small)
-        return scan_checksum(ds.iter_batches(batch_format="pyarrow", batch_size=None))
+    def scan(path: str) -> Stats:
+        ds = data.read_parquet(path).map_batches(
+            batch_stats, batch_format="pyarrow", batch_size=SCAN_BATCH_ROWS
+        )
+        return combine_stats(ds.take_all())
 
     def map_write(p: Paths) -> None:
-        ds = data.read_parquet(p.big).map_batches(double_value_arrow, batch_format="pyarrow")
-        ds.filter(expr=keep).write_parquet(p.out)
+        ds = data.read_parquet(p.big).map_batches(keep_and_double_arrow, batch_format="pyarrow")
+        ds.write_parquet(p.out)
 
     def map_pandas_write(p: Paths) -> None:
-        ds = data.read_parquet(p.big).map_batches(double_value_pandas, batch_format="pandas")
-        ds.filter(expr=keep).write_parquet(p.out)
+        ds = data.read_parquet(p.big).map_batches(keep_and_double_pandas, batch_format="pandas")
+        ds.write_parquet(p.out)
 
-    def groupby(p: Paths) -> Checksum:
+    def map_native(p: Paths) -> None:
+        ds = data.read_parquet(p.big).filter(expr=f"value > {KEEP_ABOVE}")
+        double_value(ds).write_parquet(p.out)
+
+    def groupby(p: Paths) -> Stats:
         groups = data.read_parquet(p.big).groupby("key").sum("value").take_all()
-        return Checksum(len(groups), sum(v for g in groups for k, v in g.items() if k != "key"))
+        return groupby_stats(pa.Table.from_pylist(groups))
 
     def sort_write(p: Paths) -> None:
         data.read_parquet(p.big).sort("value").write_parquet(p.out)
@@ -57,12 +74,14 @@ def ray_api_system(ray: ModuleType) -> System:
         version=ray.__version__,
         pipelines={
             "count": count,
-            "full_scan": full_scan,
-            "small_files_scan": small_files_scan,
+            "full_scan": lambda p: scan(p.big),
+            "small_files_scan": lambda p: scan(p.small),
             "map_write": map_write,
             "map_pandas_write": map_pandas_write,
+            "map_native": map_native,
             "groupby": groupby,
             "sort_write": sort_write,
+            "small_count": small_count,
         },
         start=start,
         stop=ray.shutdown,
@@ -73,8 +92,9 @@ def load() -> System:
     """Ray Data's pipelines."""
     import ray
     import ray.data  # noqa: F401  (a subpackage: imported for ray.data)
+    from ray.data.expressions import col
 
-    return ray_api_system(ray)
+    return ray_api_system(ray, lambda ds: ds.with_column("value", col("value") * 2.0))
 
 
 if __name__ == "__main__":

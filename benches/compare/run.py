@@ -7,10 +7,12 @@
 runs this.) For every pipeline, for every system in turn, a fresh process starts the
 system, runs the pipeline once as a warm-up and then ``--runs`` times; it reports the wall
 time of each run, while this process samples the peak memory of the whole process tree
-(``proctree.py``). Every system's result is checked against the reference (pyarrow, else
-the first system that ran): the same row count and sum, read back from the parquet files
-for the write pipelines (and sorted for ``sort_write``). Any mismatch or failure is printed,
-marked in the results file, and makes the exit status 1.
+(``proctree.py``); then a second fresh process runs it once cold, timed from its start
+(interpreter, imports and init included) to its result. Every system's result is checked
+against the reference (pyarrow, else the first system that ran): the row count and the sum,
+minimum and maximum of every column (total UTF-8 length for strings), read back from the
+parquet files for the write pipelines (and checked sorted for ``sort_write``). Any mismatch
+or failure is printed, marked in the results file, and makes the exit status 1.
 
 The core part runs ``ray microbenchmark`` and ``volley microbenchmark`` on the metrics both
 report, and init -> first task result with the idle memory floor (``core.py``).
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import shlex
 import shutil
@@ -36,7 +37,7 @@ from pathlib import Path
 import core
 import proctree
 import report
-from pipelines import PIPELINES, UNAVAILABLE, Checksum
+from pipelines import PIPELINES, UNAVAILABLE, Stats, agree, combine_stats, table_stats
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -94,7 +95,9 @@ class Result:
     status: str
     note: str = ""
     times_s: list[float] = field(default_factory=list)
-    checksum: Checksum | None = None
+    #: Process start to result of the cold run.
+    cold_s: float | None = None
+    stats: Stats | None = None
     peak_pss_kib: int = 0
     peak_procs: int = 0
 
@@ -188,15 +191,17 @@ def check_systems(systems: list[str], python: str, bin_dir: Path) -> tuple[dict,
     return versions, unavailable
 
 
-def command(spec: SystemSpec, pipeline: str, setup: Setup, out: Path) -> list[str]:
-    """The child process of one measurement."""
+def command(spec: SystemSpec, pipeline: str, setup: Setup, out: Path, cold: bool) -> list[str]:
+    """The child process of one measurement: warm (a warm-up and ``setup.runs`` runs) or
+    cold (one run, reported as soon as its result is in)."""
     if spec.script is None:
+        runs = ["1", "--cold"] if cold else [str(setup.runs)]
         return [
             str(setup.bin_dir / "data_bench"),
             "run",
             pipeline,
             str(setup.data),
-            str(setup.runs),
+            *runs,
             "--json",
             "--out",
             str(out),
@@ -207,28 +212,26 @@ def command(spec: SystemSpec, pipeline: str, setup: Setup, out: Path) -> list[st
         pipeline,
         str(setup.data),
         str(out),
-        str(setup.runs),
+        "cold" if cold else str(setup.runs),
     ]
 
 
-def read_back(out: Path, check_sorted: bool) -> Checksum:
-    """Rows and sum of ``value`` of the parquet files under ``out``; with ``check_sorted``,
-    also checks that each file is sorted by ``value`` and that the files' ranges do not
-    overlap."""
+def read_back(out: Path, check_sorted: bool) -> Stats:
+    """The statistics of every column of the parquet files under ``out``; with
+    ``check_sorted``, also checks that each file is sorted by ``value`` and that the files'
+    ranges do not overlap."""
     import numpy as np
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     files = sorted(out.rglob("*.parquet"))
     if not files:
         raise BenchError(f"no parquet files written under {out}")
-    rows, total, ranges = 0, 0.0, []
+    stats, ranges = [], []
     for f in files:
-        values = pq.read_table(f, columns=["value"]).column("value")
-        rows += len(values)
-        total += pc.sum(values).as_py() or 0.0
-        if check_sorted and len(values):
-            v = values.to_numpy()
+        table = pq.read_table(f)
+        stats.append(table_stats([table]) if table.num_rows else {"rows": 0})
+        if check_sorted and table.num_rows:
+            v = table.column("value").to_numpy()
             if (np.diff(v) < 0).any():
                 raise BenchError(f"{f.name} is not sorted by value")
             ranges.append((v[0], v[-1], f.name))
@@ -236,53 +239,66 @@ def read_back(out: Path, check_sorted: bool) -> Checksum:
     for (_, high, a), (low, _, b) in zip(ranges, ranges[1:], strict=False):
         if high > low:
             raise BenchError(f"{a} and {b} overlap: the output is not sorted by value")
-    return Checksum(rows, total)
+    return combine_stats(stats)
+
+
+def written_rows(out: Path) -> int:
+    """Rows of the parquet files under ``out`` (from their footers)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in out.rglob("*.parquet"))
+
+
+def child_report(m: proctree.Measured) -> tuple[float, dict]:
+    """The second the child printed its report, and the report."""
+    reports = [(t, json.loads(line)) for t, line in m.stdout if line.startswith('{"')]
+    if m.returncode != 0 or not reports or "times_s" not in reports[-1][1]:
+        raise BenchError(f"exited with status {m.returncode}:\n{m.stderr_tail()}")
+    return reports[-1]
 
 
 def measure(spec: SystemSpec, pipeline: str, setup: Setup) -> Result:
-    """Runs one (system, pipeline) measurement in a fresh process."""
+    """Runs one (system, pipeline) measurement: a warm process, then a cold one."""
     out = setup.scratch / f"{spec.name}-{pipeline}"
-    shutil.rmtree(out, ignore_errors=True)
-    m = proctree.measure(
-        command(spec, pipeline, setup, out), env=CHILD_ENV, cwd=str(HERE), timeout=setup.timeout
-    )
-    result = Result(spec.name, pipeline, "ok", peak_pss_kib=m.peak_pss_kib, peak_procs=m.peak_procs)
+    result = Result(spec.name, pipeline, "ok")
+    writes = PIPELINES[pipeline].writes
     try:
-        if m.timed_out:
-            raise BenchError(f"timed out after {setup.timeout:g} s")
-        if m.returncode == UNAVAILABLE:
-            result.status, result.note = "not available", m.stderr_tail(1)
-            return result
-        reports = [json.loads(line) for _, line in m.stdout if line.startswith('{"')]
-        if m.returncode != 0 or not reports or "times_s" not in reports[-1]:
-            raise BenchError(f"exited with status {m.returncode}:\n{m.stderr_tail()}")
-        child = reports[-1]
-        result.times_s = child["times_s"]
-        if PIPELINES[pipeline].writes:
-            result.checksum = read_back(out, check_sorted=pipeline == "sort_write")
-            if child["rows"] is not None and child["rows"] != result.checksum.rows:
-                raise BenchError(
-                    f"reported {child['rows']} rows written, "
-                    f"but its files hold {result.checksum.rows}"
+        for cold in (False, True):
+            shutil.rmtree(out, ignore_errors=True)
+            m = proctree.measure(
+                command(spec, pipeline, setup, out, cold),
+                env=CHILD_ENV,
+                cwd=str(HERE),
+                timeout=setup.timeout,
+            )
+            if m.timed_out:
+                raise BenchError(f"timed out after {setup.timeout:g} s")
+            if m.returncode == UNAVAILABLE:
+                result.status, result.note = "not available", m.stderr_tail(1)
+                return result
+            at, child = child_report(m)
+            if m.killed:
+                result.note = f"killed {len(m.killed)} processes left running: {m.killed[:3]}"
+            if not cold:
+                result.times_s = child["times_s"]
+                result.peak_pss_kib, result.peak_procs = m.peak_pss_kib, m.peak_procs
+                result.stats = (
+                    read_back(out, check_sorted=pipeline == "sort_write")
+                    if writes
+                    else child["stats"]
                 )
-        else:
-            result.checksum = Checksum(child["rows"], child["sum"])
-        if m.killed:
-            result.note = f"killed {len(m.killed)} processes left running: {m.killed[:3]}"
+                continue
+            result.cold_s = at
+            cold_rows = written_rows(out) if writes else child["stats"]["rows"]
+            if cold_rows != result.stats["rows"]:
+                raise BenchError(
+                    f"the cold run gave {cold_rows} rows, the warm one {result.stats['rows']}"
+                )
     except BenchError as e:
         result.status, result.note = "failed", str(e)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     return result
-
-
-def agree(a: Checksum, b: Checksum) -> bool:
-    """Same rows, and sums equal (exactly for integers, to ``REL_TOL`` for floats)."""
-    if a.rows != b.rows or (a.sum is None) != (b.sum is None):
-        return False
-    if a.sum is None or (isinstance(a.sum, int) and isinstance(b.sum, int)):
-        return a.sum == b.sum
-    return math.isclose(a.sum, b.sum, rel_tol=REL_TOL)
 
 
 def verify(results: list[Result]) -> Result | None:
@@ -291,9 +307,9 @@ def verify(results: list[Result]) -> Result | None:
     ran = [r for r in results if r.status == "ok"]
     reference = next((r for r in ran if r.system == "pyarrow"), ran[0] if ran else None)
     for r in ran:
-        if not agree(r.checksum, reference.checksum):
+        if diffs := agree(r.stats, reference.stats, REL_TOL):
             r.status = "mismatch"
-            r.note = f"{r.checksum} differs from {reference.system}'s {reference.checksum}"
+            r.note = f"differs from {reference.system}'s: {'; '.join(diffs)}"
     return reference
 
 
@@ -304,9 +320,9 @@ def progress_line(r: Result) -> str:
     return (
         f"median {report.seconds(statistics.median(t))} "
         f"({report.seconds(min(t))}–{report.seconds(max(t))}), "
+        f"cold {report.seconds(r.cold_s)}, "
         f"peak {report.memory(r.peak_pss_kib)} in {r.peak_procs} processes, "
-        f"{r.checksum.rows:,} rows"
-        + ("" if r.checksum.sum is None else f", sum {r.checksum.sum:.12g}")
+        f"{r.stats['rows']:,} rows"
     )
 
 
@@ -352,7 +368,10 @@ def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -
         "## Data pipelines",
         "",
         f"Each system runs each pipeline in a fresh process: start, one warm-up, then "
-        f"{setup.runs} timed runs (wall time of the pipeline alone). Peak PSS is sampled every "
+        f"{setup.runs} timed runs (wall time of the pipeline alone: the median is the warm "
+        "figure). Cold: a second fresh process runs the pipeline once, timed from the "
+        "process's start to the result (interpreter, imports, init included), as a fresh "
+        "notebook kernel or a batch job sees it. Peak PSS (of the warm process) is sampled every "
         "50 ms (less often when a sample is slow: the sampler takes at most a tenth of a core) "
         "over the whole process tree, helpers included (Ray's GCS, raylet, dashboard, "
         "workers). Ratios are the peer's figure over Volley's: above 1, Volley is faster or "
@@ -365,9 +384,13 @@ def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -
         volley = next((r for r in ok if r.system == "volley-py"), None) or next(
             (r for r in ok if r.system == "volley-rust"), None
         )
-        header = ["system", "median", "min–max", "rows/s", "peak PSS", "processes"]
+        header = ["system", "median", "min–max", "cold", "rows/s", "peak PSS", "processes"]
         if volley:
-            header += [f"time ÷ {volley.system}", f"memory ÷ {volley.system}"]
+            header += [
+                f"time ÷ {volley.system}",
+                f"cold ÷ {volley.system}",
+                f"memory ÷ {volley.system}",
+            ]
         table = []
         for r in rs:
             label = f"{SYSTEMS[r.system].label} {setup.versions.get(r.system, '')}".strip()
@@ -380,6 +403,7 @@ def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -
                 label,
                 report.seconds(median),
                 f"{report.seconds(min(r.times_s))}–{report.seconds(max(r.times_s))}",
+                report.seconds(r.cold_s),
                 report.rate(rows / median),
                 report.memory(r.peak_pss_kib),
                 str(r.peak_procs),
@@ -387,6 +411,7 @@ def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -
             if volley:
                 row += [
                     report.ratio(median, statistics.median(volley.times_s)),
+                    report.ratio(r.cold_s, volley.cold_s),
                     report.ratio(r.peak_pss_kib, volley.peak_pss_kib),
                 ]
             table.append(row)
@@ -399,10 +424,13 @@ def data_markdown(results: dict[str, list[Result]], setup: Setup, sizes: dict) -
         ]
         lines += report.table(header, table)
         if ok:
-            c = ok[0].checksum
+            shown = ", ".join(
+                f"{k} {v:.12g}" if isinstance(v, float) else f"{k} {v!r}"
+                for k, v in ok[0].stats.items()
+                if not isinstance(v, str) or len(v) <= 24
+            )
             agreeing = [r.system for r in ok if r.status == "ok"]
-            summed = "" if c.sum is None else f", sum {c.sum:.12g}"
-            lines += ["", f"Checked: {c.rows:,} rows{summed}; agree: {', '.join(agreeing)}."]
+            lines += ["", f"Checked: {shown}; agree: {', '.join(agreeing)}."]
     return lines
 
 
@@ -412,9 +440,15 @@ README_END = "<!-- bench-compare:end -->"
 
 
 def summary_markdown(results: dict[str, list[Result]], systems: list[str]) -> list[str]:
-    """One table over every pipeline: each system's median time and peak PSS, and the
-    best peer's time over Volley's (Python API where it ran, else Rust)."""
-    header = ["pipeline", *(SYSTEMS[s].label for s in systems), "best peer ÷ Volley (time)"]
+    """One table over every pipeline: each system's warm median, cold run and peak PSS, and
+    the best peer's times over Volley's (Python API where it ran, else Rust); then one line
+    per pipeline saying what it does."""
+    header = [
+        "pipeline",
+        *(SYSTEMS[s].label for s in systems),
+        "best peer ÷ Volley (warm)",
+        "(cold)",
+    ]
     rows = []
     for pipeline, rs in results.items():
         by = {r.system: r for r in rs}
@@ -428,18 +462,28 @@ def summary_markdown(results: dict[str, list[Result]], systems: list[str]) -> li
             else:
                 cells.append(
                     f"{report.seconds(statistics.median(r.times_s))}, "
-                    f"{report.memory(r.peak_pss_kib)}"
+                    f"cold {report.seconds(r.cold_s)}, {report.memory(r.peak_pss_kib)}"
                 )
-        ok = {r.system: statistics.median(r.times_s) for r in rs if r.status == "ok"}
+        ok = {r.system: r for r in rs if r.status == "ok"}
         volley = ok.get("volley-py", ok.get("volley-rust"))
-        peers = [t for s, t in ok.items() if not s.startswith("volley")]
-        best = report.ratio(min(peers), volley) if volley and peers else "—"
-        rows.append([f"`{pipeline}`", *cells, best])
+        peers = [r for s, r in ok.items() if not s.startswith("volley")]
+        ratios = ["—", "—"]
+        if volley and peers:
+            warm = min(statistics.median(r.times_s) for r in peers)
+            ratios = [
+                report.ratio(warm, statistics.median(volley.times_s)),
+                report.ratio(min(r.cold_s for r in peers), volley.cold_s),
+            ]
+        rows.append([f"`{pipeline}`", *cells, *ratios])
     return [
-        "Data pipelines: median wall time, peak PSS of the process tree. Above 1× in the last "
-        "column, Volley is faster than every peer.",
+        "Data pipelines: warm median wall time, the cold run (process start to result: "
+        "imports and init included), peak PSS of the process tree. Above 1× in the last "
+        "columns, Volley is faster than every peer. Every system runs on 2 CPUs, and every "
+        "output is checked equal across systems (rows; sum, min and max of every column).",
         "",
         *report.table(header, rows),
+        "",
+        *(f"- `{name}`: {PIPELINES[name].title}." for name in results),
         "",
     ]
 

@@ -3,25 +3,33 @@
 //! ```text
 //! data_bench generate <dir> [--big-files N] [--big-rows N] [--small-files N] [--small-rows N]
 //!     # <dir>/big: 20 files x 1M rows; <dir>/small: 2,000 files x 1,000 rows (the defaults)
-//! data_bench run <pipeline> <dir> [runs] [--json] [--out <out_dir>]
+//! data_bench run <pipeline> <dir> [runs] [--cold] [--json] [--out <out_dir>]
 //!     # prints: <pipeline> median=<s> min=<s> max=<s> peak_rss_mib=<n> rows=<n>
-//!     # --json: one JSON object instead: pipeline, times_s (the measured runs), rows, sum,
+//!     # --json: one JSON object instead: pipeline, times_s (the measured runs), stats,
 //!     #         peak_rss_mib
+//!     # --cold: no warm-up: init, one run, and its report as soon as the result is in
 //!     # --out: write pipelines write there and the last run's output is kept (default:
 //!     #        <dir>/out-<pipeline>, removed after each run)
 //! data_bench startup [idle_seconds]
 //!     # init -> first task result; prints {"init_to_first_task_s": <s>} and stays idle
 //!     # (default 10 s) before shutting down, so a parent can sample the idle memory floor
 //! ```
-//! Pipelines: count, full_scan, small_files_scan, map_write, groupby, sort_write.
+//! Pipelines (the same work as `benches/compare/pipelines.py` names):
+//! - `count`, `small_count`: rows of the big / small dataset;
+//! - `full_scan`, `small_files_scan`: a statistics UDF over 1,024-row batches of every
+//!   column, its one-row results collected by `take_all` and combined;
+//! - `map_write`: a UDF that keeps `value > 0.5` and doubles `value`, then `write_parquet`;
+//! - `map_native`: the same filter and doubling as expressions, then `write_parquet`;
+//! - `groupby`: `groupby(key).sum(value)`; `sort_write`: sort by `value`, `write_parquet`.
+//!
 //! Rows: `id` int64 sequential, `value` float64 uniform [0,1), `key` string of 1,000 distinct
 //! values, `text` 100 random alphanumeric characters; snappy; one row group per file;
 //! deterministic (seeded).
 //!
-//! `rows` is what the pipeline returned (rows counted, scanned, written, or groups); `sum`
-//! checks the content where the pipeline returns data: the sum of `id` over a scan, the sum
-//! of the per-key sums of a groupby (`null` otherwise). `benches/compare/run.py` compares
-//! both with the same pipelines run by Ray Data, Daft and pyarrow.
+//! `stats` is the result's row count and, per column, the sum / minimum / maximum of numbers
+//! and total UTF-8 length (in characters) / minimum / maximum of strings; `null` for write
+//! pipelines (`benches/compare/run.py` reads their files back), and rows only for counts.
+//! `run.py` compares them with the same pipelines run by Ray Data, Daft and pyarrow.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -108,113 +116,249 @@ fn peak_rss_mib() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-/// A content check beside the row count: integer sums stay exact.
-#[derive(Debug, Clone, Copy)]
-enum Sum {
+/// One statistic of a result: integers stay exact.
+#[derive(Debug, Clone, PartialEq)]
+enum Stat {
     Int(i128),
     Float(f64),
+    Str(String),
 }
 
-impl std::fmt::Display for Sum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Stat {
+    fn json(&self) -> serde_json::Value {
         match self {
-            Sum::Int(s) => write!(f, "{s}"),
-            Sum::Float(s) => write!(f, "{s}"),
+            // Exact in JSON (Python reads big integers whole).
+            Stat::Int(i) => serde_json::Value::Number(
+                serde_json::Number::from_i128(*i).unwrap_or_else(|| 0.into()),
+            ),
+            Stat::Float(f) => serde_json::json!(f),
+            Stat::Str(s) => serde_json::json!(s),
+        }
+    }
+
+    /// Folds `other` into `self` as statistic `name`: minima, maxima, or sums.
+    fn fold(&mut self, name: &str, other: Stat) {
+        let keep_other = match (&*self, &other) {
+            _ if name.ends_with("_min") => other.less(self),
+            _ if name.ends_with("_max") => self.less(&other),
+            (Stat::Int(a), Stat::Int(b)) => {
+                *self = Stat::Int(a + b);
+                false
+            }
+            (Stat::Float(a), Stat::Float(b)) => {
+                *self = Stat::Float(a + b);
+                false
+            }
+            _ => false,
+        };
+        if keep_other {
+            *self = other;
+        }
+    }
+
+    fn less(&self, other: &Stat) -> bool {
+        match (self, other) {
+            (Stat::Int(a), Stat::Int(b)) => a < b,
+            (Stat::Float(a), Stat::Float(b)) => a < b,
+            (Stat::Str(a), Stat::Str(b)) => a < b,
+            _ => false,
         }
     }
 }
 
-/// What one run of a pipeline returned.
-#[derive(Debug, Clone, Copy)]
-struct Outcome {
-    rows: u64,
-    sum: Option<Sum>,
+/// What a run returned: rows, and per column (see the module docs) its statistics.
+type Stats = std::collections::BTreeMap<String, Stat>;
+
+fn count_stats(rows: u64) -> Stats {
+    Stats::from([("rows".to_string(), Stat::Int(rows.into()))])
 }
 
-fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> volley::Result<&'a T> {
-    b.column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| {
-            volley::Error::InvalidArgument(format!(
-                "column {name:?} is missing or of an unexpected type"
-            ))
-        })
-}
-
-/// Scans every column of `path`, counting rows and summing `id`.
-fn scan(path: &str) -> volley::Result<Outcome> {
-    let (mut rows, mut ids) = (0u64, 0i128);
-    for b in data::read_parquet(&[path])?.iter_batches()? {
-        let b = b?;
-        rows += b.num_rows() as u64;
-        ids += column::<Int64Array>(&b, "id")?
-            .iter()
-            .flatten()
-            .map(i128::from)
-            .sum::<i128>();
+/// Folds `more` into `total`.
+fn combine(total: &mut Stats, more: Stats) {
+    for (k, v) in more {
+        match total.get_mut(&k) {
+            Some(t) => t.fold(&k, v),
+            None => {
+                total.insert(k, v);
+            }
+        }
     }
-    Ok(Outcome {
-        rows,
-        sum: Some(Sum::Int(ids)),
-    })
 }
 
-fn run(pipeline: &str, dir: &str, out: &str) -> volley::Result<Outcome> {
+/// The statistics of one batch's columns (int64, float64 and UTF-8 ones).
+fn batch_stats(b: &RecordBatch) -> volley::Result<Stats> {
+    use volley::arrow::compute;
+    let mut stats = count_stats(b.num_rows() as u64);
+    if b.num_rows() == 0 {
+        return Ok(stats);
+    }
+    let unsupported = |name: &str| {
+        volley::Error::InvalidArgument(format!("column {name:?}: no statistics for its type"))
+    };
+    for (field, column) in b.schema().fields().iter().zip(b.columns()) {
+        let name = field.name();
+        let any = column.as_any();
+        let (total, low, high) = if let Some(a) = any.downcast_ref::<Int64Array>() {
+            let sum: i128 = a.iter().flatten().map(i128::from).sum();
+            (
+                Stat::Int(sum),
+                compute::min(a).map(|v| Stat::Int(v.into())),
+                compute::max(a).map(|v| Stat::Int(v.into())),
+            )
+        } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+            (
+                Stat::Float(compute::sum(a).unwrap_or(0.0)),
+                compute::min(a).map(Stat::Float),
+                compute::max(a).map(Stat::Float),
+            )
+        } else if let Some(a) = any.downcast_ref::<StringArray>() {
+            // UTF-8 length in characters: the bytes that do not continue a character.
+            let offsets = a.value_offsets();
+            let bytes = &a.value_data()[offsets[0] as usize..offsets[a.len()] as usize];
+            let chars = bytes.iter().filter(|&&c| c & 0xC0 != 0x80).count();
+            let text = |s: &str| Stat::Str(s.to_string());
+            (
+                Stat::Int(chars as i128),
+                compute::min_string(a).map(text),
+                compute::max_string(a).map(text),
+            )
+        } else {
+            return Err(unsupported(name));
+        };
+        let sum_name = if column.data_type().is_primitive() {
+            "sum"
+        } else {
+            "len"
+        };
+        stats.insert(format!("{name}_{sum_name}"), total);
+        for (suffix, v) in [("min", low), ("max", high)] {
+            if let Some(v) = v {
+                stats.insert(format!("{name}_{suffix}"), v);
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// `stats` as a one-row batch (what the statistics UDF returns).
+fn stats_batch(stats: &Stats) -> volley::Result<RecordBatch> {
+    use volley::arrow::array::ArrayRef;
+    let columns = stats.iter().map(|(k, v)| {
+        let column: ArrayRef = match v {
+            Stat::Int(i) => Arc::new(Int64Array::from(vec![*i as i64])),
+            Stat::Float(f) => Arc::new(Float64Array::from(vec![*f])),
+            Stat::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
+        };
+        (k.clone(), column)
+    });
+    Ok(RecordBatch::try_from_iter(columns)?)
+}
+
+/// The statistics of a whole result from the one-row batches of the statistics UDF (in any
+/// order and batching: sums add up, minima and maxima fold).
+fn fold_batches(batches: &[RecordBatch]) -> volley::Result<Stats> {
+    let mut total = Stats::new();
+    for b in batches {
+        for row in 0..b.num_rows() {
+            let mut one = Stats::new();
+            for (field, column) in b.schema().fields().iter().zip(b.columns()) {
+                if column.is_null(row) {
+                    continue;
+                }
+                let any = column.as_any();
+                let v = if let Some(a) = any.downcast_ref::<Int64Array>() {
+                    Stat::Int(a.value(row).into())
+                } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+                    Stat::Float(a.value(row))
+                } else if let Some(a) = any.downcast_ref::<StringArray>() {
+                    Stat::Str(a.value(row).to_string())
+                } else {
+                    return Err(volley::Error::InvalidArgument(format!(
+                        "statistic {:?} has an unexpected type",
+                        field.name()
+                    )));
+                };
+                one.insert(field.name().clone(), v);
+            }
+            combine(&mut total, one);
+        }
+    }
+    Ok(total)
+}
+
+/// The statistics UDF over `batch_rows`-row batches of every column of `path`.
+fn scan(path: &str) -> volley::Result<Stats> {
+    let batches = data::read_parquet(&[path])?
+        .map_batches("stats", Some(SCAN_BATCH_ROWS), |b| {
+            Ok(stats_batch(&batch_stats(&b)?)?)
+        })
+        .take_all()?;
+    fold_batches(&batches)
+}
+
+/// Rows of a batch per UDF call in the scan pipelines (as `pipelines.py`'s).
+const SCAN_BATCH_ROWS: usize = 1024;
+
+fn run(pipeline: &str, dir: &str, out: &str) -> volley::Result<Option<Stats>> {
     let big = format!("{dir}/big");
     let small = format!("{dir}/small");
-    let rows_only = |rows| Outcome { rows, sum: None };
     Ok(match pipeline {
-        "count" => rows_only(data::read_parquet(&[&big])?.count()?),
-        "full_scan" => scan(&big)?,
-        "small_files_scan" => scan(&small)?,
-        "map_write" => rows_only(
+        "count" => Some(count_stats(data::read_parquet(&[&big])?.count()?)),
+        "small_count" => Some(count_stats(data::read_parquet(&[&small])?.count()?)),
+        "full_scan" => Some(scan(&big)?),
+        "small_files_scan" => Some(scan(&small)?),
+        "map_write" => {
             data::read_parquet(&[&big])?
-                .map_batches("double", None, |b| {
-                    let v = b.column(1);
-                    let doubled = volley::arrow::compute::kernels::numeric::mul(
-                        v,
-                        &Float64Array::new_scalar(2.0),
-                    )?;
+                .map_batches("keep_and_double", None, |b| {
+                    use volley::arrow::compute::kernels::{cmp, numeric};
+                    let value = b.column_by_name("value").ok_or_else(|| {
+                        volley::Error::InvalidArgument("no column \"value\"".into())
+                    })?;
+                    let keep = cmp::gt(value, &Float64Array::new_scalar(0.5))?;
+                    let b = volley::arrow::compute::filter_record_batch(&b, &keep)?;
+                    let i = b.schema().index_of("value")?;
                     let mut cols = b.columns().to_vec();
-                    cols[1] = doubled;
+                    cols[i] = numeric::mul(&cols[i], &Float64Array::new_scalar(2.0))?;
                     Ok(RecordBatch::try_new(b.schema(), cols)?)
                 })
+                .write_parquet(out)?;
+            None
+        }
+        "map_native" => {
+            data::read_parquet(&[&big])?
                 .filter(col("value").gt(lit(0.5)))?
-                .write_parquet(out)?
-                .rows(),
-        ),
+                .with_column("value", col("value") * lit(2.0))?
+                .write_parquet(out)?;
+            None
+        }
         "groupby" => {
             let groups = data::read_parquet(&[&big])?
                 .groupby(&["key"])
                 .sum("value")?
                 .take_all()?;
-            let mut sum = 0.0;
+            let mut total = Stats::new();
             for g in &groups {
-                let i = (0..g.num_columns())
-                    .find(|&i| g.schema().field(i).name() != "key")
-                    .ok_or_else(|| {
-                        volley::Error::InvalidArgument("groupby returned no sum column".into())
-                    })?;
-                let sums = g
-                    .column(i)
-                    .as_any()
-                    .downcast_ref::<Float64Array>()
-                    .ok_or_else(|| {
-                        volley::Error::InvalidArgument("groupby sum is not float64".into())
-                    })?;
-                sum += sums.iter().flatten().sum::<f64>();
+                if g.num_columns() != 2 {
+                    return Err(volley::Error::InvalidArgument(format!(
+                        "groupby returned {} columns, expected 2",
+                        g.num_columns()
+                    )));
+                }
+                let key = g.schema().index_of("key")?;
+                let named = RecordBatch::try_from_iter([
+                    ("key", g.column(key).clone()),
+                    ("sum", g.column(1 - key).clone()),
+                ])?;
+                combine(&mut total, batch_stats(&named)?);
             }
-            Outcome {
-                rows: groups.iter().map(|b| b.num_rows() as u64).sum(),
-                sum: Some(Sum::Float(sum)),
-            }
+            Some(total)
         }
-        "sort_write" => rows_only(
+        "sort_write" => {
             data::read_parquet(&[&big])?
                 .sort(&["value"], false)?
-                .write_parquet(out)?
-                .rows(),
-        ),
+                .write_parquet(out)?;
+            None
+        }
         other => {
             return Err(volley::Error::InvalidArgument(format!(
                 "unknown pipeline {other}"
@@ -229,6 +373,8 @@ struct RunArgs {
     dir: String,
     runs: usize,
     json: bool,
+    /// No warm-up: one run, reported as soon as its result is in.
+    cold: bool,
     /// Where write pipelines write; `None`: `<dir>/out-<pipeline>`, removed after each run.
     out: Option<String>,
 }
@@ -236,11 +382,12 @@ struct RunArgs {
 impl RunArgs {
     fn parse(args: &[String]) -> Result<RunArgs, String> {
         let mut positional = Vec::new();
-        let (mut json, mut out) = (false, None);
+        let (mut json, mut cold, mut out) = (false, false, None);
         let mut it = args.iter();
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--json" => json = true,
+                "--cold" => cold = true,
                 "--out" => out = Some(it.next().ok_or("--out needs a directory")?.clone()),
                 flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
                 _ => positional.push(a.clone()),
@@ -261,10 +408,44 @@ impl RunArgs {
         Ok(RunArgs {
             pipeline,
             dir,
-            runs,
+            runs: if cold { 1 } else { runs },
             json,
+            cold,
             out,
         })
+    }
+
+    /// Prints what the runs gave.
+    fn report(&self, times: &[f64], stats: Option<&Stats>) {
+        if self.json {
+            let stats = stats.map(|s| {
+                s.iter()
+                    .map(|(k, v)| (k.clone(), v.json()))
+                    .collect::<serde_json::Map<_, _>>()
+            });
+            let line = serde_json::json!({
+                "pipeline": self.pipeline,
+                "times_s": times,
+                "stats": stats,
+                "peak_rss_mib": peak_rss_mib(),
+            });
+            println!("{line}");
+        } else {
+            let mut sorted = times.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let rows = stats
+                .and_then(|s| s.get("rows"))
+                .map_or("written".to_string(), |r| r.json().to_string());
+            println!(
+                "{} median={:.3} min={:.3} max={:.3} peak_rss_mib={} rows={rows}",
+                self.pipeline,
+                sorted[sorted.len() / 2],
+                sorted[0],
+                sorted[sorted.len() - 1],
+                peak_rss_mib(),
+            );
+        }
+        let _ = std::io::stdout().flush();
     }
 }
 
@@ -274,7 +455,7 @@ fn run_command(args: &RunArgs) -> volley::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| format!("{}/out-{}", args.dir, args.pipeline));
-    let once = || -> volley::Result<(f64, Outcome)> {
+    let once = || -> volley::Result<(f64, Option<Stats>)> {
         let _ = std::fs::remove_dir_all(&out);
         let t = Instant::now();
         let result = run(&args.pipeline, &args.dir, &out);
@@ -284,42 +465,26 @@ fn run_command(args: &RunArgs) -> volley::Result<()> {
         }
         Ok((secs, result?))
     };
-    // One warm-up, then the measured runs.
-    let measured = once().and_then(|(_, warm_up)| {
-        let mut times = Vec::with_capacity(args.runs);
-        let mut outcome = warm_up;
-        for _ in 0..args.runs {
-            let (secs, o) = once()?;
-            times.push(secs);
-            outcome = o;
-        }
-        Ok((times, outcome))
-    });
-    volley::shutdown();
-    let (mut times, outcome) = measured?;
-    if args.json {
-        let times: Vec<String> = times.iter().map(f64::to_string).collect();
-        let sum = outcome.sum.map_or("null".to_string(), |s| s.to_string());
-        println!(
-            "{{\"pipeline\":\"{}\",\"times_s\":[{}],\"rows\":{},\"sum\":{sum},\"peak_rss_mib\":{}}}",
-            args.pipeline,
-            times.join(","),
-            outcome.rows,
-            peak_rss_mib()
-        );
+    let measured = if args.cold {
+        once().map(|(secs, stats)| {
+            args.report(&[secs], stats.as_ref());
+        })
     } else {
-        times.sort_by(f64::total_cmp);
-        println!(
-            "{} median={:.3} min={:.3} max={:.3} peak_rss_mib={} rows={}",
-            args.pipeline,
-            times[times.len() / 2],
-            times[0],
-            times[times.len() - 1],
-            peak_rss_mib(),
-            outcome.rows
-        );
-    }
-    Ok(())
+        // One warm-up, then the measured runs.
+        once().and_then(|(_, warm_up)| {
+            let mut times = Vec::with_capacity(args.runs);
+            let mut stats = warm_up;
+            for _ in 0..args.runs {
+                let (secs, s) = once()?;
+                times.push(secs);
+                stats = s;
+            }
+            args.report(&times, stats.as_ref());
+            Ok(())
+        })
+    };
+    volley::shutdown();
+    measured
 }
 
 /// Sizes of the generated dataset.

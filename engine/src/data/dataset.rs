@@ -105,6 +105,18 @@ fn io_handle() -> Result<tokio::runtime::Handle> {
     crate::core::node::current()?.io_runtime()
 }
 
+/// Valid `opts` of a function run in the pipeline's tasks (an actor pool needs a
+/// constructor).
+fn task_compute(name: &str, opts: &MapOptions) -> Result<()> {
+    opts.validate()?;
+    if opts.compute != Compute::Tasks {
+        return Err(Error::InvalidArgument(format!(
+            "map_batches {name:?}: an actor pool needs a constructor; use map_batches_actors"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads parquet files: a file, a directory, a glob, or a list of them; local paths or
 /// `object_store` URLs. Lists the files and reads every footer now (in parallel).
 pub fn read_parquet<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
@@ -329,14 +341,24 @@ impl Dataset {
     where
         F: Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static,
     {
-        opts.validate()?;
-        if opts.compute != Compute::Tasks {
-            return Err(Error::InvalidArgument(format!(
-                "map_batches {name:?}: an actor pool needs a constructor; use \
-                 map_batches_actors"
-            )));
-        }
+        task_compute(name, &opts)?;
         Ok(self.map_node(name, MapUdf::Fn(Arc::new(f)), opts, MapKind::Batches))
+    }
+
+    /// Applies a function that runs in another process (a front end's) to batches sent in
+    /// groups, one round trip per group; `f` gets each group's batches and returns their
+    /// outputs, in order, as one batch. As `map_batches_with` otherwise (task compute).
+    pub(crate) fn map_batches_grouped<F>(
+        &self,
+        name: &str,
+        opts: MapOptions,
+        f: F,
+    ) -> Result<Dataset>
+    where
+        F: Fn(Vec<RecordBatch>) -> TaskResult<RecordBatch> + Send + Sync + 'static,
+    {
+        task_compute(name, &opts)?;
+        Ok(self.map_node(name, MapUdf::Grouped(Arc::new(f)), opts, MapKind::Batches))
     }
 
     /// Applies a stateful function in a pool of actors (`opts.compute`, default one actor):

@@ -183,19 +183,33 @@ fn one_batch(mut out: Vec<ForeignValue>, what: &str) -> TaskResult<RecordBatch> 
     }
 }
 
-/// Calls a registered front-end function on each batch, in pooled worker processes.
-fn batch_fn(
+/// Calls a registered front-end function in a pooled worker process with batches, each a
+/// chunk of the one table it gets (one call of the user's function per chunk); it returns
+/// their outputs as one table.
+fn batches_fn(
     udf: &ForeignMap,
-) -> impl Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static {
+) -> impl Fn(Vec<RecordBatch>) -> TaskResult<RecordBatch> + Send + Sync + 'static {
     let structure = Bytes::from(udf.structure.clone());
     let (function, name) = (udf.function, udf.name.clone());
-    move |batch| {
+    move |batches: Vec<RecordBatch>| {
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .ok_or_else(|| UserError::msg(format!("{name}: called with no batch")))?;
         let args = vec![
             ForeignValue::Pickle(structure.clone()),
-            ForeignValue::Arrow(Block::from(batch)),
+            ForeignValue::Arrow(Block::try_new(schema, batches)?),
         ];
         one_batch(foreign::call_function(function, &name, args, 1)?, &name)
     }
+}
+
+/// [`batches_fn`] called with one batch at a time (a group of `map_groups`).
+fn batch_fn(
+    udf: &ForeignMap,
+) -> impl Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync + 'static {
+    let f = batches_fn(udf);
+    move |batch| f(vec![batch])
 }
 
 impl Step {
@@ -228,7 +242,7 @@ impl Step {
         let other = || other.ok_or_else(|| self.arity_error());
         match self {
             Step::MapBatches { udf, opts } => {
-                ds.map_batches_with(&udf.name, opts.clone(), batch_fn(udf))
+                ds.map_batches_grouped(&udf.name, opts.clone(), batches_fn(udf))
             }
             Step::MapBatchesClass { class, call, opts } => {
                 let ctor = Bytes::from(class.structure.clone());

@@ -15,6 +15,10 @@ use crate::error::{Error, Result, TaskResult, UserError};
 /// A user function over batches (`map_batches` with task compute).
 pub type BatchFn = dyn Fn(RecordBatch) -> TaskResult<RecordBatch> + Send + Sync;
 
+/// A user function in another process, called with several batches in one round trip: it
+/// returns the outputs of each, in order, as one batch.
+pub type BatchesFn = dyn Fn(Vec<RecordBatch>) -> TaskResult<RecordBatch> + Send + Sync;
+
 /// A stateful user function: built once per actor, then called for each batch.
 pub type BatchFnMut = Box<dyn FnMut(RecordBatch) -> TaskResult<RecordBatch> + Send>;
 
@@ -26,6 +30,9 @@ pub type ActorFactory = dyn Fn() -> TaskResult<BatchFnMut> + Send + Sync;
 pub enum MapUdf {
     /// Stateless: runs inside the read/map tasks.
     Fn(Arc<BatchFn>),
+    /// Stateless, in another process (a front end's function): the read/map tasks send it
+    /// their batches in groups, one round trip per group.
+    Grouped(Arc<BatchesFn>),
     /// Stateful: each actor of the pool builds its state once and is called per batch.
     Actor(Arc<ActorFactory>),
 }
@@ -34,6 +41,7 @@ impl fmt::Debug for MapUdf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             MapUdf::Fn(_) => "MapUdf::Fn",
+            MapUdf::Grouped(_) => "MapUdf::Grouped",
             MapUdf::Actor(_) => "MapUdf::Actor",
         })
     }

@@ -194,7 +194,9 @@ def _from_format(batch: Any) -> pa.Table:
 
 
 class _BatchFn:
-    """Runs in a worker: the user's function on one batch, in the asked format."""
+    """Runs in a worker: the user's function on each batch the engine sends in one call (the
+    chunks of ``table``: many small batches cost one round trip), in the asked format; the
+    outputs return as one table."""
 
     def __init__(
         self, fn: Callable, fmt: str, args: tuple, kwargs: dict, writable: bool = False
@@ -203,9 +205,33 @@ class _BatchFn:
         self.writable = writable
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        batches = table.to_batches()
+        if len(batches) <= 1:
+            return self._one(table)
+        outs = [self._one(pa.Table.from_batches([b], table.schema)) for b in batches]
+        return _concat_outputs(outs, self.fn)
+
+    def _one(self, table: pa.Table) -> pa.Table:
         batch = _to_format(table, self.fmt, self.writable)
         out = _from_format(self.fn(batch, *self.args, **self.kwargs))
         return _keep_string_types(out, table.schema) if self.fmt == "pandas" else out
+
+
+def _concat_outputs(outs: List[pa.Table], fn: Any) -> pa.Table:
+    """The outputs of one function's calls as one table; each must have the first's schema
+    (a call that returned no rows and no columns has none, and adds nothing)."""
+    kept = [o for o in outs if o.num_columns or o.num_rows]
+    if not kept:
+        return outs[0]
+    first = kept[0].schema
+    for o in kept[1:]:
+        if not o.schema.equals(first):
+            name = getattr(fn, "__name__", type(fn).__name__)
+            raise ValueError(
+                f"map_batches function {name} returned schema {o.schema} after returning "
+                f"{first}: every batch it returns must have the same columns and types"
+            )
+    return pa.concat_tables(kept)
 
 
 class _BatchClass:

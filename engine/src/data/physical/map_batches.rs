@@ -1,5 +1,7 @@
 //! `MapBatchesOp`: a user function over batches, re-chunked to `batch_size` rows; run in the
-//! pipeline's task, or sent to an actor pool.
+//! pipeline's task, sent in groups to a function in another process (one round trip per
+//! group, not per batch: many small batches cost little more than a few large ones), or sent
+//! to an actor pool.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,11 +11,17 @@ use arrow::datatypes::SchemaRef;
 
 use crate::data::physical::actor_pool::ActorPool;
 use crate::data::physical::{OpCounters, RowOp, RowOpState, TaskDemand};
-use crate::data::udf::{BatchFn, Compute, MapOptions, MapUdf};
+use crate::data::udf::{BatchFn, BatchesFn, Compute, MapOptions, MapUdf};
 use crate::error::{Error, Result};
+
+/// A group of batches sent in one call is flushed once it holds this many rows ...
+const GROUP_ROWS: usize = 64 * 1024;
+/// ... or this many bytes (the memory it holds is bounded by these, not by the input).
+const GROUP_BYTES: usize = 8 << 20;
 
 enum Runner {
     Inline(Arc<BatchFn>),
+    Grouped(Arc<BatchesFn>),
     Pool(ActorPool),
 }
 
@@ -57,6 +65,10 @@ impl MapBatchesOp {
                 Runner::Inline(f.clone()),
                 (!opts.default_resources()).then_some(demand),
             ),
+            (MapUdf::Grouped(f), _) => (
+                Runner::Grouped(f.clone()),
+                (!opts.default_resources()).then_some(demand),
+            ),
         };
         MapBatchesOp {
             name,
@@ -71,7 +83,7 @@ impl MapBatchesOp {
     pub(crate) fn pool_size(&self) -> usize {
         match &self.runner {
             Runner::Pool(p) => p.size(),
-            Runner::Inline(_) => 0,
+            Runner::Inline(_) | Runner::Grouped(_) => 0,
         }
     }
 }
@@ -87,19 +99,73 @@ impl fmt::Display for MapBatchesOp {
 
 struct State<'a> {
     op: &'a MapBatchesOp,
+    /// Slices of the batch being cut to `batch_size` rows.
     buffered: Vec<RecordBatch>,
     rows: usize,
+    /// Whole batches waiting for a grouped call, with their rows and bytes.
+    group: Vec<RecordBatch>,
+    group_rows: usize,
+    group_bytes: usize,
     schema: Option<SchemaRef>,
 }
 
+/// Bytes a batch (perhaps a slice) holds.
+fn slice_bytes(b: &RecordBatch) -> usize {
+    b.columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum()
+}
+
 impl State<'_> {
+    fn udf_failed(&self, e: crate::error::UserError) -> Error {
+        super::udf_failed(&self.op.name, e.message().to_string(), e.payload().cloned())
+    }
+
+    /// One batch for the function: called now, or queued for a grouped call.
     fn call(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
         let result = match &self.op.runner {
-            Runner::Inline(f) => f(batch).map_err(|e| {
-                super::udf_failed(&self.op.name, e.message().to_string(), e.payload().cloned())
-            })?,
+            Runner::Inline(f) => f(batch).map_err(|e| self.udf_failed(e))?,
             Runner::Pool(pool) => pool.call(batch)?,
+            // An empty batch is not a call (the chunks of the group's table would not keep it).
+            Runner::Grouped(_) if batch.num_rows() == 0 => return Ok(()),
+            Runner::Grouped(_) => {
+                // A group is one table: batches of another schema start the next.
+                if self
+                    .group
+                    .first()
+                    .is_some_and(|g| g.schema() != batch.schema())
+                {
+                    self.call_group(out)?;
+                }
+                self.group_rows += batch.num_rows();
+                self.group_bytes += slice_bytes(&batch);
+                self.group.push(batch);
+                if self.group_rows >= GROUP_ROWS || self.group_bytes >= GROUP_BYTES {
+                    self.call_group(out)?;
+                }
+                return Ok(());
+            }
         };
+        self.output(result, out)
+    }
+
+    /// The queued batches in one call.
+    fn call_group(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let Runner::Grouped(f) = &self.op.runner else {
+            return Ok(());
+        };
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut self.group);
+        (self.group_rows, self.group_bytes) = (0, 0);
+        let result = f(group).map_err(|e| self.udf_failed(e))?;
+        self.output(result, out)
+    }
+
+    /// Checks a result's schema against the earlier ones and outputs it.
+    fn output(&mut self, result: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
         // A row function that produced no rows has no schema to check.
         if result.num_rows() == 0 && result.num_columns() == 0 {
             return Ok(());
@@ -153,7 +219,8 @@ impl RowOpState for State<'_> {
     }
 
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
-        self.flush(out)
+        self.flush(out)?;
+        self.call_group(out)
     }
 }
 
@@ -163,6 +230,9 @@ impl RowOp for MapBatchesOp {
             op: self,
             buffered: Vec::new(),
             rows: 0,
+            group: Vec::new(),
+            group_rows: 0,
+            group_bytes: 0,
             schema: None,
         })
     }
@@ -178,7 +248,7 @@ impl RowOp for MapBatchesOp {
     fn describe_state(&self) -> Option<String> {
         match &self.runner {
             Runner::Pool(_) => Some(format!("{} actors", self.pool_size())),
-            Runner::Inline(_) => None,
+            Runner::Inline(_) | Runner::Grouped(_) => None,
         }
     }
 }
