@@ -347,3 +347,10 @@ def test_map_batches_zero_copy_batch_and_remote_args(rt):
         ds.map_batches(lambda b: b, compute=volley.data.ActorPoolStrategy(size=1))
     with pytest.raises(NotImplementedError, match="random_shuffle\\(num_blocks=...\\)"):
         ds.random_shuffle(num_blocks=3)
+    # Ray 2.60's "auto" batch size is refused by name; a bad size says which argument.
+    with pytest.raises(NotImplementedError, match="batch_size='auto'"):
+        ds.map_batches(lambda b: b, batch_size="auto")
+    for bad in (0, -3, "12", 2.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            ds.map_batches(lambda b: b, batch_size=bad)
+    assert ds.map_batches(lambda b: b, batch_size=np.int64(30)).count() == 100

@@ -6,6 +6,7 @@ import datetime
 import decimal
 import html
 import inspect
+import operator
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -32,6 +33,29 @@ def _check_format(batch_format: Optional[str]) -> str:
     if fmt not in _BATCH_FORMATS:
         raise ValueError(f"batch_format must be one of {_BATCH_FORMATS}, got {batch_format!r}")
     return "numpy" if fmt == "default" else fmt
+
+
+def _batch_rows(batch_size: Union[int, None, str]) -> Optional[int]:
+    """``map_batches``' rows per call: a positive number, or ``None`` (whole blocks; also
+    "default"). Ray's ``"auto"`` (rows from the first block's bytes per row) is refused by
+    name, not read as a number."""
+    if batch_size in ("default", None):
+        return None
+    if batch_size == "auto":
+        raise NotImplementedError(
+            "map_batches(batch_size='auto') is not supported by Volley yet: pass a number of "
+            "rows, or None for whole blocks"
+        )
+    bad = ValueError(f"map_batches(batch_size=...) must be a positive int, got {batch_size!r}")
+    if isinstance(batch_size, (bool, str)):
+        raise bad
+    try:
+        rows = operator.index(batch_size)  # an int, or a numpy integer
+    except TypeError:
+        raise bad from None
+    if rows < 1:
+        raise bad
+    return rows
 
 
 def _to_format(table: pa.Table, fmt: str, writable: bool = False) -> Any:
@@ -476,7 +500,7 @@ class Dataset:
         batches, string columns have pandas' pyarrow-backed string dtype (pandas 3's
         default; on pandas 2 too, where Ray gives Python objects)."""
         fmt = _check_format(batch_format)
-        size = None if batch_size in ("default", None) else int(batch_size)
+        size = _batch_rows(batch_size)
         name = getattr(fn, "__name__", type(fn).__name__)
         remote_args = dict(ray_remote_args)
         resources = [(k, float(v)) for k, v in (remote_args.pop("resources", None) or {}).items()]
