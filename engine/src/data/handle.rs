@@ -45,7 +45,9 @@ pub enum Source {
 }
 
 /// A front end's function over batches: a function-table id, called with its `structure`
-/// (the front end's description of the batch format) and the batch.
+/// (the front end's description of the batch format) and one table whose chunks are the
+/// batches (one call of the user's function per chunk: a `map_batches` sends a task's small
+/// batches in groups); it returns their outputs as one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ForeignMap {
     /// The operator's name.
