@@ -179,8 +179,9 @@ def combine_stats(rows: Iterable[dict[str, Any]]) -> Stats:
 
 
 def table_stats(batches: Iterable[pa.Table | pa.RecordBatch]) -> Stats:
-    """The statistics of every column over ``batches``."""
-    return combine_stats(r for b in batches if b.num_rows for r in batch_stats(b).to_pylist())
+    """The statistics of every column over ``batches`` (``rows`` 0 when they hold none)."""
+    per_batch = (r for b in batches if b.num_rows for r in batch_stats(b).to_pylist())
+    return combine_stats([count_stats(0), *per_batch])
 
 
 def count_stats(rows: int) -> Stats:

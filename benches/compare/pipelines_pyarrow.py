@@ -5,6 +5,7 @@ file's batches in turn; pyarrow's kernels release the GIL)."""
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 from pipelines import (
@@ -14,13 +15,13 @@ from pipelines import (
     Paths,
     Stats,
     System,
-    batch_stats,
     child_main,
     combine_stats,
     count_stats,
     groupby_stats,
     keep_and_double_arrow,
     keep_and_double_pandas,
+    table_stats,
 )
 
 
@@ -49,11 +50,10 @@ def load() -> System:
         return count_stats(ds.dataset(p.small, format="parquet").count_rows())
 
     def scan(path: str) -> Stats:
-        def one(f: str) -> list[dict]:
-            batches = pq.ParquetFile(f).iter_batches(batch_size=SCAN_BATCH_ROWS)
-            return [row for b in batches for row in batch_stats(b).to_pylist()]
+        def one(f: str) -> Stats:
+            return table_stats(pq.ParquetFile(f).iter_batches(batch_size=SCAN_BATCH_ROWS))
 
-        return combine_stats(row for rows in over_files(path, one) for row in rows)
+        return combine_stats(over_files(path, one))
 
     def map_write(p: Paths, udf) -> None:  # noqa: ANN001
         def one(f: str) -> None:
@@ -61,7 +61,8 @@ def load() -> System:
             first = next(outputs)
             # The UDF's output schema (its doubled column is nullable) is the file's.
             with pq.ParquetWriter(f"{p.out}/{f.rsplit('/', 1)[-1]}", first.schema) as w:
-                for b in (first, *outputs):
+                # One batch at a time: the file's outputs are never all held at once.
+                for b in itertools.chain([first], outputs):
                     w.write_batch(b)
 
         over_files(p.big, one)

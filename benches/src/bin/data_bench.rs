@@ -127,9 +127,12 @@ enum Stat {
 impl Stat {
     fn json(&self) -> serde_json::Value {
         match self {
-            // Exact in JSON (Python reads big integers whole).
-            Stat::Int(i) => serde_json::Value::Number(
-                serde_json::Number::from_i128(*i).unwrap_or_else(|| 0.into()),
+            // Exact in JSON (Python reads big integers whole); past 64 bits, as text, which
+            // then disagrees with every other system's figure instead of passing as a wrong
+            // number.
+            Stat::Int(i) => serde_json::Number::from_i128(*i).map_or_else(
+                || serde_json::json!(i.to_string()),
+                serde_json::Value::Number,
             ),
             Stat::Float(f) => serde_json::json!(f),
             Stat::Str(s) => serde_json::json!(s),
@@ -138,20 +141,20 @@ impl Stat {
 
     /// Folds `other` into `self` as statistic `name`: minima, maxima, or sums.
     fn fold(&mut self, name: &str, other: Stat) {
-        let keep_other = match (&*self, &other) {
-            _ if name.ends_with("_min") => other.less(self),
-            _ if name.ends_with("_max") => self.less(&other),
-            (Stat::Int(a), Stat::Int(b)) => {
-                *self = Stat::Int(a + b);
-                false
+        let replace = if name.ends_with("_min") {
+            other.less(self)
+        } else if name.ends_with("_max") {
+            self.less(&other)
+        } else {
+            match (&mut *self, &other) {
+                (Stat::Int(a), Stat::Int(b)) => *a += b,
+                (Stat::Float(a), Stat::Float(b)) => *a += b,
+                // Statistics of one name always have one type (one column's).
+                _ => {}
             }
-            (Stat::Float(a), Stat::Float(b)) => {
-                *self = Stat::Float(a + b);
-                false
-            }
-            _ => false,
+            false
         };
-        if keep_other {
+        if replace {
             *self = other;
         }
     }
@@ -198,15 +201,17 @@ fn batch_stats(b: &RecordBatch) -> volley::Result<Stats> {
     for (field, column) in b.schema().fields().iter().zip(b.columns()) {
         let name = field.name();
         let any = column.as_any();
-        let (total, low, high) = if let Some(a) = any.downcast_ref::<Int64Array>() {
+        let (suffix, total, low, high) = if let Some(a) = any.downcast_ref::<Int64Array>() {
             let sum: i128 = a.iter().flatten().map(i128::from).sum();
             (
+                "sum",
                 Stat::Int(sum),
                 compute::min(a).map(|v| Stat::Int(v.into())),
                 compute::max(a).map(|v| Stat::Int(v.into())),
             )
         } else if let Some(a) = any.downcast_ref::<Float64Array>() {
             (
+                "sum",
                 Stat::Float(compute::sum(a).unwrap_or(0.0)),
                 compute::min(a).map(Stat::Float),
                 compute::max(a).map(Stat::Float),
@@ -218,6 +223,7 @@ fn batch_stats(b: &RecordBatch) -> volley::Result<Stats> {
             let chars = bytes.iter().filter(|&&c| c & 0xC0 != 0x80).count();
             let text = |s: &str| Stat::Str(s.to_string());
             (
+                "len",
                 Stat::Int(chars as i128),
                 compute::min_string(a).map(text),
                 compute::max_string(a).map(text),
@@ -225,12 +231,7 @@ fn batch_stats(b: &RecordBatch) -> volley::Result<Stats> {
         } else {
             return Err(unsupported(name));
         };
-        let sum_name = if column.data_type().is_primitive() {
-            "sum"
-        } else {
-            "len"
-        };
-        stats.insert(format!("{name}_{sum_name}"), total);
+        stats.insert(format!("{name}_{suffix}"), total);
         for (suffix, v) in [("min", low), ("max", high)] {
             if let Some(v) = v {
                 stats.insert(format!("{name}_{suffix}"), v);
@@ -243,14 +244,17 @@ fn batch_stats(b: &RecordBatch) -> volley::Result<Stats> {
 /// `stats` as a one-row batch (what the statistics UDF returns).
 fn stats_batch(stats: &Stats) -> volley::Result<RecordBatch> {
     use volley::arrow::array::ArrayRef;
-    let columns = stats.iter().map(|(k, v)| {
+    let mut columns = Vec::with_capacity(stats.len());
+    for (k, v) in stats {
         let column: ArrayRef = match v {
-            Stat::Int(i) => Arc::new(Int64Array::from(vec![*i as i64])),
+            Stat::Int(i) => Arc::new(Int64Array::from(vec![i64::try_from(*i).map_err(|_| {
+                volley::Error::InvalidArgument(format!("statistic {k:?} = {i} passes 64 bits"))
+            })?])),
             Stat::Float(f) => Arc::new(Float64Array::from(vec![*f])),
             Stat::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
         };
-        (k.clone(), column)
-    });
+        columns.push((k.clone(), column));
+    }
     Ok(RecordBatch::try_from_iter(columns)?)
 }
 
