@@ -108,9 +108,7 @@ def test_the_map_udf_writes_the_rows_pyarrow_keeps_and_doubles(rt, dataset, tmp_
 def test_the_cross_system_check_catches_a_mangled_column(dataset) -> None:
     _, whole = dataset
     good = pipelines.table_stats([whole])
-    mangled = whole.set_column(
-        3, "text", pc.utf8_slice_codeunits(whole.column("text"), 0, 10)
-    )
+    mangled = whole.set_column(3, "text", pc.utf8_slice_codeunits(whole.column("text"), 0, 10))
     assert pipelines.agree(good, pipelines.table_stats([whole]), 1e-9) == []
     diffs = pipelines.agree(good, pipelines.table_stats([mangled]), 1e-9)
     assert diffs and all(d.startswith("text_") for d in diffs), diffs

@@ -258,6 +258,40 @@ def test_many_small_batches_each_get_their_own_call_in_order(rt):
     assert len(calls) <= 10_000 // 7 + 3
 
 
+def test_grouped_calls_around_the_group_bounds_and_empty_batches(rt):
+    # 1,000-row batches fill a group (64 Ki rows) at the 66th: 200 batches cross the bound
+    # three times; each call still gets its 1,000 rows, every id once.
+    def ids_of(batch):
+        return pa.table({"ids": [batch["id"].to_pylist()]})
+
+    calls = [
+        r["ids"]
+        for r in rt.data.range(200_000, override_num_blocks=1)
+        .map_batches(ids_of, batch_format="pyarrow", batch_size=1000)
+        .take_all()
+    ]
+    assert sorted(i for ids in calls for i in ids) == list(range(200_000))
+    assert sum(len(ids) != 1000 for ids in calls) <= 1
+    # A batch alone past the group's byte bound (16 MiB of int64) is one call.
+    big = rt.data.range(2_000_000, override_num_blocks=1).map_batches(
+        lambda b: pa.table({"n": [b.num_rows]}), batch_format="pyarrow", batch_size=2_000_000
+    )
+    assert [r["n"] for r in big.take_all()] == [2_000_000]
+    # An empty block is no call (as Ray's batcher skips empty blocks).
+    blocks = [pa.table({"id": pa.array(ids, pa.int64())}) for ids in ([], [1, 2], [])]
+    ds = rt.data.from_arrow(blocks)
+    assert ds.map_batches(ids_of, batch_format="pyarrow").take_all() == [{"ids": [1, 2]}]
+    # Small batches in the numpy and pandas formats through a group.
+    for fmt in ("numpy", "pandas"):
+        sizes = [
+            r["n"]
+            for r in rt.data.range(100, override_num_blocks=1)
+            .map_batches(lambda b: {"n": [len(b["id"])]}, batch_format=fmt, batch_size=3)
+            .take_all()
+        ]
+        assert sorted(sizes) == [1] + [3] * 33, (fmt, sizes)
+
+
 def test_a_udf_whose_output_schema_changes_between_calls_is_named(rt):
     def flip(batch):
         first = batch["id"][0].as_py()
