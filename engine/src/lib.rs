@@ -66,6 +66,7 @@ pub use crate::core::placement::{
 };
 pub use crate::core::resources::{ResourceName, ResourceSet};
 pub use crate::core::runtime::Runtime;
+pub use crate::core::shipped::{FunctionDescriptor, ShippedArg, ShippedData, ShippedTask};
 pub use crate::core::store::StoreStats;
 pub use crate::core::task::{
     Emitter, Multi, RemoteFunction, SchedulingStrategy, TaskOptions, function, register, task,

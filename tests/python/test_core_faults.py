@@ -117,3 +117,72 @@ def test_a_100_mib_arrow_result_reaches_the_driver_without_a_copy(rt):
     )
     handed = re.compile(r"^volley-.+-w\d+-\d+$")
     assert not [p for p in os.listdir("/dev/shm") if handed.match(p)], "a handed-over file stayed"
+
+
+def test_a_lost_python_task_output_is_rebuilt_from_its_spec(tmp_path):
+    """A Python task's spec is data (its function by id, its arguments, its options): when
+    its output's only copy is lost (spilled, then the spill file deleted), its owner runs it
+    again from the spec; a ``put`` has no spec and stays lost."""
+    import subprocess
+    import sys
+    import textwrap
+
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    script = textwrap.dedent(
+        """
+        import os, pathlib, sys
+        import numpy as np
+        import volley
+        from volley import exceptions
+
+        spill, runs = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+        volley.init(num_cpus=1, object_store_memory=48 << 20)
+
+        @volley.remote
+        def block(i):
+            with open(runs, "a") as f:
+                f.write(f"{i}\\n")
+            return np.full(2 << 20, i, dtype=np.int64)  # 16 MiB
+
+        put = volley.put(np.ones(2 << 20, dtype=np.int64))
+        refs = [block.remote(i) for i in range(6)]
+        volley.wait(refs, num_returns=6)
+        for _ in range(3):
+            volley.put(np.zeros(2 << 20, dtype=np.int64))  # room made by spilling
+        lost = [p for p in spill.rglob("*") if p.is_file()]
+        assert lost, "nothing spilled"
+        for p in lost:
+            p.unlink()
+        before = runs.read_text().split()
+        for i, r in enumerate(refs):
+            a = volley.get(r)
+            assert a.shape == (2 << 20,) and int(a[0]) == i and int(a[-1]) == i
+        rerun = runs.read_text().split()[len(before):]
+        try:
+            volley.get(put)
+            put_lost = False
+        except exceptions.ObjectLostError:
+            put_lost = True
+        print(len(lost), sorted(set(rerun)) == sorted(rerun), len(rerun), put_lost, flush=True)
+        volley.shutdown()
+        """
+    )
+    path = tmp_path / "driver.py"
+    path.write_text(script)
+    env = dict(os.environ, VOLLEY_SPILL_URL=f"file://{spill}")
+    out = subprocess.run(
+        [sys.executable, str(path), str(spill), str(tmp_path / "runs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    n_lost, once_each, n_rerun, put_lost = out.stdout.split()
+    assert int(n_rerun) >= 1, out.stdout
+    assert once_each == "True", "each lost output's task ran again once"
+    # The put, the oldest object, spilled first: it has no spec and stays lost; every
+    # other lost file was a task's output, rebuilt.
+    assert put_lost == "True", out.stdout
+    assert int(n_lost) == int(n_rerun) + 1, out.stdout

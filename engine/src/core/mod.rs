@@ -8,7 +8,7 @@
 //! ```
 //! Modules: [`ids`], [`resources`], [`object`] (values and their IPC encoding), [`shm`]
 //! (segments), [`store`] internals, [`scheduler`] (policies), [`placement`], tasks and
-//! actors.
+//! actors, [`shipped`] (a task's spec as data).
 
 pub mod actor;
 pub mod api;
@@ -26,6 +26,7 @@ pub mod resources;
 pub mod runtime;
 pub mod scheduler;
 pub(crate) mod session;
+pub mod shipped;
 pub mod shm;
 pub(crate) mod signals;
 pub(crate) mod spill;

@@ -447,6 +447,17 @@ impl NodeInner {
 
     /// Submits a task.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Result<Submitted> {
+        self.submit_task_as(self.next_task_id(), 1, req)
+    }
+
+    /// Submits a task under the id `id` (a new one's, or that of a task another node owns
+    /// whose spec was shipped here), for its `attempt`th run.
+    pub(crate) fn submit_task_as(
+        self: &Arc<Self>,
+        id: TaskId,
+        attempt: u32,
+        req: TaskRequest,
+    ) -> Result<Submitted> {
         // A task refused here gives back the refs its value arguments took.
         let placed = req.opts.resource_set().and_then(|r| {
             self.sched
@@ -454,7 +465,6 @@ impl NodeInner {
                 .map(|()| Arc::new(r))
         });
         let resources = placed.inspect_err(|_| self.release_value_args(&req.args))?;
-        let id = self.next_task_id();
         let (returns, outputs, generator, submitted) = match req.streaming {
             Some(backpressure) => {
                 let g = GenShared::new(id, backpressure);
@@ -485,10 +495,9 @@ impl NodeInner {
                 if !self.store.add_ref(*oid) {
                     self.store.release_many(held);
                     self.release_value_args(&req.args);
-                    return Err(Error::ObjectLost {
-                        object: oid.to_string(),
-                        reason: format!("argument of task {} was freed", req.name),
-                    });
+                    return Err(
+                        self.missing(*oid, format!("argument of task {} was freed", req.name))
+                    );
                 }
                 held.push(*oid);
             }
@@ -516,7 +525,7 @@ impl NodeInner {
             max_retries: req.opts.max_retries.unwrap_or(self.config.task_max_retries),
             retry_exceptions: req.opts.retry_exceptions,
             strategy: req.opts.scheduling_strategy,
-            attempt: 1,
+            attempt,
             state,
         });
         self.schedule_when_args_ready(spec);
@@ -708,6 +717,7 @@ impl NodeInner {
         let func = match &task.func {
             Func::Closure(f) => f.clone(),
             Func::Registered(name) => lookup_registered(name).map_err(|e| (e, false))?,
+            Func::Foreign(function) => crate::core::foreign::task_fn(self, *function, task),
         };
         let name = || task.display_name();
         let gen_sink = match &task.returns {

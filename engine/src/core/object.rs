@@ -27,7 +27,7 @@ use crate::core::ids::ObjectId;
 use crate::error::{Error, Result};
 
 /// Encoding of an opaque bytes object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BytesFormat {
     /// A Rust value serialized with bincode.
     Bincode,

@@ -20,8 +20,10 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::core::ids::NodeId;
+use crate::core::api::{ObjectRef, RawRef};
+use crate::core::ids::{NodeId, ObjectId};
 use crate::core::node::{self, NodeInner};
+use crate::core::shipped::ShippedTask;
 use crate::error::Result;
 
 /// A handle on a node. The one [`Runtime::start`] returns owns it: dropping it (or
@@ -67,6 +69,26 @@ impl Runtime {
     /// The node's id.
     pub fn node_id(&self) -> NodeId {
         self.node.id
+    }
+
+    /// The spec of the task that made `object`, as data (see [`crate::core::shipped`]):
+    /// this node must own the object and keep its task's lineage (a retryable task's output
+    /// that is still referenced). A task whose function is a closure has no such spec.
+    pub fn task_spec(&self, object: ObjectId) -> Result<ShippedTask> {
+        self.node.task_spec(object)
+    }
+
+    /// Runs a task another node owns on this node, from its spec: refs to its outputs,
+    /// whose ids are those its owner expects. The function must resolve here and the
+    /// objects the spec names must be here (until nodes pull them from each other, an
+    /// object of another node is an [`crate::Error::ObjectElsewhere`]).
+    pub fn run_task_spec<T>(&self, spec: ShippedTask) -> Result<Vec<ObjectRef<T>>> {
+        Ok(self
+            .node
+            .run_shipped(spec)?
+            .into_iter()
+            .map(|id| ObjectRef::from_raw(RawRef::adopt(&self.node, id)))
+            .collect())
     }
 
     /// Stops the node: queued tasks fail, actors and worker processes end, threads are

@@ -13,8 +13,9 @@
 //! `cancel` moves a pending-args or queued task straight to failed (`TaskCancelled`) and
 //! flags a running one; its outputs fail at once either way.
 //!
-//! A task names its function either by a registered name ([`register`]: the form that works
-//! across processes and nodes) or by a closure (local mode). Arguments are values (serialized
+//! A task names its function by a registered name ([`register`]), by a foreign function's
+//! id, or by a closure (local mode). The first two are data: such a task's spec crosses
+//! processes and nodes ([`crate::core::shipped`]). Arguments are values (serialized
 //! at submission) or object refs (resolved before the task runs, pinned while it runs).
 
 use std::collections::HashMap;
@@ -67,11 +68,15 @@ pub enum Arg {
     Ref(ObjectId),
 }
 
-/// How the task's function is named.
+/// How the task's function is named: by a name or id any node resolves (the spec is data,
+/// see [`crate::core::shipped`]), or by a closure, the local-mode fast path.
 #[derive(Clone)]
 pub(crate) enum Func {
-    /// A registered function.
+    /// A registered Rust function.
     Registered(Arc<str>),
+    /// A foreign (pickled) function, by its id in the function table; it runs in a worker
+    /// process. Its first argument is the call's argument structure, the rest its refs.
+    Foreign(u64),
     /// A closure (local mode).
     Closure(Arc<ErasedFn>),
 }

@@ -15,6 +15,7 @@ mod placement;
 mod retries;
 mod runtimes;
 mod s3;
+mod shipped;
 mod spill;
 mod tasks;
 mod transfer;

@@ -54,6 +54,7 @@ pub use client::{
 pub use direct::{ForeignInstance, call_function};
 pub(crate) use lent::LentTable;
 pub use lent::{LentBatches, LentValue};
+pub(crate) use node_api::task_fn;
 pub use node_api::{ForeignGenerator, NodeApi};
 pub(crate) use serve::serve_request;
 pub use serve::{Reply, Request};

@@ -2,7 +2,7 @@
 //! when it serves a worker's request.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +19,9 @@ use crate::core::generator::ObjectRefGenerator;
 use crate::core::ids::{ActorId, ObjectId};
 use crate::core::node::{NodeInner, Submitted};
 use crate::core::object::{BytesFormat, ObjectData};
-use crate::core::task::{Arg, CallCtx, CallError, EmitSink, ErasedFn, Func, Output};
+use crate::core::task::{
+    Arg, CallCtx, CallError, EmitSink, ErasedFn, Func, Output, Returns, TaskSpec,
+};
 use crate::core::worker::{
     Call, CallKind, CallOutcome, Emit, STREAMING_RETURNS, WireData, WireValue,
 };
@@ -87,15 +89,12 @@ impl NodeApi {
             nested,
         }];
         core_args.extend(refs.iter().map(|id| Arg::Ref(*id)));
-        let num_returns = opts.num_returns.max(1);
-        let streaming = opts.streaming;
-        let func = task_fn(Arc::downgrade(node), function, refs, num_returns, streaming);
         node.submit_task(crate::core::task::TaskRequest {
             name: Arc::from(opts.name.as_str()),
-            func: Func::Closure(func),
+            func: Func::Foreign(function),
             args: core_args,
-            num_returns: num_returns as usize,
-            streaming: streaming.then_some(None),
+            num_returns: opts.num_returns.max(1) as usize,
+            streaming: opts.streaming.then_some(None),
             opts: task_opts,
         })
     }
@@ -309,15 +308,27 @@ fn lost_arg(id: ObjectId, task: &str) -> Error {
     }
 }
 
-/// The core task body of a foreign task: lease a worker, run the call, collect outputs
-/// (`streaming`: each output the worker emits goes to the task's stream as it comes).
-fn task_fn(
-    node: Weak<NodeInner>,
+/// The body of the foreign task `task` (its function is `function`): lease a worker, run
+/// the call, collect outputs (a generator's go to the task's stream as the worker emits
+/// them). Its first argument is the call's structure, the rest its refs.
+pub(crate) fn task_fn(
+    node: &Arc<NodeInner>,
     function: FunctionId,
-    refs: Vec<ObjectId>,
-    num_returns: u32,
-    streaming: bool,
+    task: &TaskSpec,
 ) -> Arc<ErasedFn> {
+    let refs: Vec<ObjectId> = task
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            Arg::Ref(id) => Some(*id),
+            Arg::Value { .. } => None,
+        })
+        .collect();
+    let (num_returns, streaming) = match &task.returns {
+        Returns::Fixed(ids) => (ids.len() as u32, false),
+        Returns::Streaming(_) => (0, true),
+    };
+    let node = Arc::downgrade(node);
     Arc::new(move |ctx: &mut CallCtx<'_>| {
         let node = node
             .upgrade()

@@ -1,5 +1,5 @@
 //! Worker processes: functions the engine cannot run itself (pickled Python functions and
-//! classes) run in processes the node starts with [`Config::worker_command`] and reuses.
+//! classes) run in processes the node starts with [`crate::Config::worker_command`] and reuses.
 //!
 //! ```text
 //!  node thread running task T ──Call──────────► worker process, call channel k
