@@ -5,11 +5,23 @@ reuses; values travel through the node's shared-memory object store."""
 from __future__ import annotations
 
 import atexit
+import functools
 import inspect
 import os
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 from volley import _native, _serialization
 from volley import exceptions as exc
@@ -388,6 +400,27 @@ def is_initialized() -> bool:
     return _native.is_initialized()
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _auto_init(fn: _F) -> _F:
+    """Ray's auto-init on ``fn``: the first call that needs a runtime starts one as
+    ``init()`` would (``RAY_ADDRESS`` / ``VOLLEY_ADDRESS`` honoured as ``init`` honours
+    them), unless ``RAY_ENABLE_AUTO_CONNECT=0`` (or ``VOLLEY_ENABLE_AUTO_CONNECT=0``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _native.is_initialized():
+            flag = os.environ.get("VOLLEY_ENABLE_AUTO_CONNECT") or os.environ.get(
+                "RAY_ENABLE_AUTO_CONNECT", ""
+            )
+            if flag.strip() != "0":
+                init(ignore_reinit_error=True)
+        return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
+
+
 atexit.register(shutdown)
 
 
@@ -396,6 +429,7 @@ atexit.register(shutdown)
 # ---------------------------------------------------------------------------------------------
 
 
+@_auto_init
 def put(value: Any, *, _owner: Any = None) -> ObjectRef:
     """Stores ``value`` in the object store; returns its ref."""
     if _owner is not None:
@@ -426,6 +460,7 @@ def _get_values(refs: List[ObjectRef], timeout: Optional[float]) -> List[Any]:
     return [loads(r) for r in raw]
 
 
+@_auto_init
 def get(
     object_refs: Union[ObjectRef, Sequence[ObjectRef]], *, timeout: Optional[float] = None
 ) -> Any:
@@ -440,6 +475,7 @@ def get(
     return _get_values(refs, timeout) if refs else []
 
 
+@_auto_init
 def wait(
     object_refs: List[ObjectRef],
     *,
@@ -800,6 +836,7 @@ class RemoteFunction:
     def _function_id(self) -> int:
         return _registered(self._function, self._options, self._ids, _WithEnv, "remote function")
 
+    @_auto_init
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Submits a task; returns an ``ObjectRef`` (a list of them for ``num_returns > 1``).
         Arguments the function does not take raise ``TypeError`` here, as in Ray."""
@@ -939,6 +976,7 @@ class ActorClass:
     def _class_id(self) -> int:
         return _registered(self._cls, self._options, self._ids, _ActorWithEnv, "actor")
 
+    @_auto_init
     def remote(self, *args: Any, **kwargs: Any) -> "ActorHandle":
         """Starts the actor (its constructor runs in its own worker process)."""
         o = self._options
@@ -1084,6 +1122,7 @@ def _qualified(name: Optional[str], namespace: Optional[str]) -> Optional[str]:
     return name if not ns else f"{ns}\x1f{name}"
 
 
+@_auto_init
 def get_actor(name: str, namespace: Optional[str] = None) -> ActorHandle:
     """The live actor named ``name`` in ``namespace`` (the job's when ``None``);
     ``ValueError`` if there is none, as in Ray."""
@@ -1135,17 +1174,20 @@ def remote(*args: Any, **options: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+@_auto_init
 def cluster_resources() -> Dict[str, float]:
     """Every resource of the cluster (``CPU``, ``GPU``, ``memory``, ``object_store_memory``,
     custom ones)."""
     return dict(_native.resources(False))
 
 
+@_auto_init
 def available_resources() -> Dict[str, float]:
     """The resources free now."""
     return dict(_native.resources(True))
 
 
+@_auto_init
 def nodes() -> List[Dict[str, Any]]:
     """The nodes of the cluster (one in local mode)."""
     node_id, _ = _native.node_and_job()
@@ -1181,6 +1223,7 @@ class RuntimeContext:
         return "WORKER_MODE" if _native.is_worker() else "SCRIPT_MODE"
 
 
+@_auto_init
 def get_runtime_context() -> RuntimeContext:
     """Information on the running job, task and worker."""
     return RuntimeContext()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::col;
+use datafusion::prelude::ident;
 use parking_lot::Mutex;
 
 use crate::data::context::DataContext;
@@ -540,7 +540,7 @@ impl Dataset {
         for c in columns {
             schema.index_of(c).map_err(|_| no_column(c, &schema))?;
         }
-        Ok(self.project(columns.iter().map(|c| (col(*c), c.to_string())).collect()))
+        Ok(self.project(columns.iter().map(|c| (ident(*c), c.to_string())).collect()))
     }
 
     /// Drops these columns.
@@ -553,7 +553,7 @@ impl Dataset {
             .fields()
             .iter()
             .filter(|f| !columns.contains(&f.name().as_str()))
-            .map(|f| (col(f.name()), f.name().clone()))
+            .map(|f| (ident(f.name()), f.name().clone()))
             .collect();
         Ok(self.project(keep))
     }
@@ -572,7 +572,7 @@ impl Dataset {
                     .iter()
                     .find(|(o, _)| *o == f.name())
                     .map_or(f.name().as_str(), |r| r.1);
-                (col(f.name()), new.to_string())
+                (ident(f.name()), new.to_string())
             })
             .collect();
         Ok(self.project(cols))
@@ -589,7 +589,7 @@ impl Dataset {
                 if f.name() == name {
                     (value.clone(), name.to_string())
                 } else {
-                    (col(f.name()), f.name().clone())
+                    (ident(f.name()), f.name().clone())
                 }
             })
             .collect();

@@ -6,10 +6,12 @@ use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::execution_props::ExecutionProps;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 
@@ -17,11 +19,23 @@ fn df_schema(schema: &SchemaRef) -> Result<DFSchema> {
     DFSchema::try_from(schema.as_ref().clone()).map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// `expr` with its operands cast where their types differ (`float_col > 2`), as DataFusion's
+/// planner would.
+fn coerced(expr: &Expr, dfs: DFSchema) -> Result<(Expr, DFSchema)> {
+    let dfs = Arc::new(dfs);
+    let simplifier =
+        ExprSimplifier::new(SimplifyContext::builder().with_schema(dfs.clone()).build());
+    let expr = simplifier
+        .coerce(expr.clone(), &dfs)
+        .map_err(|e| Error::InvalidArgument(format!("expression {expr}: {e}")))?;
+    Ok((expr, Arc::unwrap_or_clone(dfs)))
+}
+
 /// Compiles `expr` against `schema`; errors name the expression.
 pub(crate) fn compile(expr: &Expr, schema: &SchemaRef) -> Result<Arc<dyn PhysicalExpr>> {
-    let dfs = df_schema(schema)?;
+    let (expr, dfs) = coerced(expr, df_schema(schema)?)?;
     datafusion::physical_expr::create_physical_expr(
-        expr,
+        &expr,
         &dfs,
         &ExecutionProps::new(),
         &PhysicalPlanningContext::default(),
@@ -31,17 +45,21 @@ pub(crate) fn compile(expr: &Expr, schema: &SchemaRef) -> Result<Arc<dyn Physica
 
 /// The output field of `expr` named `name`.
 pub(crate) fn field(expr: &Expr, name: &str, schema: &SchemaRef) -> Result<Field> {
-    let dfs = df_schema(schema)?;
+    let (expr, dfs) = coerced(expr, df_schema(schema)?)?;
     let (_, f) = expr
         .to_field(&dfs)
         .map_err(|e| Error::InvalidArgument(format!("expression {expr}: {e}")))?;
     Ok(Field::new(name, f.data_type().clone(), f.is_nullable()))
 }
 
-/// Parses a SQL predicate (`"value > 0.5 AND key = 'a'"`) against `schema`.
+/// Parses a SQL predicate (`"value > 0.5 AND key = 'a'"`) against `schema`. Column names
+/// are exact (`UserID > 7` reads `UserID`, not `userid`); a name that is not an identifier
+/// is quoted: `"sepal.length" > 2` (or with backquotes).
 pub(crate) fn parse_sql(sql: &str, schema: &SchemaRef) -> Result<Expr> {
     let dfs = df_schema(schema)?;
-    SessionContext::new()
+    let mut config = SessionConfig::new();
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    SessionContext::new_with_config(config)
         .parse_sql_expr(sql, &dfs)
         .map_err(|e| Error::InvalidArgument(format!("predicate {sql:?}: {e}")))
 }

@@ -37,7 +37,9 @@ mod udf;
 
 pub use context::DataContext;
 pub use datafusion::logical_expr::Expr;
-pub use datafusion::prelude::{col, lit};
+/// `col("UserID")` normalizes its name as SQL does (it reads `userid`); `ident` takes it
+/// exactly, as every method taking a column name does.
+pub use datafusion::prelude::{col, ident, lit};
 pub use dataset::{
     Dataset, ExecStats, GroupedData, WriteResult, from_batches, from_items, range, read_csv,
     read_json, read_parquet,

@@ -727,3 +727,56 @@ fn a_join_partition_larger_than_a_join_task_may_hold_is_joined_in_chunks() {
         );
     }
 }
+
+#[test]
+fn column_names_are_taken_exactly_on_every_path() {
+    let _rt = start();
+    let user = Arc::new(Int64Array::from_iter_values([3, 1, 2, 1]));
+    let length = Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5, 3.5]));
+    let b =
+        RecordBatch::try_from_iter([("UserID", user as _), ("sepal.length", length as _)]).unwrap();
+    let ds = data::from_batches(vec![b]).unwrap();
+    let sums = concat(
+        &ds.groupby(&["UserID"])
+            .sum("sepal.length")
+            .unwrap()
+            .sort(&["UserID"], false)
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    assert_eq!(i64s(&sums, "UserID"), [1, 2, 3]);
+    assert_eq!(f64s(&sums, "sum(sepal.length)"), [5.0, 2.5, 0.5]);
+    let kept = concat(&ds.filter_sql("UserID > 1").unwrap().take_all().unwrap());
+    assert_eq!(i64s(&kept, "UserID"), [3, 2]);
+    let kept = ds.filter(data::ident("UserID").eq(lit(1i64))).unwrap();
+    assert_eq!(kept.count().unwrap(), 2);
+    let dotted = concat(
+        &ds.filter_sql("\"sepal.length\" > 2")
+            .unwrap()
+            .take_all()
+            .unwrap(),
+    );
+    assert_eq!(f64s(&dotted, "sepal.length"), [2.5, 3.5]);
+    let picked = ds.select_columns(&["sepal.length"]).unwrap();
+    assert_eq!(picked.schema().unwrap().fields().len(), 1);
+    assert_eq!(
+        f64s(&concat(&picked.take_all().unwrap()), "sepal.length"),
+        [0.5, 1.5, 2.5, 3.5]
+    );
+    let renamed = ds.rename_columns(&[("UserID", "User")]).unwrap();
+    assert_eq!(
+        i64s(&concat(&renamed.take_all().unwrap()), "User"),
+        [3, 1, 2, 1]
+    );
+    let dropped = ds.drop_columns(&["sepal.length"]).unwrap();
+    assert_eq!(
+        i64s(&concat(&dropped.take_all().unwrap()), "UserID"),
+        [3, 1, 2, 1]
+    );
+    let doubled = ds.with_column_sql("Twice", "UserID * 2").unwrap();
+    assert_eq!(
+        i64s(&concat(&doubled.take_all().unwrap()), "Twice"),
+        [6, 2, 4, 2]
+    );
+}

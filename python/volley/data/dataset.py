@@ -14,8 +14,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import pyarrow as pa
 
 from volley import _native
-from volley._api import _Slot
+from volley._api import _auto_init, _Slot
 from volley._serialization import dumps, loads, register_function
+from volley.data import _expr
 
 _BATCH_FORMATS = ("default", "pyarrow", "pandas", "numpy")
 
@@ -571,14 +572,20 @@ class Dataset:
     def filter(
         self, fn: Optional[Callable] = None, *, expr: Optional[str] = None, **kwargs: Any
     ) -> "Dataset":
-        """Keeps the rows where ``fn(row)`` is true, or where the SQL predicate ``expr``
-        holds (evaluated natively, and pushed into parquet reads)."""
-        if isinstance(fn, str) and expr is None:
-            fn, expr = None, fn
+        """Keeps the rows where ``fn(row)`` is true, or where ``expr`` holds: Ray's
+        expression syntax (``"UserID > 7 and key == 'a'"``, names exact) or SQL, evaluated
+        natively and pushed into parquet reads (see ``volley.data._expr``)."""
+        if (fn is None) == (expr is None):
+            raise ValueError("Exactly one of 'fn' or 'expr' must be provided.")
         if expr is not None:
-            return Dataset(self._ds.filter_sql(expr))
-        if fn is None:
-            raise ValueError("filter needs a function or expr=")
+            if not isinstance(expr, str):
+                raise TypeError(f"expr must be a string, not {type(expr).__name__}")
+            return Dataset(self._ds.filter_sql(_expr.to_sql(expr)))
+        if not callable(fn):
+            raise ValueError(
+                f"fn must be a UserDefinedFunction (a function or a callable class), "
+                f"not {type(fn).__name__}: pass an expression as expr="
+            )
 
         def keep(t: pa.Table) -> pa.Table:
             mask = pa.array([bool(fn(r)) for r in t.to_pylist()], type=pa.bool_())
@@ -981,6 +988,7 @@ class GroupedData:
 # ---- constructors -------------------------------------------------------------------------
 
 
+@_auto_init
 def read_parquet(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     """Parquet files: a file, directory, glob or list; local paths or URLs (s3://, gs://,
     az://, file://, memory://)."""
@@ -1002,12 +1010,14 @@ def _with_blocks(ds: Dataset, override_num_blocks: Optional[int]) -> Dataset:
     return ds.repartition(override_num_blocks)
 
 
+@_auto_init
 def read_csv(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     blocks = kwargs.pop("override_num_blocks", None)
     _refuse("read_csv", kwargs)
     return _with_blocks(Dataset(_native.data_read_csv(_paths(paths))), blocks)
 
 
+@_auto_init
 def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     """Newline-delimited JSON files."""
     blocks = kwargs.pop("override_num_blocks", None)
@@ -1015,11 +1025,13 @@ def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     return _with_blocks(Dataset(_native.data_read_json(_paths(paths))), blocks)
 
 
+@_auto_init
 def range(n: int, *, override_num_blocks: Optional[int] = None) -> Dataset:  # noqa: A001
     """Rows ``{"id": 0..n-1}``."""
     return _with_blocks(Dataset(_native.data_range(int(n))), override_num_blocks)
 
 
+@_auto_init
 def from_arrow(tables: Union[pa.Table, Sequence[pa.Table]]) -> Dataset:
     tables = [tables] if isinstance(tables, (pa.Table, pa.RecordBatch)) else list(tables)
     return Dataset(
@@ -1098,6 +1110,7 @@ def _object_column(values: List[Any]) -> Any:
     return pa.ExtensionArray.from_storage(PythonObjectType(), pa.array(blobs, pa.large_binary()))
 
 
+@_auto_init
 def from_items(items: List[Any]) -> Dataset:
     """Rows from dicts (other values become ``{"item": value}``). A column of values Arrow
     has no faithful type for (numpy arrays, objects) is kept as Python objects."""
@@ -1110,11 +1123,13 @@ def from_items(items: List[Any]) -> Dataset:
     return from_arrow(pa.table({n: _column([r.get(n) for r in rows]) for n in names}))
 
 
+@_auto_init
 def from_pandas(dfs: Any) -> Dataset:
     dfs = dfs if isinstance(dfs, list) else [dfs]
     return from_arrow([pa.Table.from_pandas(d, preserve_index=False) for d in dfs])
 
 
+@_auto_init
 def from_numpy(arrs: Any) -> Dataset:
     arrs = arrs if isinstance(arrs, list) else [arrs]
     return from_arrow([pa.table({"data": list(a) if a.ndim > 1 else a}) for a in arrs])

@@ -13,7 +13,7 @@ use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::datasource::MemTable;
 use datafusion::functions_aggregate::expr_fn as agg;
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::{SessionConfig, SessionContext, col};
+use datafusion::prelude::{SessionConfig, SessionContext, ident};
 
 use crate::data::context::DataContext;
 use crate::data::physical::exchange::Exchange;
@@ -85,7 +85,7 @@ impl AggregateExchange {
     fn value(&self, a: &Agg) -> Result<Expr> {
         a.column
             .as_ref()
-            .map(col)
+            .map(ident)
             .ok_or_else(|| Error::InvalidArgument(format!("{:?} needs a column", a.kind)))
     }
 
@@ -102,7 +102,7 @@ impl AggregateExchange {
                     agg::count(
                         a.column
                             .as_ref()
-                            .map_or(datafusion::prelude::lit(1i64), col),
+                            .map_or(datafusion::prelude::lit(1i64), ident),
                     )
                     .alias(pa),
                 ),
@@ -129,17 +129,17 @@ impl AggregateExchange {
         for (i, a) in self.aggs.iter().enumerate() {
             let [pa, pb, pc] = Self::partial_names(i);
             match a.kind {
-                AggKind::Count | AggKind::Sum => out.push(agg::sum(col(&pa)).alias(pa)),
-                AggKind::Min => out.push(agg::min(col(&pa)).alias(pa)),
-                AggKind::Max => out.push(agg::max(col(&pa)).alias(pa)),
+                AggKind::Count | AggKind::Sum => out.push(agg::sum(ident(&pa)).alias(pa)),
+                AggKind::Min => out.push(agg::min(ident(&pa)).alias(pa)),
+                AggKind::Max => out.push(agg::max(ident(&pa)).alias(pa)),
                 AggKind::Mean => {
-                    out.push(agg::sum(col(&pa)).alias(pa));
-                    out.push(agg::sum(col(&pb)).alias(pb));
+                    out.push(agg::sum(ident(&pa)).alias(pa));
+                    out.push(agg::sum(ident(&pb)).alias(pb));
                 }
                 AggKind::Std => {
-                    out.push(agg::sum(col(&pa)).alias(pa));
-                    out.push(agg::sum(col(&pb)).alias(pb));
-                    out.push(agg::sum(col(&pc)).alias(pc));
+                    out.push(agg::sum(ident(&pa)).alias(pa));
+                    out.push(agg::sum(ident(&pb)).alias(pb));
+                    out.push(agg::sum(ident(&pc)).alias(pc));
                 }
             }
         }
@@ -160,7 +160,7 @@ impl AggregateExchange {
             |e: datafusion::error::DataFusionError| Error::InvalidArgument(format!("{self}: {e}"));
         let table = MemTable::try_new(schema, vec![batches]).map_err(df_err)?;
         let df = ctx.read_table(Arc::new(table)).map_err(df_err)?;
-        let group: Vec<Expr> = self.keys.iter().map(col).collect();
+        let group: Vec<Expr> = self.keys.iter().map(ident).collect();
         let df = df.aggregate(group, aggs).map_err(df_err)?;
         self.io.block_on(df.collect()).map_err(df_err)
     }
