@@ -90,6 +90,12 @@ class TaskError(VolleyError):
         return self._message
 
 
+class UserCodeException(VolleyError):
+    """A user function of a ``volley.data`` transformation raised (Ray's
+    ``ray.data.exceptions.UserCodeException``). The error raised is also a ``TaskError`` and
+    an instance of the user's exception class, which is its ``__cause__``."""
+
+
 class WorkerCrashedError(TaskError):
     """The worker process running the task died, and no retries were left."""
 
@@ -103,9 +109,10 @@ ActorError = ActorDiedError
 _DUAL_CLASSES: dict = {}
 
 
-def _dual_class(cause_cls: type) -> type:
-    """``TaskError(<cause_cls>)``: a subclass of both, made once per class."""
-    cls = _DUAL_CLASSES.get(cause_cls)
+def _dual_class(cause_cls: type, user_code: bool = False) -> type:
+    """``TaskError(<cause_cls>)``: a subclass of both (and of ``UserCodeException`` for a
+    data transformation's function: ``user_code``), made once per class."""
+    cls = _DUAL_CLASSES.get((cause_cls, user_code))
     if cls is None:
 
         def __init__(self, message, task="", cause=None):
@@ -117,16 +124,24 @@ def _dual_class(cause_cls: type) -> type:
                 raise AttributeError(name)
             return getattr(cause, name)
 
+        bases: tuple = (TaskError, cause_cls)
+        name = f"TaskError({cause_cls.__name__})"
+        if user_code:
+            bases, name = (UserCodeException, *bases), f"UserCodeException({cause_cls.__name__})"
         try:
             cls = type(
-                f"TaskError({cause_cls.__name__})",
-                (TaskError, cause_cls),
+                name,
+                bases,
                 {"__init__": __init__, "__getattr__": __getattr__, "__str__": TaskError.__str__},
             )
         except TypeError:  # a class that cannot be subclassed (final, or a layout clash)
-            cls = TaskError
-        _DUAL_CLASSES[cause_cls] = cls
+            cls = _dual_class(Exception, user_code) if cause_cls is not Exception else TaskError
+        _DUAL_CLASSES[(cause_cls, user_code)] = cls
     return cls
+
+
+#: Where a data transformation's user function fails (the engine names its operator so).
+_USER_CODE_TASKS = ("MapBatches(", "MapGroups(")
 
 
 def _task_failure(task: str, cause: str, message: str, payload: Optional[bytes]) -> TaskError:
@@ -142,14 +157,19 @@ def _task_failure(task: str, cause: str, message: str, payload: Optional[bytes])
     if isinstance(user, TaskError):
         # Raised again by a task that got it from its own dependency: keep the original.
         return user
+    user_code = task.startswith(_USER_CODE_TASKS)
     if isinstance(user, BaseException) and isinstance(user, Exception):
-        err = _dual_class(type(user))(message, task, user)
+        err = _dual_class(type(user), user_code)(message, task, user)
         err.args = user.args
+        err.__cause__ = user
         return err
+    if user_code:
+        return _dual_class(Exception, True)(message, task, user)
     return TaskError(message, task, user)
 
 
 __all__ = [
+    "UserCodeException",
     "VolleyError",
     "VolleyValueError",
     "VolleyNotFoundError",

@@ -155,3 +155,176 @@ def test_auto_init_is_off_with_ray_enable_auto_connect_0():
         RAY_ENABLE_AUTO_CONNECT="0",
     )
     assert out.stdout.split() == ["refused", "refused"], out.stderr
+
+
+# ---- ray.data.aggregate -----------------------------------------------------------------
+
+AGG_ROWS = [
+    {"g": i % 3, "x": (i - 6) if i % 5 != 4 else None, "s": "abc"[i % 4 % 3]} for i in range(40)
+]
+
+
+@pytest.fixture(scope="module")
+def agg_df():
+    return pd.DataFrame(AGG_ROWS)
+
+
+def _quantile(values, q):
+    v = sorted(values)
+    k = (len(v) - 1) * q
+    lo, hi = int(k // 1), -int(-k // 1)
+    return v[lo] if lo == hi else round(v[lo] * (hi - k) + v[hi] * (k - lo), 5)
+
+
+def test_builtin_aggregations_match_pandas_natively_and_in_python(rt, agg_df):
+    from volley.data.aggregate import AbsMax, Count, Max, Mean, Min, Quantile, Std, Sum, Unique
+
+    # Several blocks, so each group spans blocks.
+    ds = rt.data.from_items(AGG_ROWS).repartition(5)
+    x = agg_df.groupby("g")["x"]
+    native = [Count(), Sum("x"), Min("x"), Max("x"), Mean("x"), Std("x"), AbsMax("x")]
+    native += [Quantile("x", q=0.3), Unique("s", alias_name="letters")]
+    # A Count on a column counts its nulls by default (as Ray's): with Count() in the same
+    # call the engine cannot name both, and every aggregation runs in Python.
+    python = [Count("x"), Count("x", ignore_nulls=True, alias_name="valid")] + native[1:]
+    for aggs in (native, python):
+        rows = ds.groupby("g").aggregate(*aggs).sort("g").take_all()
+        assert [r["g"] for r in rows] == [0, 1, 2]
+        for r in rows:
+            vals = agg_df[agg_df["g"] == r["g"]]["x"].dropna()
+            assert r["sum(x)"] == x.sum()[r["g"]]
+            assert (r["min(x)"], r["max(x)"]) == (vals.min(), vals.max())
+            assert r["mean(x)"] == pytest.approx(vals.mean())
+            assert r["std(x)"] == pytest.approx(vals.std())
+            assert r["abs_max(x)"] == vals.abs().max()
+            assert r["quantile(x)"] == pytest.approx(_quantile(list(vals), 0.3))
+            letters = set(agg_df[agg_df["g"] == r["g"]]["s"])
+            assert sorted(r["letters"]) == sorted(letters)
+        if aggs is native:
+            assert [r["count()"] for r in rows] == list(agg_df.groupby("g").size())
+        else:
+            assert [r["count(x)"] for r in rows] == list(agg_df.groupby("g").size())
+            assert [r["valid"] for r in rows] == list(x.count())
+
+
+def test_null_handling_and_ddof_as_ray_does(rt, agg_df):
+    from volley.data.aggregate import Mean, Std, Sum
+
+    ds = rt.data.from_items(AGG_ROWS)
+    rows = ds.groupby("g").aggregate(Sum("x", ignore_nulls=False), Mean("x")).sort("g")
+    has_null = agg_df.groupby("g")["x"].apply(lambda s: s.isna().any())
+    for r in rows.take_all():
+        assert (r["sum(x)"] is None) == bool(has_null[r["g"]])
+    whole = ds.aggregate(Std("x", ddof=0), Sum("x"))
+    assert whole["std(x)"] == pytest.approx(agg_df["x"].dropna().std(ddof=0))
+    assert whole["sum(x)"] == agg_df["x"].sum()
+
+
+def test_custom_aggregations_old_and_new_style(rt, agg_df):
+    from volley.data.aggregate import AggregateFn, AggregateFnV2, Count
+
+    ds = rt.data.from_items(AGG_ROWS).repartition(4)
+    rows_per_letter = AggregateFn(
+        init=lambda key: 0,
+        accumulate_row=lambda acc, row: acc + 1,
+        merge=lambda a, b: a + b,
+        name="rows",
+    )
+
+    class Range(AggregateFnV2):
+        def __init__(self, on):
+            super().__init__(f"range({on})", lambda: None, on=on, ignore_nulls=True)
+
+        def aggregate_block(self, block):
+            vals = [v for v in block.column(self._target_col_name).to_pylist() if v is not None]
+            return (min(vals), max(vals)) if vals else None
+
+        def combine(self, a, b):
+            return (min(a[0], b[0]), max(a[1], b[1]))
+
+        def _finalize(self, acc):
+            return acc[1] - acc[0]
+
+    got = ds.groupby("s").aggregate(rows_per_letter, Range("x"), Count()).sort("s").take_all()
+    by = agg_df.groupby("s")
+    assert [r["rows"] for r in got] == list(by.size())
+    assert [r["count()"] for r in got] == list(by.size())
+    assert [r["range(x)"] for r in got] == list(by["x"].max() - by["x"].min())
+    assert ds.aggregate(rows_per_letter) == {"rows": len(AGG_ROWS)}
+
+
+def test_dataset_aggregate_and_unique(rt, agg_df):
+    from volley.data.aggregate import Count, Max, Sum
+
+    ds = rt.data.from_items(AGG_ROWS)
+    assert ds.aggregate(Count(), Sum("x"), Max("x", alias_name="top")) == {
+        "count()": len(AGG_ROWS),
+        "sum(x)": agg_df["x"].sum(),
+        "top": agg_df["x"].max(),
+    }
+    assert sorted(ds.unique("s")) == ["a", "b", "c"]
+    with_null = ds.unique("x")
+    assert None in with_null and len(with_null) == agg_df["x"].nunique() + 1
+    assert None not in ds.unique("x", ignore_nulls=True)
+    assert ds.filter(expr="g > 5").aggregate(Count()) is None
+    with pytest.raises(TypeError, match="AggregateFn"):
+        ds.aggregate("sum")
+    with pytest.raises(ValueError, match="alias_name"):
+        ds.aggregate(Sum("x"), Sum("x"))
+
+
+# ---- modules and names Ray scripts import -----------------------------------------------
+
+
+def test_ray_data_modules_and_names(rt):
+    from volley.data import MaterializedDataset, Schema
+    from volley.data.context import DataContext
+    from volley.data.exceptions import UserCodeException
+
+    assert DataContext.get_current() is rt.data.DataContext.get_current()
+    assert issubclass(UserCodeException, Exception)
+    ds = rt.data.from_items([{"id": 1, "sepal.length": 2.5}])
+    schema = ds.schema()
+    assert isinstance(schema, Schema)
+    assert schema.names == ["id", "sepal.length"]
+    assert schema.types == [pa.int64(), pa.float64()]
+    assert schema == pa.schema([("id", pa.int64()), ("sepal.length", pa.float64())])
+    assert repr(schema).splitlines() == [
+        "Column        Type",
+        "------        ----",
+        "id            int64",
+        "sepal.length  double",
+    ]
+    materialized = ds.materialize()
+    assert isinstance(materialized, MaterializedDataset)
+    assert materialized.take_all() == [{"id": 1, "sepal.length": 2.5}]
+
+
+def test_a_udf_error_is_a_user_code_exception_caused_by_the_users_error(rt):
+    from volley.data.exceptions import UserCodeException
+
+    def bad_batch(batch):
+        raise KeyError("no such thing")
+
+    def bad_group(table):
+        raise ZeroDivisionError("in a group")
+
+    with pytest.raises(UserCodeException) as info:
+        rt.data.range(10).map_batches(bad_batch).take_all()
+    assert isinstance(info.value, KeyError)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert "KeyError" in str(info.value) and "bad_batch" in str(info.value)
+    with pytest.raises(UserCodeException) as info:
+        rt.data.range(10).groupby("id").map_groups(bad_group).take_all()
+    assert isinstance(info.value, ZeroDivisionError)
+    assert "ZeroDivisionError: in a group" in str(info.value)
+
+
+def test_take_all_of_an_empty_result_of_a_user_function_is_empty(rt):
+    def none_kept(batch):
+        return {"id": batch["id"][batch["id"] > 50]}
+
+    ds = rt.data.range(10).map_batches(none_kept)
+    assert ds.take_all() == []
+    assert ds.count() == 0
+    assert len(ds.to_pandas()) == 0

@@ -927,15 +927,21 @@ impl Dataset {
 
     /// The schema (runs the pipeline on its first rows when a user function decides it).
     pub fn schema(&self) -> Result<SchemaRef> {
-        if let Some(s) = static_schema(&self.plan) {
-            return s;
-        }
-        let first = self.limit(1).take_all()?;
-        first.first().map(|b| b.schema()).ok_or_else(|| {
+        self.schema_if_known()?.ok_or_else(|| {
             Error::InvalidArgument(
                 "the schema of an empty dataset with a user function is unknown".into(),
             )
         })
+    }
+
+    /// The schema, or `None` for an empty dataset whose schema a user function decides
+    /// (it never ran).
+    pub(crate) fn schema_if_known(&self) -> Result<Option<SchemaRef>> {
+        if let Some(s) = static_schema(&self.plan) {
+            return s.map(Some);
+        }
+        let first = self.limit(1).take_all()?;
+        Ok(first.first().map(|b| b.schema()))
     }
 
     /// Rows (from parquet footers when nothing filters or maps them).
@@ -1134,16 +1140,36 @@ impl GroupedData {
 }
 
 impl Agg {
-    /// The aggregate named `kind` (count, sum, min, max, mean, std) of `column` (ignored by
-    /// count).
+    /// The aggregate named `kind` (count, sum, min, max, mean, std, abs_max, unique, or
+    /// `quantile:Q` with `0 <= Q <= 1`) of `column` (count: rows for an empty column, its
+    /// non-null values otherwise).
     pub fn parse(kind: &str, column: &str) -> Result<Agg> {
+        let of = |kind| Agg {
+            kind,
+            column: Some(column.to_string()),
+        };
         Ok(match kind {
-            "count" => Agg::count(),
+            "count" if column.is_empty() => Agg::count(),
+            "count" => of(AggKind::Count),
             "sum" => Agg::sum(column),
             "min" => Agg::min(column),
             "max" => Agg::max(column),
             "mean" => Agg::mean(column),
             "std" => Agg::std(column),
+            "abs_max" => of(AggKind::AbsMax),
+            "unique" => of(AggKind::Unique),
+            q if q.starts_with("quantile:") => {
+                let q = q["quantile:".len()..]
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q))
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "{kind:?}: a quantile must be a number between 0 and 1"
+                        ))
+                    })?;
+                of(AggKind::Quantile(q))
+            }
             other => {
                 return Err(Error::InvalidArgument(format!(
                     "unknown aggregate {other:?}"

@@ -670,7 +670,11 @@ fn take_here(ds: &Dataset, limit: Option<usize>) -> Result<(SchemaRef, Vec<Recor
     let batches = ds.take_all()?;
     let schema = match batches.first() {
         Some(b) => b.schema(),
-        None => ds.schema()?,
+        // No rows and no columns when a user function that never ran decides them (Ray's
+        // `take_all()` of such a dataset is `[]`).
+        None => ds
+            .schema_if_known()?
+            .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
     };
     Ok((schema, batches))
 }

@@ -6,6 +6,7 @@ node's threads; Python functions (``map_batches``, ``map``, ``filter(fn)``, ...)
 processes, batches reaching them through shared memory without copies.
 """
 
+from volley.data import aggregate, context, exceptions
 from volley.data.dataset import (
     ActorPoolStrategy,
     DataContext,
@@ -13,6 +14,8 @@ from volley.data.dataset import (
     ExecutionOptions,
     ExecutionResources,
     GroupedData,
+    MaterializedDataset,
+    Schema,
     from_arrow,
     from_items,
     from_numpy,
@@ -25,11 +28,16 @@ from volley.data.dataset import (
 
 __all__ = [
     "ActorPoolStrategy",
+    "aggregate",
+    "context",
+    "exceptions",
     "DataContext",
     "Dataset",
     "ExecutionOptions",
     "ExecutionResources",
     "GroupedData",
+    "MaterializedDataset",
+    "Schema",
     "from_arrow",
     "from_items",
     "from_numpy",

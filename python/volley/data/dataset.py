@@ -17,6 +17,7 @@ from volley import _native
 from volley._api import _auto_init, _Slot
 from volley._serialization import dumps, loads, register_function
 from volley.data import _expr
+from volley.data import aggregate as _aggregate
 
 _BATCH_FORMATS = ("default", "pyarrow", "pandas", "numpy")
 
@@ -697,6 +698,30 @@ class Dataset:
 
     # ---- whole-dataset aggregates (Ray's ``ds.sum("x")``: a value; a list: a dict) ---------
 
+    def aggregate(self, *aggs: Any) -> Optional[Dict[str, Any]]:
+        """The aggregations (``volley.data.aggregate``) over the whole dataset, as a dict
+        of their names to their values; ``None`` for a dataset with no rows."""
+        fns = _aggregate.check_aggs(aggs)
+        native = _native_aggs(fns)
+        if native is not None:
+            out = Dataset(self._ds.aggregate([], native[0]))
+            rows = _table(out._exec().take(None)).to_pylist()
+            return {native[1].get(k, k): v for k, v in rows[0].items()} if rows else None
+        accs = [a.init(None) for a in fns]
+        seen = 0
+        for batch in self.iter_batches(batch_format="pyarrow", batch_size=None):
+            seen += batch.num_rows
+            accs = [a.accumulate_block(acc, batch) for a, acc in zip(fns, accs)]
+        if not seen:
+            return None
+        return {a.name: a.finalize(acc) for a, acc in zip(fns, accs)}
+
+    def unique(self, column: str, ignore_nulls: bool = False) -> List[Any]:
+        """The distinct values of ``column`` (``None`` among them if it has nulls, unless
+        ``ignore_nulls=True``)."""
+        out = self.aggregate(_aggregate.Unique(column, ignore_nulls=ignore_nulls))
+        return [] if out is None else list(out[f"unique({column})"])
+
     def _aggregate_all(self, kind: str, on: Union[str, List[str], None]) -> Any:
         cols = self.columns() if on is None else _paths(on)
         table = _table(
@@ -818,8 +843,10 @@ class Dataset:
     def count(self) -> int:
         return self._exec().count()
 
-    def schema(self) -> pa.Schema:
-        return _table(self._ds.schema()).schema
+    def schema(self) -> "Schema":
+        """Its columns and their types (Ray's ``Schema``: ``names``, ``types``,
+        ``base_schema``; printed as Ray prints it)."""
+        return Schema(_table(self._ds.schema()).schema)
 
     def columns(self) -> List[str]:
         return self.schema().names
@@ -830,8 +857,9 @@ class Dataset:
     def explain(self) -> str:
         return self._ds.explain()
 
-    def materialize(self) -> "Dataset":
-        return Dataset(self._exec().materialize())
+    def materialize(self) -> "MaterializedDataset":
+        """The dataset run once, its blocks kept in the object store."""
+        return MaterializedDataset(self._exec().materialize())
 
     def to_arrow(self) -> pa.Table:
         return _table(self._exec().take(None))
@@ -938,6 +966,46 @@ class _Shard:
             yield from t.to_pylist()
 
 
+class MaterializedDataset(Dataset):
+    """A dataset whose blocks are computed and held in the object store (what
+    ``materialize()`` returns); consuming it runs nothing again."""
+
+
+class Schema:
+    """A dataset's columns and their Arrow types (Ray's ``ray.data.Schema``)."""
+
+    def __init__(self, base_schema: pa.Schema) -> None:
+        self.base_schema = base_schema
+
+    @property
+    def names(self) -> List[str]:
+        return list(self.base_schema.names)
+
+    @property
+    def types(self) -> List[pa.DataType]:
+        return list(self.base_schema.types)
+
+    def __len__(self) -> int:
+        return len(self.base_schema)
+
+    def __iter__(self) -> Iterator[pa.Field]:
+        return iter(self.base_schema)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Schema):
+            other = other.base_schema
+        return isinstance(other, pa.Schema) and self.base_schema.equals(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(zip(self.names, map(str, self.types))))
+
+    def __repr__(self) -> str:
+        width = max([len("Column"), *(len(n) for n in self.names)]) + 2
+        lines = ["Column".ljust(width) + "Type", "------".ljust(width) + "----"]
+        lines += [n.ljust(width) + str(t) for n, t in zip(self.names, self.types)]
+        return "\n".join(lines)
+
+
 class GroupedData:
     """``ds.groupby(key)``: aggregations and ``map_groups``."""
 
@@ -969,9 +1037,26 @@ class GroupedData:
             raise ValueError("std supports ddof=1")
         return self._agg("std", on)
 
-    def aggregate(self, *aggs: Tuple[str, Optional[str]]) -> Dataset:
-        """``aggregate(("sum", "value"), ("count", None), ...)``."""
-        return Dataset(self._ds._ds.aggregate(self._keys, [(k, c) for k, c in aggs]))
+    def aggregate(self, *aggs: Any) -> Dataset:
+        """One row per group: the keys, and a column per aggregation
+        (``volley.data.aggregate``: ``Count()``, ``Sum("x")``, ..., custom ones)."""
+        fns = _aggregate.check_aggs(aggs)
+        native = _native_aggs(fns)
+        if native is not None:
+            out = Dataset(self._ds._ds.aggregate(self._keys, native[0]))
+            return out.rename_columns(native[1]) if native[1] else out
+        keys = self._keys
+
+        def one_group(t: pa.Table) -> pa.Table:
+            values = tuple(t.column(k)[0].as_py() for k in keys)
+            key = values[0] if len(values) == 1 else values
+            cols: Dict[str, Any] = {k: t.column(k).slice(0, 1) for k in keys}
+            for a in fns:
+                cols[a.name] = pa.array([a._value(key, t)], type=a._type(t.schema))
+            return pa.table(cols)
+
+        one_group.__name__ = "aggregate"
+        return self.map_groups(one_group, batch_format="pyarrow")
 
     def map_groups(
         self, fn: Callable, *, batch_format: Optional[str] = "default", **kwargs: Any
@@ -983,6 +1068,21 @@ class GroupedData:
         fid = register_function(udf)
         name = getattr(fn, "__name__", "map_groups")
         return Dataset(self._ds._ds.map_groups(self._keys, name, fid, _BATCH_ARG))
+
+
+def _native_aggs(
+    fns: List[_aggregate.AggregateFn],
+) -> Optional[Tuple[List[Tuple[str, Optional[str]]], Dict[str, str]]]:
+    """The engine's form of ``fns`` — its ``(kind, column)`` pairs and the renames from its
+    output names to theirs — when it runs them all; else ``None``."""
+    natives = [a._native() for a in fns]
+    if any(n is None for n in natives):
+        return None
+    given = [n for n in natives if n is not None]
+    if len({name for _, _, name in given}) != len(given):
+        return None
+    renames = {name: a.name for (_, _, name), a in zip(given, fns) if name != a.name}
+    return [(k, c) for k, c, _ in given], renames
 
 
 # ---- constructors -------------------------------------------------------------------------

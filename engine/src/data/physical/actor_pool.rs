@@ -135,7 +135,7 @@ impl ActorPool {
                 message,
                 payload,
                 ..
-            } => super::udf_failed(&self.name, message, payload),
+            } => super::udf_failed(format!("MapBatches({})", self.name), message, payload),
             other => other,
         })?;
         match block.batches() {

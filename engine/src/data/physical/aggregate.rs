@@ -1,18 +1,21 @@
 //! `AggregateExchange`: groupby-aggregate as a hash-partitioned exchange. Map tasks compute
 //! partial aggregates of their fragment (DataFusion), hash-partition them by key; reducer `p`
 //! combines the partials of its keys into final values (DataFusion, then mean and standard
-//! deviation from their sums).
+//! deviation from their sums). `Unique` and `Quantile` gather each group's values (as Ray's
+//! do): a list per fragment, the lists combined per group.
 
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, Float64Array, ListArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::datasource::MemTable;
+use datafusion::functions::math::expr_fn::abs;
 use datafusion::functions_aggregate::expr_fn as agg;
-use datafusion::logical_expr::Expr;
+use datafusion::functions_nested::expr_fn::{array_distinct, flatten};
+use datafusion::logical_expr::{Expr, ExprFunctionExt};
 use datafusion::prelude::{SessionConfig, SessionContext, ident};
 
 use crate::data::context::DataContext;
@@ -20,7 +23,7 @@ use crate::data::physical::exchange::Exchange;
 use crate::error::{Error, Result};
 
 /// An aggregate function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AggKind {
     /// Rows (or non-null values of a column).
     Count,
@@ -34,6 +37,13 @@ pub enum AggKind {
     Mean,
     /// Sample standard deviation (ddof = 1).
     Std,
+    /// The largest absolute value.
+    AbsMax,
+    /// The distinct non-null values, as a list.
+    Unique,
+    /// The `q`-quantile (0 ≤ q ≤ 1) of the non-null values, interpolated linearly between
+    /// the two nearest (Ray's `Quantile`, rounded to 5 decimals as Ray does).
+    Quantile(f64),
 }
 
 /// One aggregate of a groupby: a function over a column (`None`: rows, for `Count`).
@@ -55,6 +65,9 @@ impl Agg {
             AggKind::Max => "max",
             AggKind::Mean => "mean",
             AggKind::Std => "std",
+            AggKind::AbsMax => "abs_max",
+            AggKind::Unique => "unique",
+            AggKind::Quantile(_) => "quantile",
         };
         format!("{f}({})", self.column.as_deref().unwrap_or(""))
     }
@@ -118,9 +131,24 @@ impl AggregateExchange {
                     out.push(agg::sum(f64v()? * f64v()?).alias(pb));
                     out.push(agg::count(self.value(a)?).alias(pc));
                 }
+                AggKind::AbsMax => out.push(agg::max(abs(self.value(a)?)).alias(pa)),
+                AggKind::Unique | AggKind::Quantile(_) => {
+                    let v = self.value(a)?;
+                    let list = agg::array_agg(v.clone()).filter(v.is_not_null());
+                    let list = if a.kind == AggKind::Unique {
+                        list.distinct()
+                    } else {
+                        list
+                    };
+                    out.push(list.build().map_err(|e| self.df_err(e))?.alias(pa));
+                }
             }
         }
         Ok(out)
+    }
+
+    fn df_err(&self, e: datafusion::error::DataFusionError) -> Error {
+        Error::InvalidArgument(format!("{self}: {e}"))
     }
 
     /// Combines partials.
@@ -131,7 +159,10 @@ impl AggregateExchange {
             match a.kind {
                 AggKind::Count | AggKind::Sum => out.push(agg::sum(ident(&pa)).alias(pa)),
                 AggKind::Min => out.push(agg::min(ident(&pa)).alias(pa)),
-                AggKind::Max => out.push(agg::max(ident(&pa)).alias(pa)),
+                AggKind::Max | AggKind::AbsMax => out.push(agg::max(ident(&pa)).alias(pa)),
+                AggKind::Unique | AggKind::Quantile(_) => {
+                    out.push(agg::array_agg(ident(&pa)).alias(pa))
+                }
                 AggKind::Mean => {
                     out.push(agg::sum(ident(&pa)).alias(pa));
                     out.push(agg::sum(ident(&pb)).alias(pb));
@@ -189,10 +220,17 @@ impl AggregateExchange {
         for (i, a) in self.aggs.iter().enumerate() {
             let [pa, pb, pc] = Self::partial_names(i);
             let arr: ArrayRef = match a.kind {
-                AggKind::Count | AggKind::Sum | AggKind::Min | AggKind::Max => batch
-                    .column_by_name(&pa)
-                    .cloned()
-                    .ok_or_else(|| Error::Internal(format!("{pa} lost")))?,
+                AggKind::Count | AggKind::Sum | AggKind::Min | AggKind::Max | AggKind::AbsMax => {
+                    batch
+                        .column_by_name(&pa)
+                        .cloned()
+                        .ok_or_else(|| Error::Internal(format!("{pa} lost")))?
+                }
+                // The fragments' lists of a group, as one list.
+                AggKind::Unique => self.eval(batch, array_distinct(flatten(ident(&pa))))?,
+                AggKind::Quantile(q) => {
+                    quantiles(&self.eval(batch, flatten(ident(&pa)))?, q, &a.output_name())?
+                }
                 AggKind::Mean => {
                     let (s, n) = (f64col(&pa)?, f64col(&pb)?);
                     Arc::new(Float64Array::from_iter((0..s.len()).map(|r| {
@@ -217,6 +255,53 @@ impl AggregateExchange {
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         Ok(RecordBatch::try_new(schema, cols)?)
     }
+}
+
+impl AggregateExchange {
+    /// `expr` evaluated over `batch`.
+    fn eval(&self, batch: &RecordBatch, expr: Expr) -> Result<ArrayRef> {
+        let schema = batch.schema();
+        let compiled = crate::data::expr::compile(&expr, &schema)?;
+        let value = compiled
+            .evaluate(batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| self.df_err(e))?;
+        Ok(value)
+    }
+}
+
+/// The `q`-quantile of each row's list of numbers (null for an empty list).
+fn quantiles(lists: &ArrayRef, q: f64, name: &str) -> Result<ArrayRef> {
+    let lists = lists
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .ok_or_else(|| Error::Internal(format!("{name}: the gathered values are not a list")))?;
+    let values = cast(lists.values(), &DataType::Float64)
+        .map_err(|e| Error::InvalidArgument(format!("{name} needs numbers: {e}")))?;
+    let values = values
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(|| Error::Internal(format!("{name}: not a float column")))?;
+    let offsets = lists.value_offsets();
+    let out = Float64Array::from_iter((0..lists.len()).map(|r| {
+        let (lo, hi) = (offsets[r] as usize, offsets[r + 1] as usize);
+        let mut v: Vec<f64> = (lo..hi)
+            .filter(|&i| values.is_valid(i))
+            .map(|i| values.value(i))
+            .collect();
+        if lists.is_null(r) || v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let k = (v.len() - 1) as f64 * q;
+        let (f, c) = (k.floor(), k.ceil());
+        if f == c {
+            return Some(v[k as usize]);
+        }
+        let x = v[f as usize] * (c - k) + v[c as usize] * (k - f);
+        Some((x * 1e5).round() / 1e5)
+    }));
+    Ok(Arc::new(out))
 }
 
 impl fmt::Display for AggregateExchange {

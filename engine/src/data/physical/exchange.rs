@@ -297,7 +297,10 @@ impl ExchangeOp {
                     spill_over,
                     outputs: Vec::new(),
                 };
-                ex3.reduce_pieces(inputs, p as usize, &mut out)?;
+                // A user function's error (map_groups) keeps its identity: the user's
+                // exception, not this task's.
+                ex3.reduce_pieces(inputs, p as usize, &mut out)
+                    .map_err(crate::UserError::from_engine)?;
                 let mut outputs = out.outputs;
                 if outputs.is_empty() {
                     // No rows: one empty block, which still carries the schema.

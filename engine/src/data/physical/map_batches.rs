@@ -119,7 +119,11 @@ fn slice_bytes(b: &RecordBatch) -> usize {
 
 impl State<'_> {
     fn udf_failed(&self, e: crate::error::UserError) -> Error {
-        super::udf_failed(&self.op.name, e.message().to_string(), e.payload().cloned())
+        super::udf_failed(
+            format!("MapBatches({})", self.op.name),
+            e.message().to_string(),
+            e.payload().cloned(),
+        )
     }
 
     /// One batch for the function: called now, or queued for a grouped call.

@@ -74,8 +74,13 @@ impl Exchange for MapGroupsExchange {
         let mut out: Vec<RecordBatch> = Vec::new();
         for range in groups.ranges() {
             let group = sorted.slice(range.start, range.end - range.start);
-            let result =
-                (self.udf)(group).map_err(|e| self.fail(format!("the function failed: {e}")))?;
+            let result = (self.udf)(group).map_err(|e| {
+                super::udf_failed(
+                    format!("MapGroups({})", self.name),
+                    e.message().to_string(),
+                    e.payload().cloned(),
+                )
+            })?;
             if let Some(prev) = out.first()
                 && prev.schema() != result.schema()
             {

@@ -93,15 +93,15 @@ impl Drop for Active<'_> {
 
 /// Bytes of Arrow data a batch spans (its slices of its buffers: a batch sliced from, or
 /// mapped in, a larger buffer counts only its own part).
-/// A user function's failure inside `MapBatches(op)`, keeping the user's error object (a
-/// Python exception reaches the caller as its own class).
+/// A user function's failure inside the operator `task` (`MapBatches(f)`, `MapGroups(f)`),
+/// keeping the user's error object (a Python exception reaches the caller as its own class).
 pub(crate) fn udf_failed(
-    op: &str,
+    task: String,
     message: String,
     payload: Option<crate::error::ErrorPayload>,
 ) -> crate::Error {
     crate::Error::TaskFailed {
-        task: format!("MapBatches({op})"),
+        task,
         cause: crate::FailureCause::UserError,
         message,
         attempts: 1,
