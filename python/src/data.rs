@@ -48,6 +48,7 @@ fn options(
         num_cpus,
         num_gpus,
         resources,
+        max_tasks: None,
     }
 }
 
@@ -79,8 +80,15 @@ pub(crate) fn data_range(py: Python<'_>, n: u64) -> Res<PyDataset> {
 #[pyfunction]
 pub(crate) fn data_from_arrow(py: Python<'_>, tables: Vec<Bound<'_, PyAny>>) -> Res<PyDataset> {
     let mut batches = Vec::new();
+    let mut schema = None;
     for t in &tables {
-        batches.extend(block_from_py(t)?.batches().iter().cloned());
+        let block = block_from_py(t)?;
+        schema.get_or_insert_with(|| block.schema().clone());
+        batches.extend(block.batches().iter().cloned());
+    }
+    // Tables without rows: one empty batch keeps their columns.
+    if let (true, Some(schema)) = (batches.is_empty(), schema) {
+        batches.push(volley::arrow::array::RecordBatch::new_empty(schema));
     }
     py.detach(|| eng(DatasetHandle::from_batches(batches)))
         .map(wrap)
@@ -107,8 +115,9 @@ impl PyDataset {
 #[pymethods]
 impl PyDataset {
     /// A Python function over batches, in tasks.
+    /// `concurrency`: most tasks running it at once.
     #[pyo3(signature = (name, function, structure, batch_size=None, num_cpus=None, num_gpus=0.0,
-                        resources=Vec::new()))]
+                        resources=Vec::new(), concurrency=None))]
     #[allow(clippy::too_many_arguments)]
     fn map_batches(
         &self,
@@ -120,8 +129,12 @@ impl PyDataset {
         num_cpus: Option<f64>,
         num_gpus: f64,
         resources: Vec<(String, f64)>,
+        concurrency: Option<usize>,
     ) -> Res<PyDataset> {
-        let opts = options(batch_size, None, num_cpus, num_gpus, resources);
+        let opts = MapOptions {
+            max_tasks: concurrency,
+            ..options(batch_size, None, num_cpus, num_gpus, resources)
+        };
         let udf = ForeignMap {
             name,
             function,
@@ -297,6 +310,11 @@ impl PyDataset {
         Ok(parts.into_iter().map(wrap).collect())
     }
 
+    fn split_at_indices(&self, py: Python<'_>, indices: Vec<u64>) -> Res<Vec<PyDataset>> {
+        let parts = py.detach(|| eng(self.ds.split_at_indices(indices)))?;
+        Ok(parts.into_iter().map(wrap).collect())
+    }
+
     #[pyo3(signature = (test_size, seed=None))]
     fn train_test_split(
         &self,
@@ -334,6 +352,14 @@ impl PyDataset {
     fn schema(&self, py: Python<'_>) -> Res<ArrowStream> {
         let schema = py.detach(|| eng(self.ds.schema()))?;
         stream(schema, Vec::new())
+    }
+
+    /// The schema if it is known without running anything (an empty Arrow stream).
+    fn known_schema(&self, py: Python<'_>) -> Res<Option<ArrowStream>> {
+        match py.detach(|| eng(self.ds.known_schema()))? {
+            Some(schema) => stream(schema, Vec::new()).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn explain(&self, py: Python<'_>) -> Res<String> {

@@ -328,3 +328,228 @@ def test_take_all_of_an_empty_result_of_a_user_function_is_empty(rt):
     assert ds.take_all() == []
     assert ds.count() == 0
     assert len(ds.to_pandas()) == 0
+
+
+# ---- more of Ray's names and arguments --------------------------------------------------
+
+
+def test_from_refs_blocks_and_range_tensor(rt):
+    import numpy as np
+
+    t = pa.table({"a": [1, 2]})
+    assert rt.data.from_arrow_refs([rt.put(t)]).take_all() == [{"a": 1}, {"a": 2}]
+    assert rt.data.from_arrow_refs(rt.put(t)).count() == 2
+    df = pd.DataFrame({"a": [3, 4]})
+    assert rt.data.from_pandas_refs([rt.put(df)]).take_all() == [{"a": 3}, {"a": 4}]
+    assert rt.data.from_numpy_refs([rt.put(np.arange(3))]).take_all() == [
+        {"data": 0},
+        {"data": 1},
+        {"data": 2},
+    ]
+    blocks = rt.data.from_blocks([t, df]).take_all()
+    assert blocks == [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}]
+    tensors = rt.data.range_tensor(3, shape=(2, 2)).take_all()
+    assert [r["data"].tolist() for r in tensors] == [[[i, i], [i, i]] for i in range(3)]
+    ds = rt.data.from_items([{"a": i} for i in range(10)], override_num_blocks=3)
+    assert len(ds.to_arrow_refs()) == 3
+    arrays = [rt.get(r) for r in rt.data.range(6).to_numpy_refs()]
+    assert sorted(int(v) for a in arrays for v in a["id"]) == list(range(6))
+    frames = [rt.get(r) for r in rt.data.range(6).to_pandas_refs()]
+    assert sorted(int(v) for f in frames for v in f["id"]) == list(range(6))
+
+
+def test_zip_of_several_and_splits_at_indices(rt):
+    ds = rt.data.range(10)
+    zipped = ds.zip(ds.rename_columns({"id": "b"}), ds.rename_columns({"id": "c"})).take(2)
+    assert zipped == [{"id": 0, "b": 0, "c": 0}, {"id": 1, "b": 1, "c": 1}]
+    parts = ds.split_at_indices([2, 5, 20])
+    assert [[r["id"] for r in p.take_all()] for p in parts] == [
+        [0, 1],
+        [2, 3, 4],
+        list(range(5, 10)),
+        [],
+    ]
+    with pytest.raises(ValueError, match="sorted"):
+        ds.split_at_indices([5, 2])
+    assert [p.count() for p in ds.split_proportionately([0.2, 0.3])] == [2, 3, 5]
+    with pytest.raises(ValueError, match="sum to less than 1"):
+        ds.split_proportionately([0.5, 0.5])
+
+
+def test_schema_and_columns_without_fetching(rt):
+    ds = rt.data.range(5)
+    assert ds.columns(fetch_if_missing=False) == ["id"]
+    mapped = ds.map_batches(lambda b: {"twice": b["id"] * 2})
+    assert mapped.schema(fetch_if_missing=False) is None
+    assert mapped.columns() == ["twice"]
+
+
+def test_local_shuffle_of_iter_batches(rt):
+    ds = rt.data.range(100)
+    def ids(**kw):
+        return [list(b["id"]) for b in ds.iter_batches(batch_size=10, **kw)]
+
+    plain = ids()
+    shuffled = ids(local_shuffle_buffer_size=30, local_shuffle_seed=7)
+    assert [len(b) for b in shuffled] == [10] * 10
+    assert sorted(v for b in shuffled for v in b) == list(range(100))
+    assert shuffled != plain
+    assert shuffled == ids(local_shuffle_buffer_size=30, local_shuffle_seed=7)
+    with pytest.raises(ValueError, match="local_shuffle_buffer_size"):
+        ids(local_shuffle_buffer_size=0)
+
+
+def test_generator_functions_in_map_batches(rt):
+    def twice(batch):
+        yield {"id": batch["id"]}
+        yield {"id": batch["id"] + 100}
+
+    got = sorted(r["id"] for r in rt.data.range(4).map_batches(twice).take_all())
+    assert got == [0, 1, 2, 3, 100, 101, 102, 103]
+
+
+def test_function_concurrency_caps_the_tasks_running_at_once(rt, tmp_path):
+    import time
+
+    def probe(batch):
+        # Each call records when it ran; at most `concurrency` overlap.
+        start = time.monotonic()
+        time.sleep(0.2)
+        with open(tmp_path / f"{os.getpid()}-{start}", "w") as f:
+            f.write(f"{start} {time.monotonic()}")
+        return batch
+
+    def overlap():
+        spans = [tuple(map(float, p.read_text().split())) for p in tmp_path.iterdir()]
+        for p in tmp_path.iterdir():
+            p.unlink()
+        return max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
+
+    ds = rt.data.range(8, override_num_blocks=8)
+    assert ds.map_batches(probe, concurrency=1).count() == 8
+    assert overlap() == 1
+    assert ds.map_batches(probe, compute=rt.data.TaskPoolStrategy(size=1)).count() == 8
+    assert overlap() == 1
+    ds.map_batches(probe).count()
+    assert overlap() == 2, "without a cap both CPUs run it"
+    with pytest.raises(ValueError, match="concurrency"):
+        ds.map_batches(probe, concurrency=(1, 2))
+
+
+def test_naming_sizes_and_block_order(rt):
+    ds = rt.data.range(100, override_num_blocks=10)
+    ds.set_name("ids")
+    assert ds.name == "ids"
+    assert len(ds.get_dataset_id()) == 32 and ds.get_dataset_id() == ds.get_dataset_id()
+    assert ds.context is rt.data.DataContext.get_current()
+    assert ds.size_bytes() == 800
+    shuffled = ds.randomize_block_order(seed=3)
+    ids = [r["id"] for r in shuffled.take_all()]
+    assert sorted(ids) == list(range(100)) and ids != list(range(100))
+    assert ids == [r["id"] for r in ds.randomize_block_order(seed=3).take_all()]
+    sample = ds.random_sample(0.5, seed=1)
+    assert [r["id"] for r in sample.take_all()] == [r["id"] for r in sample.take_all()]
+    assert 20 < sample.count() < 80
+
+
+def test_grouped_aggregates_default_to_every_other_column_and_take_ignore_nulls(rt):
+    ds = rt.data.from_items([{"k": i % 2, "a": i, "b": None if i == 3 else i} for i in range(6)])
+    got = ds.groupby("k").sum().sort("k").take_all()
+    assert got == [{"k": 0, "sum(a)": 6, "sum(b)": 6}, {"k": 1, "sum(a)": 9, "sum(b)": 6}]
+    strict = ds.groupby("k").sum("b", ignore_nulls=False).sort("k").take_all()
+    assert [r["sum(b)"] for r in strict] == [6, None]
+    assert ds.groupby("k").std("a", ddof=0).sort("k").take_all()[0]["std(a)"] == pytest.approx(
+        pd.Series([0, 2, 4]).std(ddof=0)
+    )
+
+
+def test_refused_names_say_so(rt):
+    with pytest.raises(NotImplementedError, match="read_images"):
+        _ = rt.data.read_images
+    with pytest.raises(NotImplementedError, match="Dataset.to_dask"):
+        rt.data.range(3).to_dask()
+    with pytest.raises(AttributeError):
+        _ = rt.data.range(3).no_such_method
+    assert rt.data.DatasetContext is rt.data.DataContext
+    assert isinstance(rt.data.range(3).iterator(), rt.data.DataIterator)
+
+
+# ---- the README's compatibility table -----------------------------------------------------
+
+#: Ray 2.60's public names (``ray.data.__all__`` and two more importable functions; the
+#: public methods and properties of ``Dataset``, ``GroupedData`` and ``DataIterator``), read
+#: from the ray 2.60.0 wheel.
+RAY_2_60 = {
+    "ray.data": """ActorPoolStrategy BlockBasedFileDatasink ClickHouseTableSettings Dataset
+        DataContext DatasetContext DatasetSummary DataIterator DatasetIterator Datasink
+        Datasource ExecutionOptions ExecutionResources FileShuffleConfig MixStoppingCondition
+        NodeIdStr RandomSeedConfig ReadTask RowBasedFileDatasink Schema SinkMode SaveMode
+        TaskPoolStrategy list_stats_summaries from_daft from_dask from_items from_arrow
+        from_arrow_refs from_blocks from_mars from_modin from_numpy from_numpy_refs
+        from_pandas from_pandas_refs from_spark from_tf from_torch from_huggingface range
+        range_tensor read_audio read_avro read_text read_binary_files read_clickhouse read_csv
+        read_datasource read_delta read_delta_sharing_tables read_kafka read_hudi read_iceberg
+        read_images read_json read_lance read_lerobot read_mcap read_numpy read_mongo read_orc
+        read_parquet read_snowflake read_sql read_tfrecords read_unity_catalog read_videos
+        read_zarr read_webdataset CatalogAccessMode Catalog ReaderFormat ResolvedSource
+        DatabricksUnityCatalog KafkaAuthConfig Preprocessor read_bigquery
+        read_databricks_tables""",
+    "Dataset": """copy map set_name name get_dataset_id map_batches map_batches_internal
+        with_columns with_column add_column drop_columns select_columns rename_columns
+        flat_map filter repartition random_shuffle randomize_block_order random_sample
+        streaming_split split split_at_indices split_proportionately train_test_split
+        streaming_train_test_split union mix join groupby unique aggregate sum min max mean
+        std summary sort zip limit take_batch take take_all show count schema columns
+        num_blocks size_bytes input_files write_parquet write_json write_iceberg write_delta
+        write_images write_csv write_orc write_tfrecords write_webdataset write_numpy
+        write_sql write_snowflake write_mongo write_bigquery write_clickhouse
+        write_turbopuffer write_lance write_kafka write_datasink iterator iter_rows
+        iter_batches iter_torch_batches iter_jax_batches iter_tf_batches to_tf to_daft
+        to_dask to_mars to_modin to_spark to_pandas to_pandas_refs to_numpy_refs
+        to_arrow_refs to_random_access_dataset materialize stats explain get_stats_summary
+        iter_internal_ref_bundles get_internal_block_refs has_serializable_lineage
+        serialize_lineage deserialize_lineage context""",
+    "GroupedData": "aggregate map_groups with_column count sum min max mean std",
+    "DataIterator": """iter_batches iter_rows stats schema get_context iter_torch_batches
+        iter_tf_batches iter_jax_batches to_torch to_tf materialize""",
+}
+
+
+def _compat_table():
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    section = readme.split("### Ray Data compatibility")[1].split("\n## ")[0]
+    table = {}
+    for item in section.split("\n- ")[1:]:
+        m = re.match(r"`([\w.]+)` (supported|with differences|refused): (.*)", item, re.S)
+        assert m, item
+        where, status, body = m.groups()
+        body = re.sub(r"\([^()]*\)", "", body)  # what a name's parentheses say of it
+        names = [n for n in re.findall(r"`(\w+)`", body)]
+        table.setdefault(where, {}).setdefault(status, []).extend(names)
+    return table
+
+
+def test_the_readme_compatibility_table_is_complete_and_true(rt):
+    table = _compat_table()
+    assert set(table) == set(RAY_2_60)
+    ds = rt.data.range(3)
+    owners = {
+        "ray.data": (rt.data, rt.data),
+        "Dataset": (rt.data.Dataset, ds),
+        "GroupedData": (rt.data.GroupedData, ds.groupby("id")),
+        "DataIterator": (rt.data.DataIterator, ds.iterator()),
+    }
+    for where, names in RAY_2_60.items():
+        listed = [n for status in table[where].values() for n in status]
+        assert sorted(listed) == sorted(set(names.split())), where
+        cls, instance = owners[where]
+        for status, listed_names in table[where].items():
+            for name in listed_names:
+                if status == "refused":
+                    with pytest.raises(NotImplementedError, match=name):
+                        value = getattr(instance, name)
+                        value() if callable(value) else None
+                else:
+                    assert hasattr(cls, name), f"{where}.{name} is listed as supported"

@@ -310,8 +310,8 @@ def test_iter_batches_prefetch_and_drop_last(rt):
     next(it)
     it.close()  # an abandoned iterator ends its prefetch thread
     assert threading.active_count() == before
-    with pytest.raises(NotImplementedError, match="local_shuffle_buffer_size"):
-        next(iter(ds.iter_batches(local_shuffle_buffer_size=10)))
+    with pytest.raises(ValueError, match="local_shuffle_buffer_size"):
+        next(iter(ds.iter_batches(local_shuffle_seed=10)))
     with pytest.raises(ValueError, match="prefetch_batches"):
         next(iter(ds.iter_batches(prefetch_batches=-1)))
 

@@ -864,6 +864,31 @@ impl Dataset {
         Ok((next(), next()))
     }
 
+    /// `indices.len() + 1` datasets: the rows before the first index, between each two,
+    /// and from the last on (Ray's `split_at_indices`; an index past the end gives empty
+    /// pieces). The indices must be sorted.
+    pub fn split_at_indices(&self, indices: &[u64]) -> Result<Vec<Dataset>> {
+        if indices.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::InvalidArgument(format!(
+                "indices must be sorted, got {indices:?}"
+            )));
+        }
+        let (schema, blocks) = self.materialize_blocks()?;
+        let total: u64 = blocks.iter().map(|b| b.1).sum();
+        let mut sizes = Vec::with_capacity(indices.len() + 1);
+        let mut at = 0;
+        for &i in indices {
+            let i = i.min(total);
+            sizes.push(i - at);
+            at = i;
+        }
+        sizes.push(total - at);
+        Ok(cut_blocks(blocks, &sizes)?
+            .into_iter()
+            .map(|part| self.with_refs(schema.clone(), part))
+            .collect())
+    }
+
     fn with_refs(&self, schema: SchemaRef, blocks: Vec<(ObjectRef<Block>, u64)>) -> Dataset {
         self.with(LogicalPlan::FromRefs {
             schema,
@@ -932,6 +957,11 @@ impl Dataset {
                 "the schema of an empty dataset with a user function is unknown".into(),
             )
         })
+    }
+
+    /// The schema if it is known without running the plan.
+    pub(crate) fn known_schema(&self) -> Result<Option<SchemaRef>> {
+        static_schema(&self.plan).transpose()
     }
 
     /// The schema, or `None` for an empty dataset whose schema a user function decides

@@ -17,7 +17,7 @@ use crate::data::context::DataContext;
 use crate::data::physical::{PhysicalPlan, Pipeline};
 use crate::data::progress::ExecState;
 use crate::error::{Result, UserError};
-use crate::{Block, Emitter};
+use crate::{Block, Emitter, ObjectRef};
 
 /// Runs fragment `frag` of `pipeline`, emitting blocks of about `target` bytes.
 fn run_fragment(
@@ -71,7 +71,10 @@ pub(crate) fn max_in_flight(ctx: &DataContext) -> usize {
 pub(crate) struct BatchStream {
     todo: VecDeque<(usize, u64)>,
     funcs: Vec<StreamingFunction<(u64,), Block>>,
-    running: VecDeque<ObjectRefGenerator<Block>>,
+    /// Each pipeline's cap on its tasks at once (a map's `concurrency`).
+    caps: Vec<Option<usize>>,
+    /// Running fragment tasks, with their pipeline.
+    running: VecDeque<(usize, ObjectRefGenerator<Block>)>,
     ready: VecDeque<RecordBatch>,
     left: Option<usize>,
     max_in_flight: usize,
@@ -123,6 +126,7 @@ impl BatchStream {
         Ok(BatchStream {
             todo,
             funcs,
+            caps: plan.pipelines.iter().map(|p| p.max_tasks()).collect(),
             running: VecDeque::new(),
             ready: VecDeque::new(),
             left: plan.limit,
@@ -147,16 +151,22 @@ impl BatchStream {
                 return Ok(None);
             }
             while self.running.len() < self.max_in_flight {
-                let Some((p, f)) = self.todo.pop_front() else {
+                let Some(&(p, f)) = self.todo.front() else {
                     break;
                 };
-                self.running.push_back(self.funcs[p].remote((f,))?);
+                // In order: the next fragment waits while its pipeline is at its cap.
+                let of_p = self.running.iter().filter(|(q, _)| *q == p).count();
+                if self.caps[p].is_some_and(|cap| of_p >= cap) {
+                    break;
+                }
+                self.todo.pop_front();
+                self.running.push_back((p, self.funcs[p].remote((f,))?));
             }
             self.state
                 .in_flight
                 .store(self.running.len(), Ordering::Relaxed);
             self.state.queued.store(self.todo.len(), Ordering::Relaxed);
-            let Some(front) = self.running.front_mut() else {
+            let Some((_, front)) = self.running.front_mut() else {
                 self.done = true;
                 return Ok(None);
             };
@@ -221,7 +231,9 @@ impl Iterator for BatchStream {
     }
 }
 
-/// Runs `f(pipeline, fragment)` as one task per fragment and returns the results in order.
+/// Runs `f(pipeline, fragment)` as one task per fragment and returns the results in order;
+/// a pipeline with a cap on its tasks ([`Pipeline::max_tasks`]) has at most that many
+/// running at once.
 pub(crate) fn run_per_fragment<R: crate::Value>(
     plan: &PhysicalPlan,
     name: &str,
@@ -245,10 +257,19 @@ pub(crate) fn run_per_fragment<R: crate::Value>(
         for (name, amount) in &d.resources {
             task = task.resource(name, *amount);
         }
+        let mut window: VecDeque<ObjectRef<R>> = VecDeque::new();
         for frag in 0..p.source.num_fragments() as u64 {
-            refs.push(task.remote((frag, global))?);
+            if let Some(cap) = p.max_tasks()
+                && window.len() >= cap
+                && let Some(oldest) = window.pop_front()
+            {
+                crate::wait(std::slice::from_ref(&oldest), 1, None)?;
+                refs.push(oldest);
+            }
+            window.push_back(task.remote((frag, global))?);
             global += 1;
         }
+        refs.extend(window);
     }
     crate::get_all(&refs, None)
 }

@@ -333,6 +333,9 @@ enum Action {
         test_fraction: f64,
         seed: Option<u64>,
     },
+    SplitAt {
+        indices: Vec<u64>,
+    },
     Write {
         format: String,
         path: String,
@@ -572,6 +575,16 @@ impl DatasetHandle {
         }
     }
 
+    /// The schema when it is known without running anything (reads and native
+    /// transformations decide it; a user function's output is known once it ran). A
+    /// dataset held by the node for a worker answers `None`.
+    pub fn known_schema(&self) -> Result<Option<SchemaRef>> {
+        match self {
+            DatasetHandle::Here(ds) => ds.known_schema(),
+            _ => Ok(None),
+        }
+    }
+
     /// The plan, as text.
     pub fn explain(&self) -> Result<String> {
         match self.run(Action::Explain)?.0 {
@@ -596,6 +609,12 @@ impl DatasetHandle {
     /// `n` datasets of consecutive rows (see [`Dataset::split`]).
     pub fn split(&self, n: usize, equal: bool) -> Result<Vec<Self>> {
         self.datasets(Action::Split { n, equal })
+    }
+
+    /// The rows before each index, between them, and after the last (see
+    /// [`Dataset::split_at_indices`]).
+    pub fn split_at_indices(&self, indices: Vec<u64>) -> Result<Vec<Self>> {
+        self.datasets(Action::SplitAt { indices })
     }
 
     /// `(train, test)` (see [`Dataset::train_test_split`]).
@@ -683,6 +702,7 @@ fn datasets_here(ds: &Dataset, action: Action) -> Result<Vec<Dataset>> {
     match action {
         Action::Materialize => Ok(vec![ds.materialize()?]),
         Action::Split { n, equal } => ds.split(n, equal),
+        Action::SplitAt { indices } => ds.split_at_indices(&indices),
         Action::TrainTestSplit {
             test_fraction,
             seed,
@@ -739,7 +759,10 @@ fn run_here(ds: &Dataset, action: Action) -> Result<(Outcome, Vec<ForeignRef>)> 
             }?;
             (Outcome::Written(w), Vec::new())
         }
-        a @ (Action::Materialize | Action::Split { .. } | Action::TrainTestSplit { .. }) => {
+        a @ (Action::Materialize
+        | Action::Split { .. }
+        | Action::SplitAt { .. }
+        | Action::TrainTestSplit { .. }) => {
             let anchors = datasets_here(ds, a)?
                 .into_iter()
                 .map(|d| foreign::lend_value(Arc::new(d)))

@@ -76,6 +76,10 @@ pub struct MapOptions {
     pub num_gpus: f64,
     /// Custom resources per task or per actor.
     pub resources: Vec<(String, f64)>,
+    /// Most tasks running this function at once (Ray's `concurrency` of a function, or
+    /// `TaskPoolStrategy(size)`); `None`: as many as the pipeline runs.
+    #[serde(default)]
+    pub max_tasks: Option<usize>,
 }
 
 impl Default for MapOptions {
@@ -86,6 +90,7 @@ impl Default for MapOptions {
             num_cpus: None,
             num_gpus: 0.0,
             resources: Vec::new(),
+            max_tasks: None,
         }
     }
 }
@@ -105,6 +110,17 @@ impl MapOptions {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_tasks == Some(0) {
+            return Err(Error::InvalidArgument(
+                "concurrency must be at least 1 task".into(),
+            ));
+        }
+        if self.max_tasks.is_some() && matches!(self.compute, Compute::Actors { .. }) {
+            return Err(Error::InvalidArgument(
+                "an actor pool's concurrency is its size (min_size, max_size), not a task cap"
+                    .into(),
+            ));
+        }
         if let Compute::Actors { min_size, max_size } = self.compute
             && (min_size == 0 || max_size < min_size)
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import decimal
 import html
@@ -152,16 +153,56 @@ def _prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
                 thread.join(0.05)
 
 
+def _local_shuffle(
+    tables: Iterator[pa.Table], buffer_rows: int, batch_size: int, seed: Optional[int]
+) -> Iterator[pa.Table]:
+    """Ray's local shuffle: rows gather in a buffer; once it holds ``buffer_rows`` rows, each
+    batch of ``batch_size`` is drawn at random from all of them (every row once)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    buffer: Optional[pa.Table] = None
+
+    def draw(t: pa.Table, n: int) -> Tuple[pa.Table, pa.Table]:
+        order = rng.permutation(t.num_rows)
+        return t.take(order[:n]), t.take(order[n:])
+
+    for t in tables:
+        if not t.num_rows:
+            continue
+        buffer = t if buffer is None else pa.concat_tables([buffer, t])
+        while buffer.num_rows >= buffer_rows + batch_size:
+            out, buffer = draw(buffer, batch_size)
+            yield out
+    if buffer is not None and buffer.num_rows:
+        yield draw(buffer, buffer.num_rows)[0]
+
+
 def _iter_formatted(
     tables: Iterator[pa.Table],
     batch_size: Optional[int],
     batch_format: Optional[str],
     prefetch_batches: int,
     drop_last: bool,
+    local_shuffle_buffer_size: Optional[int] = None,
+    local_shuffle_seed: Optional[int] = None,
 ) -> Iterator[Any]:
     fmt = _check_format(batch_format)
     if not isinstance(prefetch_batches, int) or prefetch_batches < 0:
         raise ValueError(f"prefetch_batches must be an int >= 0, got {prefetch_batches!r}")
+    if local_shuffle_buffer_size is not None:
+        if not isinstance(local_shuffle_buffer_size, int) or local_shuffle_buffer_size <= 0:
+            raise ValueError(
+                "local_shuffle_buffer_size must be a positive int, got "
+                f"{local_shuffle_buffer_size!r}"
+            )
+        if batch_size is None:
+            raise ValueError(
+                "A local shuffle buffer cannot be used with batch_size=None: set a batch_size"
+            )
+        tables = _local_shuffle(tables, local_shuffle_buffer_size, batch_size, local_shuffle_seed)
+    elif local_shuffle_seed is not None:
+        raise ValueError("local_shuffle_seed is used with local_shuffle_buffer_size")
     batches = (_to_format(t, fmt) for t in _rebatch(tables, batch_size, drop_last))
     # One batch ahead is what the streaming execution gives already; more gets a thread.
     return _prefetched(batches, prefetch_batches) if prefetch_batches > 1 else batches
@@ -239,7 +280,13 @@ class _BatchFn:
 
     def _one(self, table: pa.Table) -> pa.Table:
         batch = _to_format(table, self.fmt, self.writable)
-        out = _from_format(self.fn(batch, *self.args, **self.kwargs))
+        result = self.fn(batch, *self.args, **self.kwargs)
+        if inspect.isgenerator(result):
+            # A generator function: every batch it yields is output (Ray's generator UDFs).
+            outs = [_from_format(o) for o in result]
+            out = _concat_outputs(outs, self.fn) if outs else pa.table({})
+        else:
+            out = _from_format(result)
         return _keep_string_types(out, table.schema) if self.fmt == "pandas" else out
 
 
@@ -326,6 +373,16 @@ class ActorPoolStrategy:
         if self.size is not None:
             return self.size, self.size
         return self.min_size, self.max_size or self.min_size
+
+
+class TaskPoolStrategy:
+    """Run a function in tasks (Ray's ``compute=TaskPoolStrategy(size=...)``): ``size`` caps
+    how many run at once (as ``concurrency=size``)."""
+
+    def __init__(self, size: Optional[int] = None) -> None:
+        if size is not None and (not isinstance(size, int) or size < 1):
+            raise ValueError(f"size must be >= 1, got {size!r}")
+        self.size = size
 
 
 class ExecutionResources:
@@ -535,10 +592,21 @@ class Dataset:
         else:
             if fn_constructor_args or fn_constructor_kwargs:
                 raise ValueError("fn_constructor_args need a callable class, not a function")
-            if compute not in (None, "tasks"):
+            if isinstance(compute, TaskPoolStrategy):
+                if concurrency is not None and compute.size is not None:
+                    raise ValueError("give either compute=TaskPoolStrategy(size) or concurrency")
+                concurrency = compute.size if concurrency is None else concurrency
+            elif compute not in (None, "tasks"):
                 raise ValueError(
                     f"map_batches(compute={compute!r}) with a function: an actor pool needs a "
                     "callable class"
+                )
+            if concurrency is not None and (
+                not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
+            ):
+                raise ValueError(
+                    "concurrency of a function is the most tasks running it at once: an int "
+                    f">= 1, got {concurrency!r} (a (min, max) pool is for a callable class)"
                 )
             udf = _BatchFn(fn, fmt, tuple(fn_args or ()), dict(fn_kwargs or {}), writable)
             fid = register_function(udf)
@@ -546,6 +614,7 @@ class Dataset:
                 name,
                 fid,
                 _BATCH_ARG,
+                concurrency=concurrency,
                 **placement,
             )
         return Dataset(native)
@@ -625,7 +694,7 @@ class Dataset:
         if isinstance(names, dict):
             pairs = list(names.items())
         else:
-            pairs = list(zip(self.columns(), names))
+            pairs = list(zip(self._schema().names, names))
         return Dataset(self._ds.rename_columns(pairs))
 
     def limit(self, limit: int) -> "Dataset":
@@ -637,8 +706,15 @@ class Dataset:
             ds = ds.union(o._ds)
         return Dataset(ds)
 
-    def zip(self, other: "Dataset") -> "Dataset":
-        return Dataset(self._ds.zip(other._ds))
+    def zip(self, *others: "Dataset") -> "Dataset":
+        """This dataset's columns beside each of ``others``' (row by row; they must have
+        as many rows); a name already taken gets ``_1`` (``_2``, ...) appended."""
+        if not others:
+            raise ValueError("zip() needs at least one other dataset")
+        ds = self._ds
+        for o in others:
+            ds = ds.zip(o._ds)
+        return Dataset(ds)
 
     def join(
         self,
@@ -687,8 +763,17 @@ class Dataset:
         return Dataset(self._ds.random_shuffle(seed))
 
     def sort(
-        self, key: Union[str, List[str]], descending: Union[bool, List[bool]] = False
+        self,
+        key: Union[str, List[str]],
+        descending: Union[bool, List[bool]] = False,
+        boundaries: Optional[List[Any]] = None,
     ) -> "Dataset":
+        """Rows ordered by ``key`` (range-partitioned on sampled boundaries)."""
+        if boundaries is not None:
+            raise NotImplementedError(
+                "sort(boundaries=...) is not supported by Volley yet: the range partitions are "
+                "chosen from a sample of the keys"
+            )
         keys = _paths(key)
         desc = descending if isinstance(descending, list) else [descending] * len(keys)
         return Dataset(self._ds.sort(list(zip(keys, desc))))
@@ -723,7 +808,7 @@ class Dataset:
         return [] if out is None else list(out[f"unique({column})"])
 
     def _aggregate_all(self, kind: str, on: Union[str, List[str], None]) -> Any:
-        cols = self.columns() if on is None else _paths(on)
+        cols = self._schema().names if on is None else _paths(on)
         table = _table(
             Dataset(self._ds.aggregate([], [(kind, c) for c in cols]))._exec().take(None)
         )
@@ -744,9 +829,12 @@ class Dataset:
         return self._aggregate_all("mean", on)
 
     def std(self, on: Union[str, List[str], None] = None, ddof: int = 1) -> Any:
-        if ddof != 1:
-            raise ValueError("std supports ddof=1")
-        return self._aggregate_all("std", on)
+        if ddof == 1:
+            return self._aggregate_all("std", on)
+        cols = self._schema().names if on is None else _paths(on)
+        out = self.aggregate(*(_aggregate.Std(c, ddof=ddof) for c in cols)) or {}
+        values = {c: out.get(f"std({c})") for c in cols}
+        return values[on] if isinstance(on, str) else values
 
     # ---- splitting ------------------------------------------------------------------------
 
@@ -754,6 +842,52 @@ class Dataset:
         if locality_hints is not None:
             _refuse("split", {"locality_hints": locality_hints})
         return [Dataset(d) for d in self._exec().split(int(n), bool(equal))]
+
+    def split_at_indices(self, indices: List[int]) -> List["MaterializedDataset"]:
+        """The rows before ``indices[0]``, between each two indices, and from the last on
+        (an index past the end gives empty datasets)."""
+        indices = list(indices)
+        if not indices:
+            raise ValueError("indices must be at least of length 1")
+        if sorted(indices) != indices:
+            raise ValueError("indices must be sorted")
+        if indices[0] < 0:
+            raise ValueError("indices must be positive")
+        return [MaterializedDataset(d) for d in self._exec().split_at_indices(indices)]
+
+    def split_proportionately(self, proportions: List[float]) -> List["MaterializedDataset"]:
+        """Datasets of these fractions of the rows (rounded down), and one of the rest."""
+        if not proportions:
+            raise ValueError("proportions must be at least of length 1")
+        if sum(proportions) >= 1:
+            raise ValueError("proportions must sum to less than 1")
+        if any(p <= 0 for p in proportions):
+            raise ValueError("proportions must be bigger than 0")
+        total = self.count()
+        cumulative, indices = 0.0, []
+        for p in proportions:
+            cumulative += p
+            indices.append(int(total * cumulative))
+        return self.split_at_indices(indices)
+
+    def random_sample(self, fraction: float, *, seed: Optional[int] = None) -> "Dataset":
+        """Each row kept with probability ``fraction`` (with ``seed``, the same rows on
+        each run of the same plan)."""
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be between 0 and 1.")
+        import numpy as np
+
+        def sample(t: pa.Table) -> pa.Table:
+            import zlib
+
+            # With a seed, each batch draws from a generator seeded by it and the batch's
+            # first row, so a run of the same plan keeps the same rows.
+            first = zlib.crc32(repr(t.slice(0, 1).to_pylist()).encode())
+            rng = np.random.default_rng(None if seed is None else [seed, first, t.num_rows])
+            return t.filter(pa.array(rng.random(t.num_rows) < fraction))
+
+        sample.__name__ = "random_sample"
+        return self.map_batches(sample, batch_format="pyarrow")
 
     def streaming_split(
         self, n: int, *, equal: bool = False, locality_hints: Any = None
@@ -787,13 +921,24 @@ class Dataset:
         batch_format: Optional[str] = "default",
         prefetch_batches: int = 1,
         drop_last: bool = False,
+        local_shuffle_buffer_size: Optional[int] = None,
+        local_shuffle_seed: Optional[int] = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
         """Batches of ``batch_size`` rows (the last may be smaller, or dropped with
-        ``drop_last``), ``prefetch_batches`` made ahead of the consumer."""
+        ``drop_last``), ``prefetch_batches`` made ahead of the consumer; with
+        ``local_shuffle_buffer_size``, drawn at random from a buffer of that many rows."""
         _refuse("iter_batches", kwargs)
         tables = (_table(s) for s in self._exec().iter_batches(batch_size))
-        yield from _iter_formatted(tables, batch_size, batch_format, prefetch_batches, drop_last)
+        yield from _iter_formatted(
+            tables,
+            batch_size,
+            batch_format,
+            prefetch_batches,
+            drop_last,
+            local_shuffle_buffer_size,
+            local_shuffle_seed,
+        )
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
         for s in self._exec().iter_batches(None):
@@ -807,16 +952,8 @@ class Dataset:
         drop_last: bool = False,
         **kwargs: Any,
     ) -> Iterator[Dict[str, Any]]:
-        import torch
-
-        _refuse("iter_torch_batches", kwargs)
-        for b in self.iter_batches(
-            batch_size=batch_size,
-            batch_format="numpy",
-            prefetch_batches=prefetch_batches,
-            drop_last=drop_last,
-        ):
-            yield {k: torch.as_tensor(v) for k, v in b.items()}
+        """Batches as dicts of torch tensors."""
+        return _torch_batches(self.iter_batches, batch_size, prefetch_batches, drop_last, kwargs)
 
     def take(self, limit: int = 20) -> List[Dict[str, Any]]:
         return _table(self._exec().take(int(limit))).to_pylist()
@@ -843,13 +980,71 @@ class Dataset:
     def count(self) -> int:
         return self._exec().count()
 
-    def schema(self) -> "Schema":
+    def schema(self, fetch_if_missing: bool = True) -> Optional["Schema"]:
         """Its columns and their types (Ray's ``Schema``: ``names``, ``types``,
-        ``base_schema``; printed as Ray prints it)."""
+        ``base_schema``; printed as Ray prints it). When a user function decides them, it
+        runs on the first rows; with ``fetch_if_missing=False`` the answer is ``None``
+        instead."""
+        if fetch_if_missing:
+            return self._schema()
+        known = self._ds.known_schema()
+        return None if known is None else Schema(_table(known).schema)
+
+    def _schema(self) -> "Schema":
         return Schema(_table(self._ds.schema()).schema)
 
-    def columns(self) -> List[str]:
-        return self.schema().names
+    def columns(self, fetch_if_missing: bool = True) -> Optional[List[str]]:
+        schema = self.schema(fetch_if_missing)
+        return None if schema is None else schema.names
+
+    # ---- naming and metadata --------------------------------------------------------------
+
+    def set_name(self, name: Optional[str]) -> None:
+        """Names the dataset (shown in its ``repr``)."""
+        self._name = name
+
+    @property
+    def name(self) -> Optional[str]:
+        return getattr(self, "_name", None)
+
+    def get_dataset_id(self) -> str:
+        """A unique id of this dataset object (hex)."""
+        if getattr(self, "_id", None) is None:
+            import uuid
+
+            self._id = uuid.uuid4().hex
+        return self._id
+
+    @property
+    def context(self) -> "DataContext":
+        """The ``DataContext`` it runs with (the current one)."""
+        return DataContext.get_current()
+
+    def size_bytes(self) -> int:
+        """Bytes of its rows in memory (Arrow buffers; runs the plan)."""
+        return sum(b.nbytes for b in self._batches())
+
+    def randomize_block_order(self, *, seed: Optional[int] = None) -> "MaterializedDataset":
+        """The dataset's blocks in random order (rows within a block keep theirs)."""
+        import random
+
+        refs = self.to_arrow_refs()
+        random.Random(seed).shuffle(refs)
+        return MaterializedDataset(from_arrow_refs(refs)._ds) if refs else self.materialize()
+
+    def to_pandas_refs(self) -> List[Any]:
+        """A ref per block to its rows as a pandas DataFrame."""
+        from volley import put
+
+        return [put(_to_pandas(pa.Table.from_batches([b]))) for b in self._batches()]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _REFUSED_METHODS:
+            raise NotImplementedError(
+                f"Dataset.{name} is not supported by Volley yet ({_REFUSED_METHODS[name]}); "
+                "see the README's Ray Data compatibility table"
+            )
+        raise AttributeError(f"'Dataset' object has no attribute {name!r}")
 
     def stats(self) -> str:
         return self._ds.stats() or "(not executed yet)"
@@ -874,6 +1069,17 @@ class Dataset:
 
         return [put(pa.Table.from_batches([b])) for b in self._batches()]
 
+    def to_numpy_refs(self, *, column: Optional[str] = None) -> List[Any]:
+        """A ref per block to its rows as numpy: a dict of arrays, or ``column``'s array."""
+        from volley import put
+
+        refs = []
+        for b in self._batches():
+            t = pa.Table.from_batches([b])
+            arrays = _to_format(t.select([column]) if column else t, "numpy")
+            refs.append(put(arrays[column] if column else arrays))
+        return refs
+
     def _batches(self) -> Iterator[pa.RecordBatch]:
         for s in self._exec().iter_batches(None):
             yield from _table(s).to_batches()
@@ -895,7 +1101,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         try:
-            schema = ", ".join(f"{f.name}: {f.type}" for f in self.schema())
+            schema = ", ".join(f"{f.name}: {f.type}" for f in self._schema())
         except Exception:  # a schema that needs running user code: show the plan only
             schema = "?"
         return f"Dataset(schema={{{schema}}})"
@@ -903,6 +1109,25 @@ class Dataset:
     def _repr_html_(self) -> str:
         plan = html.escape(self.explain())
         return f"<b>volley.data.Dataset</b><pre>{html.escape(repr(self))}</pre><pre>{plan}</pre>"
+
+
+def _torch_batches(
+    iter_batches: Callable[..., Iterator[Any]],
+    batch_size: Optional[int],
+    prefetch_batches: int,
+    drop_last: bool,
+    kwargs: Dict[str, Any],
+) -> Iterator[Dict[str, Any]]:
+    import torch
+
+    _refuse("iter_torch_batches", kwargs)
+    for b in iter_batches(
+        batch_size=batch_size,
+        batch_format="numpy",
+        prefetch_batches=prefetch_batches,
+        drop_last=drop_last,
+    ):
+        yield {k: torch.as_tensor(v) for k, v in b.items()}
 
 
 def _lent_dataset(anchor: Any) -> Dataset:
@@ -952,18 +1177,80 @@ class _Shard:
         batch_format: Optional[str] = "default",
         prefetch_batches: int = 1,
         drop_last: bool = False,
+        local_shuffle_buffer_size: Optional[int] = None,
+        local_shuffle_seed: Optional[int] = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
         """This stream's batches of ``batch_size`` rows (the last may be smaller, or dropped
-        with ``drop_last``)."""
+        with ``drop_last``; shuffled locally as ``Dataset.iter_batches``)."""
         _refuse("iter_batches", kwargs)
         yield from _iter_formatted(
-            self._tables(), batch_size, batch_format, prefetch_batches, drop_last
+            self._tables(),
+            batch_size,
+            batch_format,
+            prefetch_batches,
+            drop_last,
+            local_shuffle_buffer_size,
+            local_shuffle_seed,
         )
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
         for t in self._tables():
             yield from t.to_pylist()
+
+    def iter_torch_batches(
+        self,
+        *,
+        batch_size: Optional[int] = 256,
+        prefetch_batches: int = 1,
+        drop_last: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[Dict[str, Any]]:
+        """This stream's batches as dicts of torch tensors."""
+        return _torch_batches(self.iter_batches, batch_size, prefetch_batches, drop_last, kwargs)
+
+    def materialize(self) -> "MaterializedDataset":
+        """The rest of this stream's rows as a dataset held in the object store."""
+        return from_arrow([t for t in self._tables() if t.num_rows]).materialize()
+
+    def get_context(self) -> "DataContext":
+        return DataContext.get_current()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("stats", "schema", "iter_tf_batches", "iter_jax_batches", "to_tf", "to_torch"):
+            raise NotImplementedError(
+                f"DataIterator.{name} is not supported by Volley yet; see the README's Ray "
+                "Data compatibility table"
+            )
+        raise AttributeError(f"'DataIterator' object has no attribute {name!r}")
+
+
+#: Ray 2.60 ``Dataset`` methods Volley refuses, and why (the README's table lists them).
+_REFUSED_METHODS = {
+    **dict.fromkeys(
+        """write_iceberg write_delta write_images write_orc write_tfrecords
+            write_webdataset write_numpy write_sql write_snowflake write_mongo
+            write_bigquery write_clickhouse write_turbopuffer write_lance
+            write_kafka write_datasink""".split(),
+        "writes parquet, CSV and JSON",
+    ),
+    **dict.fromkeys(
+        """to_tf iter_tf_batches iter_jax_batches to_daft to_dask to_mars
+            to_modin to_spark to_random_access_dataset""".split(),
+        "hands data to pandas, Arrow, numpy and torch",
+    ),
+    **dict.fromkeys(
+        """get_stats_summary iter_internal_ref_bundles get_internal_block_refs
+            has_serializable_lineage serialize_lineage deserialize_lineage copy
+            map_batches_internal""".split(),
+        "Ray's internals",
+    ),
+    **dict.fromkeys(
+        """with_columns summary mix streaming_train_test_split num_blocks
+            input_files""".split(),
+        "not implemented",
+    ),
+}
 
 
 class MaterializedDataset(Dataset):
@@ -1012,30 +1299,31 @@ class GroupedData:
     def __init__(self, ds: Dataset, keys: List[str]) -> None:
         self._ds, self._keys = ds, keys
 
-    def _agg(self, kind: str, on: Union[str, List[str], None]) -> Dataset:
-        cols = [None] if on is None else _paths(on)
-        aggs = [(kind, c) for c in cols]
-        return Dataset(self._ds._ds.aggregate(self._keys, aggs))
+    def _agg(self, cls: Any, on: Union[str, List[str], None], **opts: Any) -> Dataset:
+        if on is None:
+            # Ray's default: every column but the keys.
+            on = [c for c in self._ds._schema().names if c not in self._keys]
+        return self.aggregate(*(cls(c, **opts) for c in _paths(on)))
 
     def count(self) -> Dataset:
-        return self._agg("count", None)
+        return self.aggregate(_aggregate.Count())
 
-    def sum(self, on: Union[str, List[str]]) -> Dataset:
-        return self._agg("sum", on)
+    def sum(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Dataset:
+        return self._agg(_aggregate.Sum, on, ignore_nulls=ignore_nulls)
 
-    def min(self, on: Union[str, List[str]]) -> Dataset:
-        return self._agg("min", on)
+    def min(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Dataset:
+        return self._agg(_aggregate.Min, on, ignore_nulls=ignore_nulls)
 
-    def max(self, on: Union[str, List[str]]) -> Dataset:
-        return self._agg("max", on)
+    def max(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Dataset:
+        return self._agg(_aggregate.Max, on, ignore_nulls=ignore_nulls)
 
-    def mean(self, on: Union[str, List[str]]) -> Dataset:
-        return self._agg("mean", on)
+    def mean(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Dataset:
+        return self._agg(_aggregate.Mean, on, ignore_nulls=ignore_nulls)
 
-    def std(self, on: Union[str, List[str]], ddof: int = 1) -> Dataset:
-        if ddof != 1:
-            raise ValueError("std supports ddof=1")
-        return self._agg("std", on)
+    def std(
+        self, on: Union[str, List[str], None] = None, ddof: int = 1, ignore_nulls: bool = True
+    ) -> Dataset:
+        return self._agg(_aggregate.Std, on, ddof=ddof, ignore_nulls=ignore_nulls)
 
     def aggregate(self, *aggs: Any) -> Dataset:
         """One row per group: the keys, and a column per aggregation
@@ -1057,6 +1345,12 @@ class GroupedData:
 
         one_group.__name__ = "aggregate"
         return self.map_groups(one_group, batch_format="pyarrow")
+
+    def with_column(self, *args: Any, **kwargs: Any) -> Dataset:
+        raise NotImplementedError(
+            "GroupedData.with_column (Ray's expressions over groups) is not supported by Volley "
+            "yet; see the README's Ray Data compatibility table"
+        )
 
     def map_groups(
         self, fn: Callable, *, batch_format: Optional[str] = "default", **kwargs: Any
@@ -1134,11 +1428,9 @@ def range(n: int, *, override_num_blocks: Optional[int] = None) -> Dataset:  # n
 @_auto_init
 def from_arrow(tables: Union[pa.Table, Sequence[pa.Table]]) -> Dataset:
     tables = [tables] if isinstance(tables, (pa.Table, pa.RecordBatch)) else list(tables)
-    return Dataset(
-        _native.data_from_arrow(
-            [t if isinstance(t, pa.Table) else pa.Table.from_batches([t]) for t in tables]
-        )
-    )
+    tables = [t if isinstance(t, pa.Table) else pa.Table.from_batches([t]) for t in tables]
+    # No tables at all: no rows and no columns.
+    return Dataset(_native.data_from_arrow(tables or [pa.table({})]))
 
 
 class _PythonObjectScalar(pa.ExtensionScalar):
@@ -1211,7 +1503,7 @@ def _object_column(values: List[Any]) -> Any:
 
 
 @_auto_init
-def from_items(items: List[Any]) -> Dataset:
+def from_items(items: List[Any], *, override_num_blocks: Optional[int] = None) -> Dataset:
     """Rows from dicts (other values become ``{"item": value}``). A column of values Arrow
     has no faithful type for (numpy arrays, objects) is kept as Python objects."""
     rows = [i if isinstance(i, dict) else {"item": i} for i in items]
@@ -1219,8 +1511,60 @@ def from_items(items: List[Any]) -> Dataset:
     for r in rows:
         names.update(dict.fromkeys(r))
     if not names:
-        return from_arrow(pa.Table.from_pylist(rows))
-    return from_arrow(pa.table({n: _column([r.get(n) for r in rows]) for n in names}))
+        return _with_blocks(from_arrow(pa.Table.from_pylist(rows)), override_num_blocks)
+    table = pa.table({n: _column([r.get(n) for r in rows]) for n in names})
+    return _with_blocks(from_arrow(table), override_num_blocks)
+
+
+@_auto_init
+def range_tensor(
+    n: int, *, shape: Tuple[int, ...] = (1,), override_num_blocks: Optional[int] = None
+) -> Dataset:
+    """Rows ``{"data": array}``: the ``i``-th an array of ``shape`` filled with ``i``."""
+    import numpy as np
+
+    items = [{"data": np.full(shape, i, dtype=np.int64)} for i in builtins.range(int(n))]
+    return from_items(items, override_num_blocks=override_num_blocks)
+
+
+def _get_refs(refs: Any) -> List[Any]:
+    from volley._api import ObjectRef, get
+
+    refs = [refs] if isinstance(refs, ObjectRef) else list(refs)
+    return list(get(refs))
+
+
+@_auto_init
+def from_arrow_refs(tables: Any) -> Dataset:
+    """A dataset of the Arrow tables held by these refs (a ref or a list)."""
+    return from_arrow(_get_refs(tables))
+
+
+@_auto_init
+def from_pandas_refs(dfs: Any) -> Dataset:
+    """A dataset of the pandas DataFrames held by these refs."""
+    return from_pandas(_get_refs(dfs))
+
+
+@_auto_init
+def from_numpy_refs(ndarrays: Any) -> Dataset:
+    """A dataset of the numpy arrays held by these refs (column ``data``)."""
+    return from_numpy(_get_refs(ndarrays))
+
+
+@_auto_init
+def from_blocks(blocks: List[Any]) -> Dataset:
+    """A dataset of these blocks: Arrow tables or pandas DataFrames."""
+    tables = []
+    for b in blocks:
+        if isinstance(b, pa.Table):
+            tables.append(b.replace_schema_metadata(None))
+        elif type(b).__name__ == "DataFrame":
+            t = pa.Table.from_pandas(b, preserve_index=False)
+            tables.append(t.replace_schema_metadata(None))
+        else:
+            raise TypeError(f"from_blocks takes Arrow tables or pandas DataFrames, got {type(b)}")
+    return from_arrow(tables)
 
 
 @_auto_init

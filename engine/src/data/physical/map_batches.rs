@@ -35,6 +35,8 @@ pub(crate) struct MapBatchesOp {
     batch_size: Option<usize>,
     /// What the pipeline's tasks need (task compute with resources).
     demand: Option<TaskDemand>,
+    /// Most tasks running it at once.
+    max_tasks: Option<usize>,
     counters: OpCounters,
 }
 
@@ -75,6 +77,7 @@ impl MapBatchesOp {
             runner,
             batch_size: opts.batch_size,
             demand,
+            max_tasks: opts.max_tasks,
             counters: OpCounters::default(),
         }
     }
@@ -247,6 +250,10 @@ impl RowOp for MapBatchesOp {
 
     fn demand(&self) -> Option<&TaskDemand> {
         self.demand.as_ref()
+    }
+
+    fn max_tasks(&self) -> Option<usize> {
+        self.max_tasks
     }
 
     fn describe_state(&self) -> Option<String> {

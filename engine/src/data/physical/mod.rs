@@ -250,6 +250,10 @@ pub(crate) trait RowOp: Send + Sync + fmt::Display {
     fn demand(&self) -> Option<&TaskDemand> {
         None
     }
+    /// Most tasks that may run it at once (`None`: no cap of its own).
+    fn max_tasks(&self) -> Option<usize> {
+        None
+    }
     /// Extra state for stats lines (e.g. actors started).
     fn describe_state(&self) -> Option<String> {
         None
@@ -330,6 +334,11 @@ impl Pipeline {
             d.num_cpus = c;
         }
         d
+    }
+
+    /// Most of its tasks that may run at once: the tightest cap of its operators.
+    pub(crate) fn max_tasks(&self) -> Option<usize> {
+        self.ops.iter().filter_map(|o| o.max_tasks()).min()
     }
 
     /// A short task name: the operator names without their arguments.
