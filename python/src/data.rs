@@ -381,15 +381,25 @@ impl PyDataset {
         Ok(PyObjectRef { inner })
     }
 
-    /// Writes files of `format` (parquet, csv, json) under `path`; returns
-    /// `(rows, [(file, rows, bytes)])`.
+    /// Writes files of `format` (parquet, csv, json) under `path`, with Ray's options;
+    /// returns `(rows, [(file, rows, bytes)])`.
+    #[pyo3(signature = (format, path, compression=None, min_rows_per_file=None,
+                        partition_cols=Vec::new()))]
     fn write(
         &self,
         py: Python<'_>,
         format: &str,
         path: &str,
+        compression: Option<String>,
+        min_rows_per_file: Option<u64>,
+        partition_cols: Vec<String>,
     ) -> Res<(u64, Vec<(String, u64, u64)>)> {
-        let r = py.detach(|| eng(self.ds.write(format, path)))?;
+        let options = volley::io::WriteOptions {
+            compression,
+            min_rows_per_file,
+            partition_cols,
+        };
+        let r = py.detach(|| eng(self.ds.write(format, path, options)))?;
         let files = r
             .files
             .iter()

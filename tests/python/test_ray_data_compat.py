@@ -553,3 +553,51 @@ def test_the_readme_compatibility_table_is_complete_and_true(rt):
                         value() if callable(value) else None
                 else:
                     assert hasattr(cls, name), f"{where}.{name} is listed as supported"
+
+
+# ---- write options and hive partitions -------------------------------------------------
+
+
+def test_write_parquet_compression_and_hive_partitions_read_back(rt, tmp_path):
+    import glob
+
+    ds = rt.data.range(300, override_num_blocks=3).map_batches(
+        lambda b: {"id": b["id"], "p": b["id"] % 3, "name": [f"n/{i % 2}" for i in b["id"]]}
+    )
+    ds.write_parquet(str(tmp_path / "zstd"), compression="zstd")
+    for f in glob.glob(str(tmp_path / "zstd" / "*.parquet")):
+        assert pq.ParquetFile(f).metadata.row_group(0).column(0).compression == "ZSTD"
+    with pytest.raises(ValueError, match="brotli"):
+        ds.write_parquet(str(tmp_path / "bad"), compression="brotli")
+
+    ds.write_parquet(str(tmp_path / "hive"), partition_cols=["p", "name"])
+    dirs = sorted(
+        os.path.relpath(os.path.dirname(f), tmp_path / "hive")
+        for f in glob.glob(str(tmp_path / "hive" / "**" / "*.parquet"), recursive=True)
+    )
+    assert sorted(set(dirs)) == [f"p={p}/name=n%2F{n}" for p in range(3) for n in range(2)]
+    # The files hold the other columns only; pyarrow reads the partitions back the same.
+    one = glob.glob(str(tmp_path / "hive" / "p=0" / "name=n%2F0" / "*.parquet"))[0]
+    assert pq.read_schema(one).names == ["id"]
+    got = rt.data.read_parquet(str(tmp_path / "hive"))
+    assert got.columns() == ["id", "p", "name"]
+    rows = sorted(got.take_all(), key=lambda r: r["id"])
+    assert rows == [{"id": i, "p": i % 3, "name": f"n/{i % 2}"} for i in range(300)]
+    picked = rt.data.read_parquet(str(tmp_path / "hive"), columns=["name", "id"])
+    assert picked.columns() == ["name", "id"]
+    assert rt.data.read_parquet(str(tmp_path / "hive")).filter(expr="p == 2").count() == 100
+    with pytest.raises(ValueError, match="partition column"):
+        ds.write_parquet(str(tmp_path / "nope"), partition_cols=["nope"])
+
+
+def test_write_min_rows_per_file(rt, tmp_path):
+    import glob
+
+    # One write task; the files still reach their target size first, so one file here.
+    rt.data.range(1000).repartition(1).write_csv(str(tmp_path / "csv"), min_rows_per_file=400)
+    files = glob.glob(str(tmp_path / "csv" / "*.csv"))
+    assert sum(len(open(f).read().splitlines()) - 1 for f in files) == 1000
+    with pytest.raises(ValueError, match="min_rows_per_file"):
+        rt.data.range(10).write_json(str(tmp_path / "json"), min_rows_per_file=0)
+    with pytest.raises(NotImplementedError, match="compression"):
+        rt.data.range(10).write_csv(str(tmp_path / "gz"), compression="gzip")

@@ -284,8 +284,8 @@ def test_read_and_write_options(rt, tmp_path):
     assert ds.columns() == ["v"] and len(ds.to_arrow_refs()) == 3
     with pytest.raises(NotImplementedError, match="read_parquet\\(filesystem=...\\)"):
         volley.data.read_parquet(str(tmp_path / "in.parquet"), filesystem=None)
-    with pytest.raises(NotImplementedError, match="write_parquet\\(partition_cols=...\\)"):
-        ds.write_parquet(str(tmp_path / "out"), partition_cols=["v"])
+    with pytest.raises(NotImplementedError, match="write_parquet\\(filesystem=...\\)"):
+        ds.write_parquet(str(tmp_path / "out"), filesystem=None)
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 

@@ -22,9 +22,10 @@ use crate::data::progress::{OperatorProgress, Reporter, snapshot};
 use crate::data::udf::{self, BatchFnMut, Compute, MapOptions, MapUdf};
 use crate::data::{Agg, AggKind, JoinType};
 use crate::error::{Error, Result, TaskResult};
-use crate::io::FileSink;
 use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
+use crate::io::partitioned::PartitionedSink;
 use crate::io::text::{TextFormat, TextSink, TextSource};
+use crate::io::{FileSink, WriteOptions};
 use crate::{Block, ObjectRef};
 
 /// A lazy dataset of Arrow record batches.
@@ -1015,26 +1016,49 @@ impl Dataset {
     /// Writes parquet files under `dir` (a path or URL): each read task writes
     /// `part-<task>-<n>.parquet` files of about `DataContext::target_file_size` bytes.
     pub fn write_parquet(&self, dir: &str) -> Result<WriteResult> {
-        self.write_files(dir, "WriteParquet", |dir, task, target| {
-            Ok(Box::new(ParquetSink::new(dir, task, target)?))
+        self.write_parquet_with(dir, &WriteOptions::default())
+    }
+
+    /// [`Dataset::write_parquet`] with Ray's options: the codec, the fewest rows a file
+    /// closes with, hive partition directories.
+    pub fn write_parquet_with(&self, dir: &str, opts: &WriteOptions) -> Result<WriteResult> {
+        let sink_opts = opts.clone();
+        self.write_files(dir, "WriteParquet", opts, move |dir, task, target| {
+            Ok(Box::new(ParquetSink::new(dir, task, target, &sink_opts)?))
         })
     }
 
     /// Writes CSV files (with a header) under `dir`, like [`Dataset::write_parquet`].
     pub fn write_csv(&self, dir: &str) -> Result<WriteResult> {
-        self.write_files(dir, "WriteCsv", |dir, task, target| {
-            Ok(Box::new(TextSink::new(dir, task, TextFormat::Csv, target)?))
-        })
+        self.write_text(dir, TextFormat::Csv, &WriteOptions::default())
     }
 
     /// Writes newline-delimited JSON files under `dir`, like [`Dataset::write_parquet`].
     pub fn write_json(&self, dir: &str) -> Result<WriteResult> {
-        self.write_files(dir, "WriteJson", |dir, task, target| {
+        self.write_text(dir, TextFormat::Json, &WriteOptions::default())
+    }
+
+    /// Writes CSV or JSON files with `opts` (a codec is parquet's only).
+    pub fn write_text(
+        &self,
+        dir: &str,
+        format: TextFormat,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult> {
+        if let Some(c) = &opts.compression {
+            return Err(Error::InvalidArgument(format!(
+                "compression={c:?}: Volley compresses parquet files only, not {}",
+                format.ext()
+            )));
+        }
+        let name = match format {
+            TextFormat::Csv => "WriteCsv",
+            TextFormat::Json => "WriteJson",
+        };
+        let min_rows = opts.min_rows_per_file;
+        self.write_files(dir, name, opts, move |dir, task, target| {
             Ok(Box::new(TextSink::new(
-                dir,
-                task,
-                TextFormat::Json,
-                target,
+                dir, task, format, target, min_rows,
             )?))
         })
     }
@@ -1045,10 +1069,26 @@ impl Dataset {
         &self,
         dir: &str,
         name: &str,
+        opts: &WriteOptions,
         open: impl Fn(&str, usize, u64) -> Result<Box<dyn FileSink>> + Send + Sync + 'static,
     ) -> Result<WriteResult> {
         // Check the destination before any work.
         crate::io::location::parse(dir)?;
+        // Partitioned: each task's sink splits its rows into a sink per directory.
+        let open: Arc<dyn Fn(&str, usize, u64) -> Result<Box<dyn FileSink>> + Send + Sync> =
+            if opts.partition_cols.is_empty() {
+                Arc::new(open)
+            } else {
+                let (cols, open) = (opts.partition_cols.clone(), Arc::new(open));
+                Arc::new(move |dir: &str, task: usize, target: u64| {
+                    let open = open.clone();
+                    let sub = move |d: &str| open(d, task, target);
+                    Ok(
+                        Box::new(PartitionedSink::new(dir, cols.clone(), Box::new(sub)))
+                            as Box<dyn FileSink>,
+                    )
+                })
+            };
         let (_, physical) = self.physical()?;
         let (started, reporter) = self.begin(&physical);
         let target = self.ctx.target_file_size;

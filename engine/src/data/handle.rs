@@ -30,6 +30,8 @@ use crate::core::foreign::{
 use crate::core::ids::ObjectId;
 use crate::core::object::Block;
 use crate::error::{Error, Result, TaskResult, UserError};
+use crate::io::WriteOptions;
+use crate::io::text::TextFormat;
 
 /// Where a dataset's rows come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -339,6 +341,7 @@ enum Action {
     Write {
         format: String,
         path: String,
+        options: WriteOptions,
     },
 }
 
@@ -645,11 +648,12 @@ impl DatasetHandle {
     }
 
     /// Writes files of `format` (parquet, csv, json) under `path`.
-    pub fn write(&self, format: &str, path: &str) -> Result<WriteResult> {
+    pub fn write(&self, format: &str, path: &str, options: WriteOptions) -> Result<WriteResult> {
         match self
             .run(Action::Write {
                 format: format.into(),
                 path: path.into(),
+                options,
             })?
             .0
         {
@@ -750,11 +754,15 @@ fn run_here(ds: &Dataset, action: Action) -> Result<(Outcome, Vec<ForeignRef>)> 
         Action::Schema => (Outcome::Schema(schema_bytes(&ds.schema()?)?), Vec::new()),
         Action::Explain => (Outcome::Text(Some(ds.explain()?)), Vec::new()),
         Action::Stats => (Outcome::Text(ds.stats().map(|s| s.to_string())), Vec::new()),
-        Action::Write { format, path } => {
+        Action::Write {
+            format,
+            path,
+            options,
+        } => {
             let w = match format.as_str() {
-                "parquet" => ds.write_parquet(&path),
-                "csv" => ds.write_csv(&path),
-                "json" => ds.write_json(&path),
+                "parquet" => ds.write_parquet_with(&path, &options),
+                "csv" => ds.write_text(&path, TextFormat::Csv, &options),
+                "json" => ds.write_text(&path, TextFormat::Json, &options),
                 other => Err(Error::InvalidArgument(format!("unknown format {other:?}"))),
             }?;
             (Outcome::Written(w), Vec::new())

@@ -9,6 +9,7 @@
 pub(crate) mod local;
 pub mod location;
 pub mod parquet;
+pub mod partitioned;
 pub mod text;
 
 use arrow::array::RecordBatch;
@@ -16,6 +17,19 @@ use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
 use crate::io::parquet::WrittenFile;
+
+/// How files are written (Ray's `write_*` keywords).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WriteOptions {
+    /// Parquet's codec: `snappy` (the default), `zstd`, `lz4` or `none`.
+    pub compression: Option<String>,
+    /// A file closes at the target size only once it holds this many rows (a hint, as in
+    /// Ray: a write task's last file may hold fewer).
+    pub min_rows_per_file: Option<u64>,
+    /// Hive-style directories, `col=value/` for each distinct value of these columns; the
+    /// files leave the columns out (their values are in the path).
+    pub partition_cols: Vec<String>,
+}
 
 /// A writer of `part-<task>-<n>.<ext>` files under a directory, each closed at a target size.
 pub trait FileSink: Send {

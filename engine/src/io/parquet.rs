@@ -28,7 +28,8 @@ use parquet::file::properties::WriterProperties;
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
-use crate::io::location::{FileRef, Location, resolve};
+use crate::io::location::{FileRef, Location, parse, resolve};
+use crate::io::partitioned::HivePartitions;
 use crate::io::{Upload, local};
 
 /// Reads byte ranges of one object, counting the bytes. A local file open in `local` is read
@@ -112,12 +113,17 @@ pub struct ParquetFile {
     pub metadata: ArrowReaderMetadata,
 }
 
-/// A set of parquet files with one schema.
+/// A set of parquet files with one schema; files under hive `key=value/` directories get
+/// those keys as columns after their own ([`HivePartitions`]).
 #[derive(Debug)]
 pub struct ParquetSource {
     location: Location,
     files: Vec<ParquetFile>,
+    /// The files' columns, then the partition columns.
     schema: SchemaRef,
+    /// The files' own columns.
+    file_schema: SchemaRef,
+    partitions: HivePartitions,
     /// Bytes fetched by every reader of this source (footers included).
     bytes_read: Arc<AtomicU64>,
 }
@@ -151,6 +157,21 @@ impl ParquetSource {
 
     async fn open_async(paths: &[String]) -> Result<Self> {
         let (location, refs) = resolve(paths).await?;
+        // Partition directories count from each input (a glob's from its fixed prefix).
+        let bases: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                let path = parse(p)
+                    .map(|(_, path)| path.to_string())
+                    .unwrap_or_default();
+                match path.find(['*', '?', '[']) {
+                    Some(cut) => path[..cut].rsplit_once('/').map_or("", |(b, _)| b).into(),
+                    None => path,
+                }
+            })
+            .collect();
+        let names: Vec<String> = refs.iter().map(|f| f.path.to_string()).collect();
+        let partitions = HivePartitions::detect(&bases, &names);
         let bytes_read = Arc::new(AtomicU64::new(0));
         let loc = &location;
         let counter = &bytes_read;
@@ -196,10 +217,21 @@ impl ParquetSource {
                 });
             }
         }
+        let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        // A key the files hold as a column of their own stays theirs.
+        fields.extend(
+            partitions
+                .fields
+                .iter()
+                .filter(|p| schema.index_of(p.name()).is_err())
+                .cloned(),
+        );
         Ok(ParquetSource {
             location,
             files,
-            schema,
+            schema: Arc::new(Schema::new(fields)),
+            file_schema: schema,
+            partitions,
             bytes_read,
         })
     }
@@ -314,14 +346,19 @@ impl ParquetSource {
                     .with_row_groups(piece.row_groups.clone())
                     .with_batch_size(batch_rows);
             if let Some(cols) = columns {
-                let roots: Vec<usize> = cols
-                    .iter()
-                    .map(|c| {
-                        self.schema.index_of(c).map_err(|_| {
-                            Error::InvalidArgument(format!("no column {c:?} in {}", f.display))
-                        })
-                    })
-                    .collect::<Result<_>>()?;
+                let mut roots = Vec::new();
+                for c in cols {
+                    match self.file_schema.index_of(c) {
+                        Ok(i) => roots.push(i),
+                        Err(_) if self.schema.index_of(c).is_ok() => {} // a partition column
+                        Err(_) => {
+                            return Err(Error::InvalidArgument(format!(
+                                "no column {c:?} in {}",
+                                f.display
+                            )));
+                        }
+                    }
+                }
                 let mask = ProjectionMask::roots(f.metadata.parquet_schema(), roots);
                 builder = builder.with_projection(mask);
             }
@@ -333,7 +370,7 @@ impl ParquetSource {
                 let Some(batch) = rt.block_on(stream.next()) else {
                     break;
                 };
-                let batch = batch.map_err(bad)?;
+                let batch = self.shaped(piece.file, batch.map_err(bad)?, columns)?;
                 if let Some(n) = left.as_mut() {
                     *n = n.saturating_sub(batch.num_rows());
                 }
@@ -343,6 +380,49 @@ impl ParquetSource {
             }
         }
         Ok(())
+    }
+}
+
+impl ParquetSource {
+    /// A batch of file `file` with the columns asked for (`None`: every column), in that
+    /// order: the file's, and its partition values.
+    fn shaped(
+        &self,
+        file: usize,
+        batch: RecordBatch,
+        columns: Option<&[String]>,
+    ) -> Result<RecordBatch> {
+        if columns.is_none() && self.schema.fields().len() == batch.num_columns() {
+            return Ok(batch);
+        }
+        let names: Vec<String> = match columns {
+            Some(c) => c.to_vec(),
+            None => self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        };
+        let mut fields = Vec::with_capacity(names.len());
+        let mut arrays = Vec::with_capacity(names.len());
+        for n in &names {
+            let array = match batch.column_by_name(n) {
+                Some(a) => a.clone(),
+                None => self
+                    .partitions
+                    .column(file, n, batch.num_rows())
+                    .ok_or_else(|| Error::Internal(format!("column {n:?} lost in the read")))?,
+            };
+            fields.push(self.schema.field_with_name(n)?.clone());
+            arrays.push(array);
+        }
+        let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            arrays,
+            &opts,
+        )?)
     }
 }
 
@@ -452,6 +532,7 @@ pub struct ParquetSink {
     dir: Path,
     task: usize,
     target_bytes: u64,
+    min_rows: Option<u64>,
     props: WriterProperties,
     current: Option<ArrowWriter<Upload>>,
     written: Vec<WrittenFile>,
@@ -478,12 +559,18 @@ impl std::fmt::Debug for ParquetSink {
 }
 
 impl ParquetSink {
-    /// A sink for task `task` writing under `dir` (a path or URL).
-    pub fn new(dir: &str, task: usize, target_bytes: u64) -> Result<Self> {
+    /// A sink for task `task` writing under `dir` (a path or URL), with `opts`' codec; a
+    /// file closes at `target_bytes` once it holds `opts.min_rows_per_file` rows.
+    pub fn new(
+        dir: &str,
+        task: usize,
+        target_bytes: u64,
+        opts: &crate::io::WriteOptions,
+    ) -> Result<Self> {
         let (location, path) = crate::io::location::parse(dir)?;
         // A writer holds its row group until it is full: bounded by bytes, not only rows.
         let props = WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::SNAPPY)
+            .set_compression(codec(opts.compression.as_deref())?)
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES.min(target_bytes.max(1) as usize)))
             .build();
         Ok(ParquetSink {
@@ -491,11 +578,38 @@ impl ParquetSink {
             dir: path,
             task,
             target_bytes: target_bytes.max(1),
+            min_rows: opts.min_rows_per_file,
             props,
             current: None,
             written: Vec::new(),
         })
     }
+}
+
+/// Rows a writer's file holds so far.
+fn file_rows(w: &ArrowWriter<Upload>) -> u64 {
+    let flushed: u64 = w
+        .flushed_row_groups()
+        .iter()
+        .map(|r| r.num_rows() as u64)
+        .sum();
+    flushed + w.in_progress_rows() as u64
+}
+
+/// The parquet codec named `name` (Ray's `compression=`; `None`: snappy).
+fn codec(name: Option<&str>) -> Result<parquet::basic::Compression> {
+    use parquet::basic::{Compression, ZstdLevel};
+    Ok(match name.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("snappy") => Compression::SNAPPY,
+        Some("zstd") => Compression::ZSTD(ZstdLevel::default()),
+        Some("lz4") => Compression::LZ4_RAW,
+        Some("none" | "uncompressed") => Compression::UNCOMPRESSED,
+        Some(other) => {
+            return Err(Error::InvalidArgument(format!(
+                "compression={other:?}: Volley writes parquet with snappy, zstd, lz4 or none"
+            )));
+        }
+    })
 }
 
 /// A parquet writer's error: the store's (an upload that failed, naming its file) or the
@@ -519,12 +633,7 @@ impl ParquetSink {
         let Some(w) = self.current.take() else {
             return Ok(());
         };
-        let rows = w
-            .flushed_row_groups()
-            .iter()
-            .map(|r| r.num_rows() as u64)
-            .sum::<u64>();
-        let rows = rows + w.in_progress_rows() as u64;
+        let rows = file_rows(&w);
         let upload = w.into_inner().map_err(writer_error)?;
         self.written.push(upload.finish(rows)?);
         Ok(())
@@ -549,11 +658,14 @@ impl crate::io::FileSink for ParquetSink {
             let size = (w.bytes_written() + w.in_progress_size()) as u64;
             let row_bytes = (batch.get_array_memory_size() / batch.num_rows()).max(1) as u64;
             let room = self.target_bytes.saturating_sub(size) / row_bytes;
-            let n = (room.max(1) as usize).min(batch.num_rows() - offset);
+            // Rows the file still needs before it may close.
+            let need = self.min_rows.map_or(0, |m| m.saturating_sub(file_rows(w)));
+            let n = (room.max(need).max(1) as usize).min(batch.num_rows() - offset);
             w.write(&batch.slice(offset, n)).map_err(writer_error)?;
             offset += n;
             let size = (w.bytes_written() + w.in_progress_size()) as u64;
-            if size >= self.target_bytes {
+            let rows = file_rows(w);
+            if size >= self.target_bytes && self.min_rows.is_none_or(|m| rows >= m) {
                 self.close_file()?;
                 if offset < batch.num_rows() {
                     self.current = Some(self.open_file(batch.schema(), rt)?);

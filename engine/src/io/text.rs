@@ -27,7 +27,7 @@ pub enum TextFormat {
 }
 
 impl TextFormat {
-    fn ext(self) -> &'static str {
+    pub(crate) fn ext(self) -> &'static str {
         match self {
             TextFormat::Csv => "csv",
             TextFormat::Json => "json",
@@ -198,6 +198,7 @@ pub struct TextSink {
     task: usize,
     format: TextFormat,
     target_bytes: u64,
+    min_rows: Option<u64>,
     current: Option<Upload>,
     rows: u64,
     header_written: bool,
@@ -205,8 +206,15 @@ pub struct TextSink {
 }
 
 impl TextSink {
-    /// A sink for task `task` under `dir`.
-    pub fn new(dir: &str, task: usize, format: TextFormat, target_bytes: u64) -> Result<Self> {
+    /// A sink for task `task` under `dir`; a file closes at `target_bytes` once it holds
+    /// `min_rows` rows.
+    pub fn new(
+        dir: &str,
+        task: usize,
+        format: TextFormat,
+        target_bytes: u64,
+        min_rows: Option<u64>,
+    ) -> Result<Self> {
         let (location, path) = parse(dir)?;
         Ok(TextSink {
             location,
@@ -214,6 +222,7 @@ impl TextSink {
             task,
             format,
             target_bytes: target_bytes.max(1),
+            min_rows,
             current: None,
             rows: 0,
             header_written: false,
@@ -275,7 +284,7 @@ impl crate::io::FileSink for TextSink {
             }
         }
         self.rows += batch.num_rows() as u64;
-        if upload.bytes() >= self.target_bytes {
+        if upload.bytes() >= self.target_bytes && self.min_rows.is_none_or(|m| self.rows >= m) {
             self.close_file()?;
         }
         Ok(())

@@ -780,3 +780,83 @@ fn column_names_are_taken_exactly_on_every_path() {
         [6, 2, 4, 2]
     );
 }
+
+#[test]
+fn write_options_codec_min_rows_per_file_and_hive_partitions() {
+    use volley::io::WriteOptions;
+    let _rt = start();
+    let dir = std::env::temp_dir().join(format!("volley-write-opts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    // Files close as soon as they can (1-byte target): with min_rows_per_file each holds at
+    // least 300 rows but the write task's last (one task here: one block).
+    let ctx = DataContext {
+        target_file_size: 1,
+        ..DataContext::default()
+    };
+    let ds = data::range(1000)
+        .unwrap()
+        .repartition(1)
+        .unwrap()
+        .with_context(ctx);
+    let small = ds.write_parquet(&path("small")).unwrap();
+    assert!(small.files.len() > 4, "{} files", small.files.len());
+    let opts = WriteOptions {
+        min_rows_per_file: Some(300),
+        compression: Some("zstd".into()),
+        ..WriteOptions::default()
+    };
+    let w = ds.write_parquet_with(&path("min"), &opts).unwrap();
+    let rows: Vec<u64> = w.files.iter().map(|f| f.rows).collect();
+    assert_eq!(rows.iter().sum::<u64>(), 1000);
+    assert!(rows[..rows.len() - 1].iter().all(|&r| r >= 300), "{rows:?}");
+    let back = data::read_parquet(&[path("min")]).unwrap();
+    assert_eq!(
+        i64s(
+            &concat(&back.sort(&["id"], false).unwrap().take_all().unwrap()),
+            "id"
+        ),
+        (0..1000).collect::<Vec<_>>()
+    );
+    let bad = WriteOptions {
+        compression: Some("brotli".into()),
+        ..WriteOptions::default()
+    };
+    let err = ds.write_parquet_with(&path("bad"), &bad).unwrap_err();
+    assert!(err.to_string().contains("brotli"), "{err}");
+
+    // Hive partitions: a directory per value, the column left out of the files.
+    let parts = data::range(100)
+        .unwrap()
+        .with_column_sql("bucket", "id % 3")
+        .unwrap();
+    let opts = WriteOptions {
+        partition_cols: vec!["bucket".into()],
+        ..WriteOptions::default()
+    };
+    let w = parts.write_parquet_with(&path("hive"), &opts).unwrap();
+    let mut dirs: Vec<String> = w
+        .files
+        .iter()
+        .map(|f| {
+            let p = std::path::Path::new(&f.path);
+            let d = p.parent().unwrap().file_name().unwrap();
+            d.to_string_lossy().into_owned()
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    assert_eq!(dirs, ["bucket=0", "bucket=1", "bucket=2"]);
+    assert_eq!(w.files.iter().map(|f| f.rows).sum::<u64>(), 100);
+    let err = parts
+        .write_parquet_with(
+            &path("nope"),
+            &WriteOptions {
+                partition_cols: vec!["nope".into()],
+                ..WriteOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("\"nope\""), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

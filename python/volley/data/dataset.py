@@ -1084,17 +1084,46 @@ class Dataset:
         for s in self._exec().iter_batches(None):
             yield from _table(s).to_batches()
 
-    def write_parquet(self, path: str, **kwargs: Any) -> None:
+    def write_parquet(
+        self,
+        path: str,
+        *,
+        partition_cols: Optional[List[str]] = None,
+        min_rows_per_file: Optional[int] = None,
+        compression: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
+        """Parquet files under ``path``: ``compression`` ("snappy", "zstd", "lz4", "none"),
+        ``partition_cols`` (hive ``col=value/`` directories; the files leave the columns
+        out), ``min_rows_per_file`` (a file closes at the target size only once it has that
+        many rows; each write task's last file may have fewer)."""
         _refuse("write_parquet", kwargs)
-        self._exec().write("parquet", str(path))
+        self._write("parquet", path, compression, min_rows_per_file, partition_cols)
 
-    def write_csv(self, path: str, **kwargs: Any) -> None:
+    def write_csv(
+        self, path: str, *, min_rows_per_file: Optional[int] = None, **kwargs: Any
+    ) -> None:
         _refuse("write_csv", kwargs)
-        self._exec().write("csv", str(path))
+        self._write("csv", path, None, min_rows_per_file, None)
 
-    def write_json(self, path: str, **kwargs: Any) -> None:
+    def write_json(
+        self, path: str, *, min_rows_per_file: Optional[int] = None, **kwargs: Any
+    ) -> None:
         _refuse("write_json", kwargs)
-        self._exec().write("json", str(path))
+        self._write("json", path, None, min_rows_per_file, None)
+
+    def _write(
+        self,
+        fmt: str,
+        path: str,
+        compression: Optional[str],
+        min_rows: Optional[int],
+        partition_cols: Optional[List[str]],
+    ) -> None:
+        if min_rows is not None and (not isinstance(min_rows, int) or min_rows < 1):
+            raise ValueError(f"min_rows_per_file must be a positive int, got {min_rows!r}")
+        cols = _paths(partition_cols) if partition_cols else []
+        self._exec().write(fmt, str(path), compression, min_rows, cols)
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         return self.iter_rows()
