@@ -133,8 +133,18 @@ def _scalar(s: Any) -> Any:
     return s.as_py() if isinstance(s, pa.Scalar) else s
 
 
+class _NullType:
+    """A partial result that makes the final one null (``ignore_nulls=False``)."""
+
+
+_Null = _NullType()
+
+
 class _Builtin(AggregateFnV2):
-    """A built-in aggregation: its engine kind, and its Python form."""
+    """A built-in aggregation: its engine kind, and its Python form — ``_partial`` of a
+    block's column (which has a non-null value), partials combined by ``_merge``, the last
+    one turned into the value by ``_final``; with ``ignore_nulls=False`` a null makes the
+    value null."""
 
     _kind = ""
 
@@ -165,9 +175,26 @@ class _Builtin(AggregateFnV2):
     def _result_type(self, given: pa.DataType) -> pa.DataType:
         return given
 
-    def _nulls_poison(self, col: Any) -> bool:
-        """With ``ignore_nulls=False`` a null makes the result null."""
-        return not self._ignore_nulls and col.null_count > 0
+    def aggregate_block(self, block: pa.Table) -> Any:
+        col = self._values(block)
+        if not self._ignore_nulls and col.null_count > 0:
+            return _Null
+        return self._partial(col) if len(col) > col.null_count else None
+
+    def combine(self, a: Any, b: Any) -> Any:
+        return _Null if _Null in (a, b) else self._merge(a, b)
+
+    def _finalize(self, acc: Any) -> Any:
+        return None if acc is _Null else self._final(acc)
+
+    def _partial(self, col: Any) -> Any:
+        raise NotImplementedError
+
+    def _merge(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def _final(self, acc: Any) -> Any:
+        return acc
 
 
 class Count(_Builtin):
@@ -212,24 +239,11 @@ class Sum(_Builtin):
     def _result_type(self, given: pa.DataType) -> pa.DataType:
         return pa.float64() if pa.types.is_floating(given) else pa.int64()
 
-    def aggregate_block(self, block: pa.Table) -> Any:
-        col = self._values(block)
-        if self._nulls_poison(col):
-            return _Null
-        return _scalar(pc.sum(col)) if len(col) else None
+    def _partial(self, col: Any) -> Any:
+        return _scalar(pc.sum(col))
 
-    def combine(self, a: Any, b: Any) -> Any:
-        return _Null if _Null in (a, b) else a + b
-
-    def _finalize(self, acc: Any) -> Any:
-        return None if acc is _Null else acc
-
-
-class _NullType:
-    """A partial result that makes the final one null (``ignore_nulls=False``)."""
-
-
-_Null = _NullType()
+    def _merge(self, a: Any, b: Any) -> Any:
+        return a + b
 
 
 class Min(_Builtin):
@@ -242,17 +256,11 @@ class Min(_Builtin):
     ) -> None:
         super().__init__("min", on, ignore_nulls, alias_name, lambda: None)
 
-    def aggregate_block(self, block: pa.Table) -> Any:
-        col = self._values(block)
-        if self._nulls_poison(col):
-            return _Null
-        return _scalar(pc.min(col)) if len(col) else None
+    def _partial(self, col: Any) -> Any:
+        return _scalar(pc.min(col))
 
-    def combine(self, a: Any, b: Any) -> Any:
-        return _Null if _Null in (a, b) else min(a, b)
-
-    def _finalize(self, acc: Any) -> Any:
-        return None if acc is _Null else acc
+    def _merge(self, a: Any, b: Any) -> Any:
+        return min(a, b)
 
 
 class Max(_Builtin):
@@ -265,17 +273,28 @@ class Max(_Builtin):
     ) -> None:
         super().__init__("max", on, ignore_nulls, alias_name, lambda: None)
 
-    def aggregate_block(self, block: pa.Table) -> Any:
-        col = self._values(block)
-        if self._nulls_poison(col):
-            return _Null
-        return _scalar(pc.max(col)) if len(col) else None
+    def _partial(self, col: Any) -> Any:
+        return _scalar(pc.max(col))
 
-    def combine(self, a: Any, b: Any) -> Any:
-        return _Null if _Null in (a, b) else max(a, b)
+    def _merge(self, a: Any, b: Any) -> Any:
+        return max(a, b)
 
-    def _finalize(self, acc: Any) -> Any:
-        return None if acc is _Null else acc
+
+class AbsMax(_Builtin):
+    """The largest absolute value of column ``on``."""
+
+    _kind = "abs_max"
+
+    def __init__(
+        self, on: Optional[str] = None, ignore_nulls: bool = True, alias_name: Optional[str] = None
+    ) -> None:
+        super().__init__("abs_max", on, ignore_nulls, alias_name, lambda: None)
+
+    def _partial(self, col: Any) -> Any:
+        return _scalar(pc.max(pc.abs(col)))
+
+    def _merge(self, a: Any, b: Any) -> Any:
+        return max(a, b)
 
 
 class Mean(_Builtin):
@@ -291,18 +310,14 @@ class Mean(_Builtin):
     def _result_type(self, given: pa.DataType) -> pa.DataType:
         return pa.float64()
 
-    def aggregate_block(self, block: pa.Table) -> Any:
-        col = self._values(block)
-        if self._nulls_poison(col):
-            return _Null
-        n = len(col) - col.null_count
-        return [_scalar(pc.sum(col)), n] if n else None
+    def _partial(self, col: Any) -> Any:
+        return [_scalar(pc.sum(col)), len(col) - col.null_count]
 
-    def combine(self, a: Any, b: Any) -> Any:
-        return _Null if _Null in (a, b) else [a[0] + b[0], a[1] + b[1]]
+    def _merge(self, a: Any, b: Any) -> Any:
+        return [a[0] + b[0], a[1] + b[1]]
 
-    def _finalize(self, acc: Any) -> Any:
-        return None if acc is _Null else acc[0] / acc[1]
+    def _final(self, acc: Any) -> Any:
+        return acc[0] / acc[1]
 
 
 class Std(_Builtin):
@@ -326,52 +341,21 @@ class Std(_Builtin):
     def _result_type(self, given: pa.DataType) -> pa.DataType:
         return pa.float64()
 
-    def aggregate_block(self, block: pa.Table) -> Any:
-        col = self._values(block)
-        if self._nulls_poison(col):
-            return _Null
+    def _partial(self, col: Any) -> Any:
         values = [v for v in col.to_pylist() if v is not None]
-        if not values:
-            return None
         mean = sum(values) / len(values)
         return [sum((v - mean) ** 2 for v in values), mean, len(values)]
 
-    def combine(self, a: Any, b: Any) -> Any:
-        if _Null in (a, b):
-            return _Null
+    def _merge(self, a: Any, b: Any) -> Any:
+        # Two blocks' squared deviations, means and counts, combined exactly.
         (m2a, ma, na), (m2b, mb, nb) = a, b
         n = na + nb
         delta = mb - ma
         return [m2a + m2b + delta * delta * na * nb / n, (ma * na + mb * nb) / n, n]
 
-    def _finalize(self, acc: Any) -> Any:
-        if acc is _Null:
-            return None
+    def _final(self, acc: Any) -> Any:
         m2, _, n = acc
         return math.sqrt(m2 / (n - self._ddof)) if n - self._ddof > 0 else math.nan
-
-
-class AbsMax(_Builtin):
-    """The largest absolute value of column ``on``."""
-
-    _kind = "abs_max"
-
-    def __init__(
-        self, on: Optional[str] = None, ignore_nulls: bool = True, alias_name: Optional[str] = None
-    ) -> None:
-        super().__init__("abs_max", on, ignore_nulls, alias_name, lambda: None)
-
-    def aggregate_block(self, block: pa.Table) -> Any:
-        col = self._values(block)
-        if self._nulls_poison(col):
-            return _Null
-        return _scalar(pc.max(pc.abs(col))) if len(col) - col.null_count else None
-
-    def combine(self, a: Any, b: Any) -> Any:
-        return _Null if _Null in (a, b) else max(a, b)
-
-    def _finalize(self, acc: Any) -> Any:
-        return None if acc is _Null else acc
 
 
 class Quantile(_Builtin):
@@ -401,18 +385,14 @@ class Quantile(_Builtin):
     def _result_type(self, given: pa.DataType) -> pa.DataType:
         return pa.float64()
 
-    def aggregate_block(self, block: pa.Table) -> Any:
-        return self._values(block).to_pylist()
+    def _partial(self, col: Any) -> Any:
+        return [v for v in col.to_pylist() if v is not None]
 
-    def combine(self, a: Any, b: Any) -> Any:
+    def _merge(self, a: Any, b: Any) -> Any:
         return a + b
 
-    def _finalize(self, acc: Any) -> Any:
-        if not self._ignore_nulls and any(v is None for v in acc):
-            return None
-        values = sorted(v for v in acc if v is not None)
-        if not values:
-            return None
+    def _final(self, acc: Any) -> Any:
+        values = sorted(acc)
         k = (len(values) - 1) * self._q
         f, c = math.floor(k), math.ceil(k)
         if f == c:
@@ -440,6 +420,9 @@ class Unique(_Builtin):
 
     def combine(self, a: Any, b: Any) -> Any:
         return a + [v for v in b if v not in a]
+
+    def _finalize(self, acc: Any) -> Any:
+        return acc
 
 
 def check_aggs(aggs: Tuple[Any, ...]) -> List[AggregateFn]:

@@ -929,9 +929,8 @@ class Dataset:
         ``drop_last``), ``prefetch_batches`` made ahead of the consumer; with
         ``local_shuffle_buffer_size``, drawn at random from a buffer of that many rows."""
         _refuse("iter_batches", kwargs)
-        tables = (_table(s) for s in self._exec().iter_batches(batch_size))
         yield from _iter_formatted(
-            tables,
+            self._tables(batch_size),
             batch_size,
             batch_format,
             prefetch_batches,
@@ -941,8 +940,13 @@ class Dataset:
         )
 
     def iter_rows(self) -> Iterator[Dict[str, Any]]:
-        for s in self._exec().iter_batches(None):
-            yield from _table(s).to_pylist()
+        for t in self._tables():
+            yield from t.to_pylist()
+
+    def _tables(self, batch_size: Optional[int] = None) -> Iterator[pa.Table]:
+        """Its blocks as tables (cut to about ``batch_size`` rows by the node when given)."""
+        for s in self._exec().iter_batches(batch_size):
+            yield _table(s)
 
     def iter_torch_batches(
         self,
@@ -1186,7 +1190,7 @@ class _Shard:
             self._it = None
         return (_Shard._lent, (self._anchor,))
 
-    def _tables(self) -> Iterator[pa.Table]:
+    def _tables(self, batch_size: Optional[int] = None) -> Iterator[pa.Table]:
         if self._anchor is None:
             for s in self._it:
                 yield _table(s)
@@ -1199,44 +1203,12 @@ class _Shard:
                 return
             yield get(ref)
 
-    def iter_batches(
-        self,
-        *,
-        batch_size: Optional[int] = 256,
-        batch_format: Optional[str] = "default",
-        prefetch_batches: int = 1,
-        drop_last: bool = False,
-        local_shuffle_buffer_size: Optional[int] = None,
-        local_shuffle_seed: Optional[int] = None,
-        **kwargs: Any,
-    ) -> Iterator[Any]:
-        """This stream's batches of ``batch_size`` rows (the last may be smaller, or dropped
-        with ``drop_last``; shuffled locally as ``Dataset.iter_batches``)."""
-        _refuse("iter_batches", kwargs)
-        yield from _iter_formatted(
-            self._tables(),
-            batch_size,
-            batch_format,
-            prefetch_batches,
-            drop_last,
-            local_shuffle_buffer_size,
-            local_shuffle_seed,
-        )
+    #: This stream's batches and rows (as ``Dataset``'s: its ``_tables`` are the stream's).
+    iter_batches = Dataset.iter_batches
+    iter_rows = Dataset.iter_rows
 
-    def iter_rows(self) -> Iterator[Dict[str, Any]]:
-        for t in self._tables():
-            yield from t.to_pylist()
-
-    def iter_torch_batches(
-        self,
-        *,
-        batch_size: Optional[int] = 256,
-        prefetch_batches: int = 1,
-        drop_last: bool = False,
-        **kwargs: Any,
-    ) -> Iterator[Dict[str, Any]]:
-        """This stream's batches as dicts of torch tensors."""
-        return _torch_batches(self.iter_batches, batch_size, prefetch_batches, drop_last, kwargs)
+    #: This stream's batches as dicts of torch tensors (as ``Dataset.iter_torch_batches``).
+    iter_torch_batches = Dataset.iter_torch_batches
 
     def materialize(self) -> "MaterializedDataset":
         """The rest of this stream's rows as a dataset held in the object store."""
@@ -1511,8 +1483,14 @@ def _column(values: List[Any]) -> Any:
     if len(kinds) <= 1 and len(keys) <= 1 and all(_is_plain(v) for v in values):
         try:
             return pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-            pass  # e.g. an int beyond 64 bits, a decimal beyond 38 digits
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            OverflowError,
+            TypeError,
+        ):
+            pass  # e.g. an int beyond 64 bits, a decimal beyond 38 digits or infinite
     return _object_column(values)
 
 
