@@ -57,18 +57,51 @@ fn open(py: Python<'_>, source: Source) -> Res<PyDataset> {
 }
 
 #[pyfunction]
-pub(crate) fn data_read_parquet(py: Python<'_>, paths: Vec<String>) -> Res<PyDataset> {
-    open(py, Source::Parquet(paths))
+#[pyo3(signature = (paths, include_paths=false))]
+pub(crate) fn data_read_parquet(
+    py: Python<'_>,
+    paths: Vec<String>,
+    include_paths: bool,
+) -> Res<PyDataset> {
+    open(
+        py,
+        Source::Parquet {
+            paths,
+            include_paths,
+        },
+    )
 }
 
 #[pyfunction]
-pub(crate) fn data_read_csv(py: Python<'_>, paths: Vec<String>) -> Res<PyDataset> {
-    open(py, Source::Csv(paths))
+#[pyo3(signature = (paths, include_paths=false))]
+pub(crate) fn data_read_csv(
+    py: Python<'_>,
+    paths: Vec<String>,
+    include_paths: bool,
+) -> Res<PyDataset> {
+    open(
+        py,
+        Source::Csv {
+            paths,
+            include_paths,
+        },
+    )
 }
 
 #[pyfunction]
-pub(crate) fn data_read_json(py: Python<'_>, paths: Vec<String>) -> Res<PyDataset> {
-    open(py, Source::Json(paths))
+#[pyo3(signature = (paths, include_paths=false))]
+pub(crate) fn data_read_json(
+    py: Python<'_>,
+    paths: Vec<String>,
+    include_paths: bool,
+) -> Res<PyDataset> {
+    open(
+        py,
+        Source::Json {
+            paths,
+            include_paths,
+        },
+    )
 }
 
 #[pyfunction]

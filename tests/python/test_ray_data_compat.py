@@ -601,3 +601,23 @@ def test_write_min_rows_per_file(rt, tmp_path):
         rt.data.range(10).write_json(str(tmp_path / "json"), min_rows_per_file=0)
     with pytest.raises(NotImplementedError, match="compression"):
         rt.data.range(10).write_csv(str(tmp_path / "gz"), compression="gzip")
+
+
+def test_include_paths_adds_each_rows_file(rt, tmp_path):
+    rt.data.range(30, override_num_blocks=3).write_parquet(str(tmp_path / "pq"))
+    rt.data.range(30, override_num_blocks=3).write_csv(str(tmp_path / "csv"))
+    rt.data.range(30, override_num_blocks=3).write_json(str(tmp_path / "json"))
+    for read, sub in [
+        (rt.data.read_parquet, "pq"),
+        (rt.data.read_csv, "csv"),
+        (rt.data.read_json, "json"),
+    ]:
+        ds = read(str(tmp_path / sub), include_paths=True)
+        assert ds.columns() == ["id", "path"], sub
+        rows = ds.take_all()
+        files = sorted(os.listdir(tmp_path / sub))
+        assert sorted({os.path.basename(r["path"]) for r in rows}) == files
+        assert all(os.path.dirname(r["path"]) == str(tmp_path / sub) for r in rows)
+        assert sorted(r["id"] for r in rows) == list(range(30))
+    picked = rt.data.read_parquet(str(tmp_path / "pq"), include_paths=True, columns=["path"])
+    assert picked.columns() == ["path"] and picked.count() == 30

@@ -121,36 +121,55 @@ fn task_compute(name: &str, opts: &MapOptions) -> Result<()> {
 /// Reads parquet files: a file, a directory, a glob, or a list of them; local paths or
 /// `object_store` URLs. Lists the files and reads every footer now (in parallel).
 pub fn read_parquet<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
-    let paths: Vec<String> = paths.iter().map(|p| p.as_ref().to_string()).collect();
-    let source = Arc::new(ParquetSource::open(&paths, &io_handle()?)?);
-    Ok(Dataset::from_plan(
-        Arc::new(LogicalPlan::ReadParquet {
-            source,
-            columns: None,
-            filter: None,
-            limit: None,
-        }),
-        DataContext::default(),
-    ))
+    read_files(&strings(paths), None, false)
 }
 
 /// Reads CSV files (with a header row; schema inferred from the first file).
 pub fn read_csv<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
-    read_text(paths, TextFormat::Csv)
+    read_files(&strings(paths), Some(TextFormat::Csv), false)
 }
 
 /// Reads newline-delimited JSON files (schema inferred from the first file).
 pub fn read_json<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
-    read_text(paths, TextFormat::Json)
+    read_files(&strings(paths), Some(TextFormat::Json), false)
 }
 
-fn read_text<S: AsRef<str>>(paths: &[S], format: TextFormat) -> Result<Dataset> {
-    let paths: Vec<String> = paths.iter().map(|p| p.as_ref().to_string()).collect();
-    let source = Arc::new(TextSource::open(&paths, format, &io_handle()?)?);
-    Ok(Dataset::from_plan(
-        Arc::new(LogicalPlan::ReadText { source }),
-        DataContext::default(),
-    ))
+fn strings<S: AsRef<str>>(paths: &[S]) -> Vec<String> {
+    paths.iter().map(|p| p.as_ref().to_string()).collect()
+}
+
+/// Reads parquet (`format` `None`) or text files; with `include_paths`, each row's file is
+/// a last column, `path` (Ray's `include_paths=True`).
+pub fn read_files(
+    paths: &[String],
+    format: Option<TextFormat>,
+    include_paths: bool,
+) -> Result<Dataset> {
+    let io = io_handle()?;
+    let plan = match format {
+        None => {
+            let mut source = ParquetSource::open(paths, &io)?;
+            if include_paths {
+                source = source.with_paths()?;
+            }
+            LogicalPlan::ReadParquet {
+                source: Arc::new(source),
+                columns: None,
+                filter: None,
+                limit: None,
+            }
+        }
+        Some(format) => {
+            let mut source = TextSource::open(paths, format, &io)?;
+            if include_paths {
+                source = source.with_paths()?;
+            }
+            LogicalPlan::ReadText {
+                source: Arc::new(source),
+            }
+        }
+    };
+    Ok(Dataset::from_plan(Arc::new(plan), DataContext::default()))
 }
 
 /// The integers `0..n` in an `id` column (int64).

@@ -38,12 +38,28 @@ use crate::io::text::TextFormat;
 pub enum Source {
     /// `0..n` in an `id` column.
     Range(u64),
-    /// Parquet files (paths, directories, globs, `object_store` URLs).
-    Parquet(Vec<String>),
+    /// Parquet files (paths, directories, globs, `object_store` URLs); `include_paths`
+    /// adds each row's file as a last column, `path`.
+    Parquet {
+        /// The paths.
+        paths: Vec<String>,
+        /// Add the `path` column.
+        include_paths: bool,
+    },
     /// CSV files with a header row.
-    Csv(Vec<String>),
+    Csv {
+        /// The paths.
+        paths: Vec<String>,
+        /// Add the `path` column.
+        include_paths: bool,
+    },
     /// Newline-delimited JSON files.
-    Json(Vec<String>),
+    Json {
+        /// The paths.
+        paths: Vec<String>,
+        /// Add the `path` column.
+        include_paths: bool,
+    },
 }
 
 /// A front end's function over batches: a function-table id, called with its `structure`
@@ -438,9 +454,18 @@ impl DatasetHandle {
         }
         let ds = match &source {
             Source::Range(n) => super::range(*n),
-            Source::Parquet(p) => super::read_parquet(p),
-            Source::Csv(p) => super::read_csv(p),
-            Source::Json(p) => super::read_json(p),
+            Source::Parquet {
+                paths,
+                include_paths,
+            } => super::dataset::read_files(paths, None, *include_paths),
+            Source::Csv {
+                paths,
+                include_paths,
+            } => super::dataset::read_files(paths, Some(TextFormat::Csv), *include_paths),
+            Source::Json {
+                paths,
+                include_paths,
+            } => super::dataset::read_files(paths, Some(TextFormat::Json), *include_paths),
         }?;
         Ok(DatasetHandle::Here(ds))
     }

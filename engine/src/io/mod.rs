@@ -12,11 +12,34 @@ pub mod parquet;
 pub mod partitioned;
 pub mod text;
 
-use arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
 use crate::io::parquet::WrittenFile;
+
+/// The name of the column `include_paths` adds: each row's file.
+pub const PATH_COLUMN: &str = "path";
+
+/// `schema` with the [`PATH_COLUMN`] last (an error when the files have one already).
+pub(crate) fn with_path_field(schema: &SchemaRef) -> Result<SchemaRef> {
+    if schema.index_of(PATH_COLUMN).is_ok() {
+        return Err(Error::InvalidArgument(format!(
+            "include_paths: the files have a column named {PATH_COLUMN:?} already"
+        )));
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(PATH_COLUMN, DataType::Utf8, false));
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// `file` repeated `rows` times: a [`PATH_COLUMN`] of one file's rows.
+pub(crate) fn path_array(file: &str, rows: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![file; rows]))
+}
 
 /// How files are written (Ray's `write_*` keywords).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

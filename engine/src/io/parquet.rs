@@ -124,6 +124,8 @@ pub struct ParquetSource {
     /// The files' own columns.
     file_schema: SchemaRef,
     partitions: HivePartitions,
+    /// Whether each row gets its file's path ([`crate::io::PATH_COLUMN`]).
+    path_column: bool,
     /// Bytes fetched by every reader of this source (footers included).
     bytes_read: Arc<AtomicU64>,
 }
@@ -232,8 +234,17 @@ impl ParquetSource {
             schema: Arc::new(Schema::new(fields)),
             file_schema: schema,
             partitions,
+            path_column: false,
             bytes_read,
         })
+    }
+
+    /// The source with each row's file path in a last column, `path` (Ray's
+    /// `include_paths=True`).
+    pub fn with_paths(mut self) -> Result<Self> {
+        self.schema = crate::io::with_path_field(&self.schema)?;
+        self.path_column = true;
+        Ok(self)
     }
 
     /// The common schema.
@@ -350,7 +361,8 @@ impl ParquetSource {
                 for c in cols {
                     match self.file_schema.index_of(c) {
                         Ok(i) => roots.push(i),
-                        Err(_) if self.schema.index_of(c).is_ok() => {} // a partition column
+                        // A partition column, or the path.
+                        Err(_) if self.schema.index_of(c).is_ok() => {}
                         Err(_) => {
                             return Err(Error::InvalidArgument(format!(
                                 "no column {c:?} in {}",
@@ -409,6 +421,9 @@ impl ParquetSource {
         for n in &names {
             let array = match batch.column_by_name(n) {
                 Some(a) => a.clone(),
+                None if self.path_column && n == crate::io::PATH_COLUMN => {
+                    crate::io::path_array(&self.files[file].display, batch.num_rows())
+                }
                 None => self
                     .partitions
                     .column(file, n, batch.num_rows())

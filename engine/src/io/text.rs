@@ -40,7 +40,10 @@ impl TextFormat {
 pub struct TextSource {
     location: Location,
     files: Vec<(FileRef, String)>,
+    /// The rows' columns (the files', then `path` with [`TextSource::with_paths`]).
     schema: SchemaRef,
+    /// The files' columns.
+    file_schema: SchemaRef,
     format: TextFormat,
     bytes_read: Arc<AtomicU64>,
 }
@@ -90,14 +93,23 @@ impl TextSource {
                         .0
                 }
             };
+            let schema = Arc::new(schema);
             Ok(TextSource {
                 location,
                 files,
-                schema: Arc::new(schema),
+                schema: schema.clone(),
+                file_schema: schema,
                 format,
                 bytes_read: Arc::new(AtomicU64::new(0)),
             })
         })
+    }
+
+    /// The source with each row's file path in a last column, `path` (Ray's
+    /// `include_paths=True`).
+    pub fn with_paths(mut self) -> Result<Self> {
+        self.schema = crate::io::with_path_field(&self.file_schema)?;
+        Ok(self)
     }
 
     /// The schema.
@@ -167,21 +179,28 @@ impl TextSource {
                 dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>,
             > = match self.format {
                 TextFormat::Csv => Box::new(
-                    arrow::csv::ReaderBuilder::new(self.schema.clone())
+                    arrow::csv::ReaderBuilder::new(self.file_schema.clone())
                         .with_header(true)
                         .with_batch_size(batch_rows)
                         .build(Cursor::new(bytes))
                         .map_err(bad)?,
                 ),
                 TextFormat::Json => Box::new(
-                    arrow::json::ReaderBuilder::new(self.schema.clone())
+                    arrow::json::ReaderBuilder::new(self.file_schema.clone())
                         .with_batch_size(batch_rows)
                         .build(Cursor::new(bytes))
                         .map_err(bad)?,
                 ),
             };
+            let with_path = self.schema.fields().len() > self.file_schema.fields().len();
             for b in batches {
-                if !each(b.map_err(bad)?)? {
+                let mut b = b.map_err(bad)?;
+                if with_path {
+                    let mut columns = b.columns().to_vec();
+                    columns.push(crate::io::path_array(display, b.num_rows()));
+                    b = RecordBatch::try_new(self.schema.clone(), columns)?;
+                }
+                if !each(b)? {
                     return Ok(());
                 }
             }

@@ -1386,11 +1386,13 @@ def _native_aggs(
 @_auto_init
 def read_parquet(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     """Parquet files: a file, directory, glob or list; local paths or URLs (s3://, gs://,
-    az://, file://, memory://)."""
+    az://, file://, memory://). Hive ``key=value/`` directories become columns;
+    ``include_paths=True`` adds each row's file as a last column, ``path``."""
     columns = kwargs.pop("columns", None)
     blocks = kwargs.pop("override_num_blocks", None)
+    include_paths = bool(kwargs.pop("include_paths", False))
     _refuse("read_parquet", kwargs)
-    ds = Dataset(_native.data_read_parquet(_paths(paths)))
+    ds = Dataset(_native.data_read_parquet(_paths(paths), include_paths))
     if columns:
         ds = ds.select_columns(list(columns))
     return _with_blocks(ds, blocks)
@@ -1408,16 +1410,18 @@ def _with_blocks(ds: Dataset, override_num_blocks: Optional[int]) -> Dataset:
 @_auto_init
 def read_csv(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     blocks = kwargs.pop("override_num_blocks", None)
+    include_paths = bool(kwargs.pop("include_paths", False))
     _refuse("read_csv", kwargs)
-    return _with_blocks(Dataset(_native.data_read_csv(_paths(paths))), blocks)
+    return _with_blocks(Dataset(_native.data_read_csv(_paths(paths), include_paths)), blocks)
 
 
 @_auto_init
 def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     """Newline-delimited JSON files."""
     blocks = kwargs.pop("override_num_blocks", None)
+    include_paths = bool(kwargs.pop("include_paths", False))
     _refuse("read_json", kwargs)
-    return _with_blocks(Dataset(_native.data_read_json(_paths(paths))), blocks)
+    return _with_blocks(Dataset(_native.data_read_json(_paths(paths), include_paths)), blocks)
 
 
 @_auto_init

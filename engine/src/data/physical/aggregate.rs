@@ -187,8 +187,7 @@ impl AggregateExchange {
                 .with_target_partitions(1)
                 .with_batch_size(64 * 1024),
         );
-        let df_err =
-            |e: datafusion::error::DataFusionError| Error::InvalidArgument(format!("{self}: {e}"));
+        let df_err = |e| self.df_err(e);
         let table = MemTable::try_new(schema, vec![batches]).map_err(df_err)?;
         let df = ctx.read_table(Arc::new(table)).map_err(df_err)?;
         let group: Vec<Expr> = self.keys.iter().map(ident).collect();
