@@ -387,6 +387,16 @@ impl PyDataset {
         stream(schema, Vec::new())
     }
 
+    /// The files its reads read (`None`: not known here, a worker's dataset).
+    fn input_files(&self) -> Option<Vec<String>> {
+        self.ds.input_files()
+    }
+
+    /// The blocks of a materialized dataset (`None`: not materialized here).
+    fn num_blocks(&self) -> Option<usize> {
+        self.ds.num_blocks()
+    }
+
     /// The schema if it is known without running anything (an empty Arrow stream).
     fn known_schema(&self, py: Python<'_>) -> Res<Option<ArrowStream>> {
         match py.detach(|| eng(self.ds.known_schema()))? {

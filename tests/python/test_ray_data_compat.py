@@ -621,3 +621,17 @@ def test_include_paths_adds_each_rows_file(rt, tmp_path):
         assert sorted(r["id"] for r in rows) == list(range(30))
     picked = rt.data.read_parquet(str(tmp_path / "pq"), include_paths=True, columns=["path"])
     assert picked.columns() == ["path"] and picked.count() == 30
+
+
+def test_input_files_and_num_blocks(rt, tmp_path):
+    rt.data.range(30, override_num_blocks=3).write_csv(str(tmp_path / "a"))
+    rt.data.range(30, override_num_blocks=2).write_csv(str(tmp_path / "b"))
+    a = rt.data.read_csv(str(tmp_path / "a"))
+    b = rt.data.read_csv(str(tmp_path / "b"))
+    files = a.union(b).map_batches(lambda batch: batch).input_files()
+    expected = [str(tmp_path / d / f) for d in "ab" for f in sorted(os.listdir(tmp_path / d))]
+    assert files == expected
+    assert rt.data.range(3).input_files() == []
+    assert rt.data.range(100).repartition(10).materialize().num_blocks() == 10
+    with pytest.raises(NotImplementedError, match="MaterializedDataset"):
+        rt.data.range(100).num_blocks()

@@ -979,6 +979,37 @@ impl Dataset {
         })
     }
 
+    /// The files its reads read, in plan order, each once (Ray's `input_files`).
+    pub fn input_files(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut todo = vec![&self.plan];
+        while let Some(plan) = todo.pop() {
+            let files: Vec<&str> = match plan.as_ref() {
+                LogicalPlan::ReadParquet { source, .. } => {
+                    source.files().iter().map(|f| f.display.as_str()).collect()
+                }
+                LogicalPlan::ReadText { source } => source.file_names().collect(),
+                _ => Vec::new(),
+            };
+            for f in files {
+                if !out.iter().any(|o| o == f) {
+                    out.push(f.to_string());
+                }
+            }
+            todo.extend(plan.inputs().into_iter().rev());
+        }
+        out
+    }
+
+    /// The blocks of a materialized dataset (`None` for one that is not: its blocks exist
+    /// only while it runs, as many as its execution makes).
+    pub fn num_blocks(&self) -> Option<usize> {
+        match self.plan.as_ref() {
+            LogicalPlan::FromRefs { blocks, .. } => Some(blocks.len()),
+            _ => None,
+        }
+    }
+
     /// The schema if it is known without running the plan.
     pub(crate) fn known_schema(&self) -> Result<Option<SchemaRef>> {
         static_schema(&self.plan).transpose()

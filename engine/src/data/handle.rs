@@ -613,6 +613,22 @@ impl DatasetHandle {
         }
     }
 
+    /// The files its reads read; `None` for a dataset the node holds for a worker.
+    pub fn input_files(&self) -> Option<Vec<String>> {
+        match self {
+            DatasetHandle::Here(ds) => Some(ds.input_files()),
+            _ => None,
+        }
+    }
+
+    /// The blocks of a materialized dataset of this process (`None` otherwise).
+    pub fn num_blocks(&self) -> Option<usize> {
+        match self {
+            DatasetHandle::Here(ds) => ds.num_blocks(),
+            _ => None,
+        }
+    }
+
     /// The plan, as text.
     pub fn explain(&self) -> Result<String> {
         match self.run(Action::Explain)?.0 {

@@ -122,6 +122,11 @@ impl TextSource {
         self.format
     }
 
+    /// The files, as the user named them.
+    pub fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|(_, display)| display.as_str())
+    }
+
     /// How many files.
     pub fn num_files(&self) -> usize {
         self.files.len()

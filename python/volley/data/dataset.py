@@ -1024,6 +1024,17 @@ class Dataset:
         """The ``DataContext`` it runs with (the current one)."""
         return DataContext.get_current()
 
+    def input_files(self) -> List[str]:
+        """The files its reads read, each once (empty when none, or not known here)."""
+        return list(self._ds.input_files() or [])
+
+    def num_blocks(self) -> int:
+        """Only a ``MaterializedDataset`` has a number of blocks (as in Ray)."""
+        raise NotImplementedError(
+            "Number of blocks is only available for a MaterializedDataset, because the number "
+            "of blocks may change during execution; call ds.materialize() first"
+        )
+
     def size_bytes(self) -> int:
         """Bytes of its rows in memory (Arrow buffers; runs the plan)."""
         return sum(b.nbytes for b in self._batches())
@@ -1247,8 +1258,7 @@ _REFUSED_METHODS = {
         "Ray's internals",
     ),
     **dict.fromkeys(
-        """with_columns summary mix streaming_train_test_split num_blocks
-            input_files""".split(),
+        """with_columns summary mix streaming_train_test_split""".split(),
         "not implemented",
     ),
 }
@@ -1257,6 +1267,15 @@ _REFUSED_METHODS = {
 class MaterializedDataset(Dataset):
     """A dataset whose blocks are computed and held in the object store (what
     ``materialize()`` returns); consuming it runs nothing again."""
+
+    def num_blocks(self) -> int:
+        """Its blocks in the object store."""
+        n = self._ds.num_blocks()
+        if n is None:
+            raise NotImplementedError(
+                "num_blocks of a dataset held by the node for a worker is not known here"
+            )
+        return int(n)
 
 
 class Schema:
