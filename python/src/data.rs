@@ -10,8 +10,8 @@ use arrow::datatypes::SchemaRef;
 use pyo3::prelude::*;
 use volley::Block;
 use volley::data::{
-    Batches, Compute, ContextSpec, DatasetHandle, ForeignMap, MapOptions, Progress, ProgressSink,
-    Source, Step,
+    Batches, Compute, ContextSpec, DatasetHandle, FileFormat, ForeignMap, MapOptions, Progress,
+    ProgressSink, Source, Step,
 };
 
 use crate::{ArrowStream, PyObjectRef, Res, block_from_py, eng};
@@ -56,48 +56,20 @@ fn open(py: Python<'_>, source: Source) -> Res<PyDataset> {
     py.detach(|| eng(DatasetHandle::open(source))).map(wrap)
 }
 
+/// Files of `format` (parquet, csv, json); `include_paths` adds each row's file.
 #[pyfunction]
-#[pyo3(signature = (paths, include_paths=false))]
-pub(crate) fn data_read_parquet(
+#[pyo3(signature = (format, paths, include_paths=false))]
+pub(crate) fn data_read(
     py: Python<'_>,
+    format: &str,
     paths: Vec<String>,
     include_paths: bool,
 ) -> Res<PyDataset> {
+    let format = eng(FileFormat::parse(format))?;
     open(
         py,
-        Source::Parquet {
-            paths,
-            include_paths,
-        },
-    )
-}
-
-#[pyfunction]
-#[pyo3(signature = (paths, include_paths=false))]
-pub(crate) fn data_read_csv(
-    py: Python<'_>,
-    paths: Vec<String>,
-    include_paths: bool,
-) -> Res<PyDataset> {
-    open(
-        py,
-        Source::Csv {
-            paths,
-            include_paths,
-        },
-    )
-}
-
-#[pyfunction]
-#[pyo3(signature = (paths, include_paths=false))]
-pub(crate) fn data_read_json(
-    py: Python<'_>,
-    paths: Vec<String>,
-    include_paths: bool,
-) -> Res<PyDataset> {
-    open(
-        py,
-        Source::Json {
+        Source::Files {
+            format,
             paths,
             include_paths,
         },
@@ -418,6 +390,12 @@ impl PyDataset {
         py.detach(|| eng(self.ds.materialize())).map(wrap)
     }
 
+    #[pyo3(signature = (seed=None))]
+    fn randomize_block_order(&self, py: Python<'_>, seed: Option<u64>) -> Res<PyDataset> {
+        py.detach(|| eng(self.ds.randomize_block_order(seed)))
+            .map(wrap)
+    }
+
     /// Lends the dataset to the node (to pickle it): the anchor's ref.
     fn lend(&self, py: Python<'_>) -> Res<PyObjectRef> {
         let inner = py.detach(|| eng(self.ds.lend()))?;
@@ -442,6 +420,7 @@ impl PyDataset {
             min_rows_per_file,
             partition_cols,
         };
+        let format = eng(FileFormat::parse(format))?;
         let r = py.detach(|| eng(self.ds.write(format, path, options)))?;
         let files = r
             .files

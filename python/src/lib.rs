@@ -875,9 +875,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_class::<data::PyDataset>()?;
     m.add_class::<data::BatchIter>()?;
-    m.add_function(wrap_pyfunction!(data::data_read_parquet, m)?)?;
-    m.add_function(wrap_pyfunction!(data::data_read_csv, m)?)?;
-    m.add_function(wrap_pyfunction!(data::data_read_json, m)?)?;
+    m.add_function(wrap_pyfunction!(data::data_read, m)?)?;
     m.add_function(wrap_pyfunction!(data::data_range, m)?)?;
     m.add_function(wrap_pyfunction!(data::data_from_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(data::data_lent, m)?)?;

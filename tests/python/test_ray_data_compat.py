@@ -635,3 +635,12 @@ def test_input_files_and_num_blocks(rt, tmp_path):
     assert rt.data.range(100).repartition(10).materialize().num_blocks() == 10
     with pytest.raises(NotImplementedError, match="MaterializedDataset"):
         rt.data.range(100).num_blocks()
+
+
+def test_whole_dataset_aggregates_name_their_values_as_ray_does(rt):
+    ds = rt.data.from_items([{"a": i, "b": None if i == 2 else i * 1.5} for i in range(6)])
+    assert ds.sum(["a", "b"]) == {"sum(a)": 15, "sum(b)": 19.5}
+    assert ds.std(["a"], ddof=0) == {"std(a)": pytest.approx(pd.Series(range(6)).std(ddof=0))}
+    assert ds.sum("b", ignore_nulls=False) is None
+    assert ds.max("b") == 7.5
+    assert rt.data.range(10).filter(expr="id > 50").sum("id") is None

@@ -16,7 +16,7 @@ use crate::data::executor::{BatchStream, run_per_fragment};
 use crate::data::expr;
 use crate::data::logical::{BatchFn, LogicalPlan, MapKind};
 use crate::data::optimizer::optimize;
-use crate::data::physical::PhysicalPlan;
+use crate::data::physical::{self, PhysicalPlan};
 use crate::data::planner::{PlanEnv, plan};
 use crate::data::progress::{OperatorProgress, Reporter, snapshot};
 use crate::data::udf::{self, BatchFnMut, Compute, MapOptions, MapUdf};
@@ -121,32 +121,62 @@ fn task_compute(name: &str, opts: &MapOptions) -> Result<()> {
 /// Reads parquet files: a file, a directory, a glob, or a list of them; local paths or
 /// `object_store` URLs. Lists the files and reads every footer now (in parallel).
 pub fn read_parquet<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
-    read_files(&strings(paths), None, false)
+    read_files(&strings(paths), FileFormat::Parquet, false)
 }
 
 /// Reads CSV files (with a header row; schema inferred from the first file).
 pub fn read_csv<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
-    read_files(&strings(paths), Some(TextFormat::Csv), false)
+    read_files(&strings(paths), FileFormat::Csv, false)
 }
 
 /// Reads newline-delimited JSON files (schema inferred from the first file).
 pub fn read_json<S: AsRef<str>>(paths: &[S]) -> Result<Dataset> {
-    read_files(&strings(paths), Some(TextFormat::Json), false)
+    read_files(&strings(paths), FileFormat::Json, false)
 }
 
 fn strings<S: AsRef<str>>(paths: &[S]) -> Vec<String> {
     paths.iter().map(|p| p.as_ref().to_string()).collect()
 }
 
-/// Reads parquet (`format` `None`) or text files; with `include_paths`, each row's file is
-/// a last column, `path` (Ray's `include_paths=True`).
-pub fn read_files(
-    paths: &[String],
-    format: Option<TextFormat>,
-    include_paths: bool,
-) -> Result<Dataset> {
+/// The file formats datasets read and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FileFormat {
+    /// Parquet.
+    Parquet,
+    /// CSV with a header row.
+    Csv,
+    /// Newline-delimited JSON.
+    Json,
+}
+
+impl FileFormat {
+    /// The format named `name` (`parquet`, `csv`, `json`).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "parquet" => Ok(FileFormat::Parquet),
+            "csv" => Ok(FileFormat::Csv),
+            "json" => Ok(FileFormat::Json),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown file format {other:?} (parquet, csv or json)"
+            ))),
+        }
+    }
+
+    /// The text format it is (`None`: parquet).
+    fn text(self) -> Option<TextFormat> {
+        match self {
+            FileFormat::Parquet => None,
+            FileFormat::Csv => Some(TextFormat::Csv),
+            FileFormat::Json => Some(TextFormat::Json),
+        }
+    }
+}
+
+/// Reads files of `format`; with `include_paths`, each row's file is a last column, `path`
+/// (Ray's `include_paths=True`).
+pub fn read_files(paths: &[String], format: FileFormat, include_paths: bool) -> Result<Dataset> {
     let io = io_handle()?;
-    let plan = match format {
+    let plan = match format.text() {
         None => {
             let mut source = ParquetSource::open(paths, &io)?;
             if include_paths {
@@ -699,15 +729,19 @@ impl Dataset {
 
     /// The rows in a random order; the same seed gives the same order.
     pub fn random_shuffle(&self, seed: Option<u64>) -> Dataset {
-        let seed = seed.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
         self.with(LogicalPlan::RandomShuffle {
             input: self.plan.clone(),
-            seed,
+            seed: physical::seed_or_now(seed),
         })
+    }
+
+    /// The dataset run once, its blocks (kept in the store) in a random order, the same for
+    /// the same `seed`; rows keep their order within a block (Ray's
+    /// `randomize_block_order`).
+    pub fn randomize_block_order(&self, seed: Option<u64>) -> Result<Dataset> {
+        let (schema, mut blocks) = self.materialize_blocks()?;
+        physical::shuffle(&mut blocks, physical::mix(physical::seed_or_now(seed)));
+        Ok(self.with_refs(schema, blocks))
     }
 
     // ---- planning ----
@@ -1086,6 +1120,19 @@ impl Dataset {
     /// Writes newline-delimited JSON files under `dir`, like [`Dataset::write_parquet`].
     pub fn write_json(&self, dir: &str) -> Result<WriteResult> {
         self.write_text(dir, TextFormat::Json, &WriteOptions::default())
+    }
+
+    /// Writes files of `format` under `dir` with `opts`.
+    pub fn write_with(
+        &self,
+        dir: &str,
+        format: FileFormat,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult> {
+        match format.text() {
+            None => self.write_parquet_with(dir, opts),
+            Some(text) => self.write_text(dir, text, opts),
+        }
     }
 
     /// Writes CSV or JSON files with `opts` (a codec is parquet's only).

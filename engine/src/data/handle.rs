@@ -22,7 +22,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{Agg, DataContext, Dataset, JoinType, MapOptions, WriteResult};
+use super::{Agg, DataContext, Dataset, FileFormat, JoinType, MapOptions, WriteResult};
 use crate::core::foreign::{
     self, DatasetCall, DatasetReply, ForeignInstance, ForeignRef, ForeignValue, FunctionId,
     LentBatches, PutValue,
@@ -31,30 +31,17 @@ use crate::core::ids::ObjectId;
 use crate::core::object::Block;
 use crate::error::{Error, Result, TaskResult, UserError};
 use crate::io::WriteOptions;
-use crate::io::text::TextFormat;
 
 /// Where a dataset's rows come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Source {
     /// `0..n` in an `id` column.
     Range(u64),
-    /// Parquet files (paths, directories, globs, `object_store` URLs); `include_paths`
+    /// Files of `format` (paths, directories, globs, `object_store` URLs); `include_paths`
     /// adds each row's file as a last column, `path`.
-    Parquet {
-        /// The paths.
-        paths: Vec<String>,
-        /// Add the `path` column.
-        include_paths: bool,
-    },
-    /// CSV files with a header row.
-    Csv {
-        /// The paths.
-        paths: Vec<String>,
-        /// Add the `path` column.
-        include_paths: bool,
-    },
-    /// Newline-delimited JSON files.
-    Json {
+    Files {
+        /// Their format.
+        format: FileFormat,
         /// The paths.
         paths: Vec<String>,
         /// Add the `path` column.
@@ -354,8 +341,11 @@ enum Action {
     SplitAt {
         indices: Vec<u64>,
     },
+    RandomizeBlocks {
+        seed: Option<u64>,
+    },
     Write {
-        format: String,
+        format: FileFormat,
         path: String,
         options: WriteOptions,
     },
@@ -454,18 +444,11 @@ impl DatasetHandle {
         }
         let ds = match &source {
             Source::Range(n) => super::range(*n),
-            Source::Parquet {
+            Source::Files {
+                format,
                 paths,
                 include_paths,
-            } => super::dataset::read_files(paths, None, *include_paths),
-            Source::Csv {
-                paths,
-                include_paths,
-            } => super::dataset::read_files(paths, Some(TextFormat::Csv), *include_paths),
-            Source::Json {
-                paths,
-                include_paths,
-            } => super::dataset::read_files(paths, Some(TextFormat::Json), *include_paths),
+            } => super::read_files(paths, *format, *include_paths),
         }?;
         Ok(DatasetHandle::Here(ds))
     }
@@ -650,6 +633,11 @@ impl DatasetHandle {
         Ok(self.datasets(Action::Materialize)?.remove(0))
     }
 
+    /// Its blocks in a random order (see [`Dataset::randomize_block_order`]).
+    pub fn randomize_block_order(&self, seed: Option<u64>) -> Result<Self> {
+        Ok(self.datasets(Action::RandomizeBlocks { seed })?.remove(0))
+    }
+
     /// `n` datasets of consecutive rows (see [`Dataset::split`]).
     pub fn split(&self, n: usize, equal: bool) -> Result<Vec<Self>> {
         self.datasets(Action::Split { n, equal })
@@ -689,10 +677,15 @@ impl DatasetHandle {
     }
 
     /// Writes files of `format` (parquet, csv, json) under `path`.
-    pub fn write(&self, format: &str, path: &str, options: WriteOptions) -> Result<WriteResult> {
+    pub fn write(
+        &self,
+        format: FileFormat,
+        path: &str,
+        options: WriteOptions,
+    ) -> Result<WriteResult> {
         match self
             .run(Action::Write {
-                format: format.into(),
+                format,
                 path: path.into(),
                 options,
             })?
@@ -748,6 +741,7 @@ fn datasets_here(ds: &Dataset, action: Action) -> Result<Vec<Dataset>> {
         Action::Materialize => Ok(vec![ds.materialize()?]),
         Action::Split { n, equal } => ds.split(n, equal),
         Action::SplitAt { indices } => ds.split_at_indices(&indices),
+        Action::RandomizeBlocks { seed } => Ok(vec![ds.randomize_block_order(seed)?]),
         Action::TrainTestSplit {
             test_fraction,
             seed,
@@ -800,17 +794,13 @@ fn run_here(ds: &Dataset, action: Action) -> Result<(Outcome, Vec<ForeignRef>)> 
             path,
             options,
         } => {
-            let w = match format.as_str() {
-                "parquet" => ds.write_parquet_with(&path, &options),
-                "csv" => ds.write_text(&path, TextFormat::Csv, &options),
-                "json" => ds.write_text(&path, TextFormat::Json, &options),
-                other => Err(Error::InvalidArgument(format!("unknown format {other:?}"))),
-            }?;
+            let w = ds.write_with(&path, format, &options)?;
             (Outcome::Written(w), Vec::new())
         }
         a @ (Action::Materialize
         | Action::Split { .. }
         | Action::SplitAt { .. }
+        | Action::RandomizeBlocks { .. }
         | Action::TrainTestSplit { .. }) => {
             let anchors = datasets_here(ds, a)?
                 .into_iter()

@@ -330,6 +330,7 @@ impl ParquetSource {
         mut each: impl FnMut(RecordBatch) -> Result<bool>,
     ) -> Result<()> {
         let mut left = limit;
+        let shape = self.shape(columns)?;
         for piece in &frag.pieces {
             if left == Some(0) {
                 break;
@@ -356,22 +357,8 @@ impl ParquetSource {
                 ParquetRecordBatchStreamBuilder::new_with_metadata(reader, f.metadata.clone())
                     .with_row_groups(piece.row_groups.clone())
                     .with_batch_size(batch_rows);
-            if let Some(cols) = columns {
-                let mut roots = Vec::new();
-                for c in cols {
-                    match self.file_schema.index_of(c) {
-                        Ok(i) => roots.push(i),
-                        // A partition column, or the path.
-                        Err(_) if self.schema.index_of(c).is_ok() => {}
-                        Err(_) => {
-                            return Err(Error::InvalidArgument(format!(
-                                "no column {c:?} in {}",
-                                f.display
-                            )));
-                        }
-                    }
-                }
-                let mask = ProjectionMask::roots(f.metadata.parquet_schema(), roots);
+            if let Some(roots) = &shape.roots {
+                let mask = ProjectionMask::roots(f.metadata.parquet_schema(), roots.clone());
                 builder = builder.with_projection(mask);
             }
             if let Some(n) = left {
@@ -382,7 +369,7 @@ impl ParquetSource {
                 let Some(batch) = rt.block_on(stream.next()) else {
                     break;
                 };
-                let batch = self.shaped(piece.file, batch.map_err(bad)?, columns)?;
+                let batch = self.shaped(&shape, piece.file, batch.map_err(bad)?)?;
                 if let Some(n) = left.as_mut() {
                     *n = n.saturating_sub(batch.num_rows());
                 }
@@ -395,46 +382,102 @@ impl ParquetSource {
     }
 }
 
+/// How a read's columns are made from what parquet decodes: worked out once per read.
+struct Shape {
+    /// The file columns to decode (`None`: all).
+    roots: Option<Vec<usize>>,
+    /// The output schema and how each column is made; `None`: the decoded batch as it is.
+    made: Option<(SchemaRef, Vec<Made>)>,
+}
+
+/// One output column of a read.
+enum Made {
+    /// The decoded batch's column at this index.
+    Decoded(usize),
+    /// A hive partition column, by name.
+    Partition(String),
+    /// The row's file ([`crate::io::PATH_COLUMN`]).
+    Path,
+}
+
 impl ParquetSource {
-    /// A batch of file `file` with the columns asked for (`None`: every column), in that
-    /// order: the file's, and its partition values.
-    fn shaped(
-        &self,
-        file: usize,
-        batch: RecordBatch,
-        columns: Option<&[String]>,
-    ) -> Result<RecordBatch> {
-        if columns.is_none() && self.schema.fields().len() == batch.num_columns() {
-            return Ok(batch);
-        }
-        let names: Vec<String> = match columns {
-            Some(c) => c.to_vec(),
+    /// The shape of a read of `columns` (`None`: every column, in the schema's order).
+    fn shape(&self, columns: Option<&[String]>) -> Result<Shape> {
+        let names: Vec<&str> = match columns {
+            Some(c) => c.iter().map(String::as_str).collect(),
             None => self
                 .schema
                 .fields()
                 .iter()
-                .map(|f| f.name().clone())
+                .map(|f| f.name().as_str())
                 .collect(),
         };
-        let mut fields = Vec::with_capacity(names.len());
-        let mut arrays = Vec::with_capacity(names.len());
+        let mut roots = Vec::new();
         for n in &names {
-            let array = match batch.column_by_name(n) {
-                Some(a) => a.clone(),
-                None if self.path_column && n == crate::io::PATH_COLUMN => {
-                    crate::io::path_array(&self.files[file].display, batch.num_rows())
+            match self.file_schema.index_of(n) {
+                Ok(i) => roots.push(i),
+                // A partition column, or the path.
+                Err(_) if self.schema.index_of(n).is_ok() => {}
+                Err(_) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "no column {n:?} in the parquet files"
+                    )));
                 }
-                None => self
-                    .partitions
-                    .column(file, n, batch.num_rows())
-                    .ok_or_else(|| Error::Internal(format!("column {n:?} lost in the read")))?,
-            };
-            fields.push(self.schema.field_with_name(n)?.clone());
-            arrays.push(array);
+            }
         }
-        let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        // Parquet decodes the projected columns in the files' order.
+        let mut decoded = roots.clone();
+        decoded.sort_unstable();
+        decoded.dedup();
+        let file_names: Vec<&str> = self
+            .file_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let roots = columns.map(|_| roots);
+        if names == file_names {
+            return Ok(Shape { roots, made: None });
+        }
+        let mut fields = Vec::with_capacity(names.len());
+        let mut made = Vec::with_capacity(names.len());
+        for n in &names {
+            fields.push(self.schema.field_with_name(n)?.clone());
+            made.push(match self.file_schema.index_of(n) {
+                Ok(i) => Made::Decoded(decoded.binary_search(&i).map_err(|_| {
+                    Error::Internal(format!("column {n:?} is not among those decoded"))
+                })?),
+                Err(_) if self.path_column && *n == crate::io::PATH_COLUMN => Made::Path,
+                Err(_) => Made::Partition(n.to_string()),
+            });
+        }
+        Ok(Shape {
+            roots,
+            made: Some((Arc::new(Schema::new(fields)), made)),
+        })
+    }
+
+    /// A batch of file `file` in the read's `shape`: the decoded columns, partition values
+    /// and path.
+    fn shaped(&self, shape: &Shape, file: usize, batch: RecordBatch) -> Result<RecordBatch> {
+        let Some((schema, made)) = &shape.made else {
+            return Ok(batch);
+        };
+        let rows = batch.num_rows();
+        let arrays = made
+            .iter()
+            .map(|m| match m {
+                Made::Decoded(i) => Ok(batch.column(*i).clone()),
+                Made::Path => Ok(crate::io::path_array(&self.files[file].display, rows)),
+                Made::Partition(n) => self
+                    .partitions
+                    .column(file, n, rows)
+                    .ok_or_else(|| Error::Internal(format!("column {n:?} lost in the read"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(fields)),
+            schema.clone(),
             arrays,
             &opts,
         )?)

@@ -156,26 +156,25 @@ def _prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
 def _local_shuffle(
     tables: Iterator[pa.Table], buffer_rows: int, batch_size: int, seed: Optional[int]
 ) -> Iterator[pa.Table]:
-    """Ray's local shuffle: rows gather in a buffer; once it holds ``buffer_rows`` rows, each
-    batch of ``batch_size`` is drawn at random from all of them (every row once)."""
+    """Ray's local shuffle: rows gather in a buffer; once it holds ``buffer_rows`` rows
+    beyond a batch, it is shuffled and batches of ``batch_size`` are taken from it while
+    ``buffer_rows`` stay to mix with the next rows (every row once)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     buffer: Optional[pa.Table] = None
-
-    def draw(t: pa.Table, n: int) -> Tuple[pa.Table, pa.Table]:
-        order = rng.permutation(t.num_rows)
-        return t.take(order[:n]), t.take(order[n:])
-
     for t in tables:
         if not t.num_rows:
             continue
         buffer = t if buffer is None else pa.concat_tables([buffer, t])
+        if buffer.num_rows < buffer_rows + batch_size:
+            continue
+        buffer = buffer.take(rng.permutation(buffer.num_rows))
         while buffer.num_rows >= buffer_rows + batch_size:
-            out, buffer = draw(buffer, batch_size)
-            yield out
+            yield buffer.slice(0, batch_size)
+            buffer = buffer.slice(batch_size)
     if buffer is not None and buffer.num_rows:
-        yield draw(buffer, buffer.num_rows)[0]
+        yield buffer.take(rng.permutation(buffer.num_rows))
 
 
 def _iter_formatted(
@@ -807,34 +806,31 @@ class Dataset:
         out = self.aggregate(_aggregate.Unique(column, ignore_nulls=ignore_nulls))
         return [] if out is None else list(out[f"unique({column})"])
 
-    def _aggregate_all(self, kind: str, on: Union[str, List[str], None]) -> Any:
+    def _aggregate_all(self, cls: Any, on: Union[str, List[str], None], **opts: Any) -> Any:
+        """Ray's ``ds.sum("x")``: the value; of a list of columns (every column for
+        ``None``), a dict of ``"sum(x)"`` to its value."""
         cols = self._schema().names if on is None else _paths(on)
-        table = _table(
-            Dataset(self._ds.aggregate([], [(kind, c) for c in cols]))._exec().take(None)
-        )
-        row = table.to_pylist()[0] if table.num_rows else {}
-        values = {f"{kind}({c})": row.get(f"{kind}({c})") for c in cols}
-        return values[f"{kind}({on})"] if isinstance(on, str) else values
+        fns = [cls(c, **opts) for c in cols]
+        out = self.aggregate(*fns) or {}
+        values = {a.name: out.get(a.name) for a in fns}
+        return values[fns[0].name] if isinstance(on, str) else values
 
-    def sum(self, on: Union[str, List[str], None] = None) -> Any:
-        return self._aggregate_all("sum", on)
+    def sum(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Any:
+        return self._aggregate_all(_aggregate.Sum, on, ignore_nulls=ignore_nulls)
 
-    def min(self, on: Union[str, List[str], None] = None) -> Any:
-        return self._aggregate_all("min", on)
+    def min(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Any:
+        return self._aggregate_all(_aggregate.Min, on, ignore_nulls=ignore_nulls)
 
-    def max(self, on: Union[str, List[str], None] = None) -> Any:
-        return self._aggregate_all("max", on)
+    def max(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Any:
+        return self._aggregate_all(_aggregate.Max, on, ignore_nulls=ignore_nulls)
 
-    def mean(self, on: Union[str, List[str], None] = None) -> Any:
-        return self._aggregate_all("mean", on)
+    def mean(self, on: Union[str, List[str], None] = None, ignore_nulls: bool = True) -> Any:
+        return self._aggregate_all(_aggregate.Mean, on, ignore_nulls=ignore_nulls)
 
-    def std(self, on: Union[str, List[str], None] = None, ddof: int = 1) -> Any:
-        if ddof == 1:
-            return self._aggregate_all("std", on)
-        cols = self._schema().names if on is None else _paths(on)
-        out = self.aggregate(*(_aggregate.Std(c, ddof=ddof) for c in cols)) or {}
-        values = {c: out.get(f"std({c})") for c in cols}
-        return values[on] if isinstance(on, str) else values
+    def std(
+        self, on: Union[str, List[str], None] = None, ddof: int = 1, ignore_nulls: bool = True
+    ) -> Any:
+        return self._aggregate_all(_aggregate.Std, on, ddof=ddof, ignore_nulls=ignore_nulls)
 
     # ---- splitting ------------------------------------------------------------------------
 
@@ -863,12 +859,14 @@ class Dataset:
             raise ValueError("proportions must sum to less than 1")
         if any(p <= 0 for p in proportions):
             raise ValueError("proportions must be bigger than 0")
-        total = self.count()
+        # Run once: the count and the split read the materialized blocks.
+        ds = self.materialize()
+        total = ds.count()
         cumulative, indices = 0.0, []
         for p in proportions:
             cumulative += p
             indices.append(int(total * cumulative))
-        return self.split_at_indices(indices)
+        return ds.split_at_indices(indices)
 
     def random_sample(self, fraction: float, *, seed: Optional[int] = None) -> "Dataset":
         """Each row kept with probability ``fraction`` (with ``seed``, the same rows on
@@ -1040,12 +1038,9 @@ class Dataset:
         return sum(b.nbytes for b in self._batches())
 
     def randomize_block_order(self, *, seed: Optional[int] = None) -> "MaterializedDataset":
-        """The dataset's blocks in random order (rows within a block keep theirs)."""
-        import random
-
-        refs = self.to_arrow_refs()
-        random.Random(seed).shuffle(refs)
-        return MaterializedDataset(from_arrow_refs(refs)._ds) if refs else self.materialize()
+        """The dataset run once, its blocks in random order (rows within a block keep
+        theirs; the same order for the same ``seed``)."""
+        return MaterializedDataset(self._exec().randomize_block_order(seed))
 
     def to_pandas_refs(self) -> List[Any]:
         """A ref per block to its rows as a pandas DataFrame."""
@@ -1411,7 +1406,7 @@ def read_parquet(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     blocks = kwargs.pop("override_num_blocks", None)
     include_paths = bool(kwargs.pop("include_paths", False))
     _refuse("read_parquet", kwargs)
-    ds = Dataset(_native.data_read_parquet(_paths(paths), include_paths))
+    ds = Dataset(_native.data_read("parquet", _paths(paths), include_paths))
     if columns:
         ds = ds.select_columns(list(columns))
     return _with_blocks(ds, blocks)
@@ -1431,7 +1426,7 @@ def read_csv(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     blocks = kwargs.pop("override_num_blocks", None)
     include_paths = bool(kwargs.pop("include_paths", False))
     _refuse("read_csv", kwargs)
-    return _with_blocks(Dataset(_native.data_read_csv(_paths(paths), include_paths)), blocks)
+    return _with_blocks(Dataset(_native.data_read("csv", _paths(paths), include_paths)), blocks)
 
 
 @_auto_init
@@ -1440,7 +1435,7 @@ def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
     blocks = kwargs.pop("override_num_blocks", None)
     include_paths = bool(kwargs.pop("include_paths", False))
     _refuse("read_json", kwargs)
-    return _with_blocks(Dataset(_native.data_read_json(_paths(paths), include_paths)), blocks)
+    return _with_blocks(Dataset(_native.data_read("json", _paths(paths), include_paths)), blocks)
 
 
 @_auto_init

@@ -43,7 +43,7 @@ pub(crate) use limit_barrier::LimitBarrierOp;
 pub(crate) use map_batches::MapBatchesOp;
 pub(crate) use map_groups::MapGroupsExchange;
 pub(crate) use project::ProjectOp;
-pub(crate) use random_shuffle::RandomShuffleExchange;
+pub(crate) use random_shuffle::{RandomShuffleExchange, mix, seed_or_now, shuffle};
 pub(crate) use range::RangeOp;
 pub(crate) use read_parquet::ReadParquetOp;
 pub(crate) use read_text::ReadTextOp;

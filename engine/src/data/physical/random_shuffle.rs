@@ -23,11 +23,28 @@ impl RandomShuffleExchange {
 }
 
 /// SplitMix64: a small, good, seedable generator.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// Shuffles `items` in place (Fisher-Yates), the same way for the same `state`.
+pub(crate) fn shuffle<T>(items: &mut [T], mut state: u64) {
+    for i in (1..items.len()).rev() {
+        state = mix(state);
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+}
+
+/// `seed`, or one from the clock.
+pub(crate) fn seed_or_now(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    })
 }
 
 impl fmt::Display for RandomShuffleExchange {
@@ -53,13 +70,8 @@ impl Exchange for RandomShuffleExchange {
             return Ok(Vec::new());
         };
         let all = concat(&first.schema(), &batches)?;
-        // Fisher-Yates over row indices.
         let mut idx: Vec<u32> = (0..all.num_rows() as u32).collect();
-        let mut state = mix(self.seed ^ 0xA5A5 ^ p as u64);
-        for i in (1..idx.len()).rev() {
-            state = mix(state);
-            idx.swap(i, (state % (i as u64 + 1)) as usize);
-        }
+        shuffle(&mut idx, mix(self.seed ^ 0xA5A5 ^ p as u64));
         Ok(vec![take_record_batch(&all, &UInt32Array::from(idx))?])
     }
 }
