@@ -12,6 +12,7 @@
 
 pub mod actor;
 pub mod api;
+pub(crate) mod execute;
 pub mod foreign;
 pub mod generator;
 pub mod ids;

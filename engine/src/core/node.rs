@@ -7,10 +7,8 @@
 //! segment and spill file and removes the session directory. Task code reaches the node
 //! through [`current`].
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
@@ -21,7 +19,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::core::actor::ActorControl;
-use crate::core::generator::{GenShared, GenSink};
+use crate::core::generator::GenShared;
 use crate::core::ids::{ActorId, JobId, NodeId, ObjectId, TaskId, WorkerId};
 use crate::core::owners::OwnerTable;
 use crate::core::resources::{ResourceName, ResourceSet};
@@ -29,11 +27,8 @@ use crate::core::scheduler::{Grant, Released, Scheduler};
 use crate::core::session;
 use crate::core::spill::Spiller;
 use crate::core::store::{Store, StoreConfig};
-use crate::core::task::{
-    Arg, CallCtx, CallError, EmitSink, Func, Output, Returns, TaskRequest, TaskSpec, TaskState,
-    lookup_registered,
-};
-use crate::error::{Error, FailureCause, Result};
+use crate::core::task::{Arg, Returns, TaskRequest, TaskSpec, TaskState};
+use crate::error::{Error, Result};
 
 static NODE: RwLock<Option<Arc<NodeInner>>> = RwLock::new(None);
 static LIFECYCLE: Mutex<()> = Mutex::new(());
@@ -592,7 +587,7 @@ impl NodeInner {
         arrive(Ok(()));
     }
 
-    fn enqueue(self: &Arc<Self>, task: Box<TaskSpec>) {
+    pub(crate) fn enqueue(self: &Arc<Self>, task: Box<TaskSpec>) {
         if self.sched.enqueue(task) {
             self.spawn_worker();
         }
@@ -656,148 +651,8 @@ impl NodeInner {
         }
     }
 
-    fn execute(self: &Arc<Self>, mut task: Box<TaskSpec>, grant: Grant) {
-        let result = self.run_once(&mut task, &grant);
-        // Resources and arguments go back before the outputs are sealed: whoever sees a
-        // result sees the task's resources free and its arguments released.
-        let released = self.sched.release_by_worker(&grant);
-        self.after_release(released);
-        match result {
-            Ok(outputs) => {
-                self.finish_task(&task);
-                match &task.returns {
-                    Returns::Fixed(ids) => {
-                        let ids = ids.clone();
-                        // Its outputs keep its spec (their store entries hold it) while
-                        // they live, to run it again when one is lost: moved from the
-                        // finished task, not copied at submission.
-                        let lineage = self.owners.keep(*task);
-                        for (id, (data, nested)) in ids.iter().zip(outputs) {
-                            let rebuild = lineage.clone().map(|l| l as Arc<dyn Any + Send + Sync>);
-                            // A failed seal (store full) fails that output; the rest go on.
-                            let _ = self.store.seal_rebuildable(*id, data, nested, rebuild);
-                        }
-                    }
-                    Returns::Streaming(g) => g.finish(Ok(())),
-                }
-            }
-            Err((err, retry)) => {
-                if retry && task.can_retry() && !task.state.is_cancelled() {
-                    task.attempt += 1;
-                    self.enqueue(task);
-                } else {
-                    fail_task_with(self, task, err);
-                }
-            }
-        }
-    }
-
-    /// Runs one attempt: its outputs (none for a streaming task, whose items are out), to be
-    /// sealed; `Err((error, retriable))` on failure.
-    fn run_once(
-        self: &Arc<Self>,
-        task: &mut TaskSpec,
-        grant: &Grant,
-    ) -> Result<Vec<Output>, (Error, bool)> {
-        if task.state.is_cancelled() {
-            return Err((Error::TaskCancelled(task.display_name()), false));
-        }
-        let mut args = Vec::with_capacity(task.args.len());
-        let mut pins = Vec::new();
-        for a in &task.args {
-            match a {
-                Arg::Value { data, .. } => args.push(data.clone()),
-                Arg::Ref(id) => {
-                    let (data, pin) = self.read_object(*id, true).map_err(|e| (e, false))?;
-                    args.push(data);
-                    pins.extend(pin);
-                }
-            }
-        }
-        let func = match &task.func {
-            Func::Closure(f) => f.clone(),
-            Func::Registered(name) => lookup_registered(name).map_err(|e| (e, false))?,
-            Func::Foreign(function) => crate::core::foreign::task_fn(self, *function, task),
-        };
-        let name = || task.display_name();
-        let gen_sink = match &task.returns {
-            Returns::Streaming(g) => Some(GenSink {
-                producer: g,
-                node: self,
-                state: &task.state,
-                task_name: &name,
-                index: Cell::new(0),
-            }),
-            Returns::Fixed(_) => None,
-        };
-        let cur = CurrentTask::new(task.id, Some(task.state.clone()), Some(grant.clone()), None);
-        let outcome = with_current(cur, || {
-            let mut ctx = CallCtx {
-                args,
-                name: &task.name,
-                id: task.id,
-                emitter: gen_sink.as_ref().map(|s| s as &dyn EmitSink),
-            };
-            catch_unwind(AssertUnwindSafe(|| func(&mut ctx)))
-        });
-        drop(pins);
-        let failed = |cause: FailureCause, message: String, attempts: u32| Error::TaskFailed {
-            task: name(),
-            cause,
-            message,
-            attempts,
-            payload: None,
-        };
-        match outcome {
-            Ok(Ok(outputs)) => match &task.returns {
-                Returns::Fixed(ids) => {
-                    if outputs.len() != ids.len() {
-                        return Err((
-                            Error::InvalidArgument(format!(
-                                "task {} returned {} values but num_returns={}",
-                                name(),
-                                outputs.len(),
-                                ids.len()
-                            )),
-                            false,
-                        ));
-                    }
-                    Ok(outputs)
-                }
-                Returns::Streaming(_) => Ok(Vec::new()),
-            },
-            Ok(Err(CallError::User(e))) if e.engine_error().is_some() => Err((
-                e.engine_error().cloned().unwrap_or(Error::Shutdown),
-                task.retry_exceptions,
-            )),
-            Ok(Err(CallError::User(e))) if e.is_worker_died() => Err((
-                failed(
-                    FailureCause::WorkerDied,
-                    e.message().to_string(),
-                    task.attempt,
-                ),
-                true,
-            )),
-            Ok(Err(CallError::User(e))) => Err((
-                Error::TaskFailed {
-                    task: name(),
-                    cause: FailureCause::UserError,
-                    message: e.message().to_string(),
-                    attempts: task.attempt,
-                    payload: e.payload().cloned(),
-                },
-                task.retry_exceptions,
-            )),
-            Ok(Err(CallError::Setup(e))) => Err((e, false)),
-            Err(payload) => Err((
-                failed(FailureCause::Panic, panic_message(payload), task.attempt),
-                true,
-            )),
-        }
-    }
-
     /// Bookkeeping when a task is done for good.
-    fn finish_task(&self, task: &TaskSpec) {
+    pub(crate) fn finish_task(&self, task: &TaskSpec) {
         let mut held = Vec::new();
         for a in &task.args {
             match a {

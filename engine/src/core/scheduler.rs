@@ -439,6 +439,13 @@ impl Scheduler {
         }
     }
 
+    /// The worker thread that took a task goes back to the queues while the task runs on
+    /// (a parked worker-process call, which keeps its grant until [`Scheduler::release`]):
+    /// it counts as a worker on its way to the queues, as after a release.
+    pub(crate) fn detach(&self) {
+        self.st.lock().waking += 1;
+    }
+
     /// A running task blocks (in `get`, `wait`, a generator): its resources go back to the
     /// pool so another worker can use them.
     pub(crate) fn block(&self, grant: &Grant) -> Released {

@@ -21,14 +21,16 @@
 //!
 //! Files: `value.rs` (values, refs, arguments and their wire forms), `node_api.rs` (the
 //! node's implementation: objects and tasks), `actors.rs` (the node's actor table and
-//! handles), `direct.rs` (calls the engine itself makes: `map_batches` UDFs), `serve.rs`
-//! (requests from workers), `client.rs` (the worker process's side).
+//! handles), `direct.rs` (calls the engine itself makes: `map_batches` UDFs), `running.rs`
+//! (tasks' calls in flight, parked off any thread), `serve.rs` (requests from workers),
+//! `client.rs` (the worker process's side).
 
 mod actors;
 mod client;
 mod direct;
 mod lent;
 mod node_api;
+mod running;
 mod serve;
 mod value;
 
@@ -54,8 +56,8 @@ pub use client::{
 pub use direct::{ForeignInstance, call_function};
 pub(crate) use lent::LentTable;
 pub use lent::{LentBatches, LentValue};
-pub(crate) use node_api::task_fn;
 pub use node_api::{ForeignGenerator, NodeApi};
+pub(crate) use running::dispatch;
 pub(crate) use serve::serve_request;
 pub use serve::{Reply, Request};
 pub use value::{ForeignArgs, ForeignRef, ForeignValue, PutValue};

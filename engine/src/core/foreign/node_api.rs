@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::actors::{ActorEntry, ForeignActor, anchor_holding, call_actor, create_actor, kill};
-use super::direct::as_current_call;
 use super::value::{ArgSegment, ArgSegments, ForeignObject, ids_from_wire};
 use super::{
     CoreApi, DatasetCall, DatasetReply, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask,
@@ -19,12 +18,8 @@ use crate::core::generator::ObjectRefGenerator;
 use crate::core::ids::{ActorId, ObjectId};
 use crate::core::node::{NodeInner, Submitted};
 use crate::core::object::{BytesFormat, ObjectData};
-use crate::core::task::{
-    Arg, CallCtx, CallError, EmitSink, ErasedFn, Func, Output, Returns, TaskSpec,
-};
-use crate::core::worker::{
-    Call, CallKind, CallOutcome, Emit, STREAMING_RETURNS, WireData, WireValue,
-};
+use crate::core::task::{Arg, EmitSink, Func, Output};
+use crate::core::worker::{CallOutcome, WireData, WireValue};
 use crate::error::{Error, Result, TaskResult, UserError};
 
 /// The core API of an in-process node.
@@ -308,67 +303,6 @@ fn lost_arg(id: ObjectId, task: &str) -> Error {
     }
 }
 
-/// The body of the foreign task `task` (its function is `function`): lease a worker, run
-/// the call, collect outputs (a generator's go to the task's stream as the worker emits
-/// them). Its first argument is the call's structure, the rest its refs.
-pub(crate) fn task_fn(
-    node: &Arc<NodeInner>,
-    function: FunctionId,
-    task: &TaskSpec,
-) -> Arc<ErasedFn> {
-    let refs: Vec<ObjectId> = task
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            Arg::Ref(id) => Some(*id),
-            Arg::Value { .. } => None,
-        })
-        .collect();
-    let (num_returns, streaming) = match &task.returns {
-        Returns::Fixed(ids) => (ids.len() as u32, false),
-        Returns::Streaming(_) => (0, true),
-    };
-    let node = Arc::downgrade(node);
-    Arc::new(move |ctx: &mut CallCtx<'_>| {
-        let node = node
-            .upgrade()
-            .ok_or(CallError::Setup(Error::NotInitialized))?;
-        let (args, segs) = wire_args(&node, &ctx.args, &refs).map_err(CallError::Setup)?;
-        let call = Call {
-            kind: CallKind::Task,
-            name: ctx.task_name(),
-            function,
-            function_bytes: None,
-            args,
-            num_returns: if streaming {
-                STREAMING_RETURNS
-            } else {
-                num_returns
-            },
-        };
-        let emitter = ctx.emitter;
-        let emit = |v: WireValue| emit_output(&node, emitter, v);
-        let emit: Option<Emit<'_>> = if streaming { Some(&emit) } else { None };
-        let worker = node.workers.lease(&node).map_err(CallError::Setup)?;
-        let ran = match as_current_call(
-            &worker,
-            || ctx.task_name(),
-            || worker.run_emitting(&node, call, emit),
-        ) {
-            Ok(ran) => ran,
-            Err(cancelled) => {
-                node.workers.give_back(worker);
-                return Err(CallError::User(cancelled));
-            }
-        };
-        // A worker that died is dropped (killed and reaped), never reused.
-        let (outcome, _later) = ran.map_err(CallError::User)?;
-        node.workers.give_back(worker);
-        let expected = if streaming { 0 } else { num_returns };
-        outputs(&node, outcome, expected, true, &segs).map_err(CallError::User)
-    })
-}
-
 /// Stores one output a generator task's worker emitted, as the next of the task's stream.
 pub(super) fn emit_output(
     node: &NodeInner,
@@ -392,7 +326,7 @@ pub(super) fn emit_output(
 
 /// The arguments as the worker gets them: the structure inline, each ref argument inline
 /// when small, else as its shared-memory segment (mapped, not copied).
-fn wire_args(
+pub(super) fn wire_args(
     node: &NodeInner,
     args: &[ObjectData],
     refs: &[ObjectId],

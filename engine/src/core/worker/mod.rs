@@ -2,7 +2,7 @@
 //! classes) run in processes the node starts with [`crate::Config::worker_command`] and reuses.
 //!
 //! ```text
-//!  node thread running task T ──Call──────────► worker process, call channel k
+//!  node (task T's call) ──Call──────────────────► worker process, call channel k
 //!        │ serves the worker's requests ◄─Request─┤ (nested submit / get / put / wait ...)
 //!        │ ─────────────────────Reply──────────►  │
 //!        ◄────────────────────Done(outputs)───────┘
@@ -12,9 +12,14 @@
 //!   Unix socket per channel. A worker opens `channels` call channels plus one client
 //!   channel (requests from threads that are not running a call, e.g. an async actor's
 //!   event loop), each starting with [`FromWorker::Hello`].
-//! - **Calls** run on the node thread that holds the task's (or actor's) resources; it
-//!   serves the worker's requests itself, so a worker blocked in `get` hands its CPU back
-//!   exactly like a Rust task does, and nested tasks never deadlock.
+//! - **Calls** hold the task's (or actor's) resources while they run, and the worker's
+//!   requests are served as the task (its context set), so a worker blocked in `get` hands
+//!   its CPU back exactly like a Rust task does, and nested tasks never deadlock. A task's
+//!   call is a [`CallInFlight`]: the scheduler's thread writes it and waits a moment; a
+//!   longer call is parked and the node's I/O runtime watches its socket
+//!   (`core::foreign::dispatch`), so no thread waits on a running task. Actor calls and
+//!   the engine's direct calls are read by the thread that made them. The client channel
+//!   is watched the same way: no thread per worker process either.
 //! - **Lifetimes**: task workers return to an idle list after each call and are reused (the
 //!   pool, `pool.rs`, stops those idle past `idle_worker_killing_time_threshold` beyond
 //!   `num_workers_soft_limit` idle ones); an actor has a worker of its own for its life. A worker's stdin is a pipe the node never
@@ -40,7 +45,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -238,7 +242,7 @@ struct SendAhead {
 /// reply usually comes within it, and waking from a blocking read costs more than the call.
 /// (Workers never spin for their next call: on a small machine a spinning worker takes the
 /// CPU of the threads that would send it, and pipelined calls slow down by half.)
-const READ_SPIN: Duration = Duration::from_micros(50);
+pub(crate) const READ_SPIN: Duration = Duration::from_micros(50);
 
 /// Reads one frame from a socket, spinning (yielding) for at most `spin` while nothing has
 /// arrived before blocking.
@@ -246,10 +250,17 @@ fn read_frame_spinning<T: DeserializeOwned>(
     s: &mut UnixStream,
     spin: Duration,
 ) -> std::io::Result<T> {
+    arrives_within(s, spin);
+    read_frame(s)
+}
+
+/// Whether a frame (or the end of the stream, or an error) can be read from `s` without
+/// blocking, spinning (yielding) for at most `spin` until it can; nothing is consumed.
+fn arrives_within(s: &UnixStream, spin: Duration) -> bool {
     use std::os::fd::AsRawFd;
     let until = Instant::now() + spin;
     let mut byte = 0u8;
-    while !spin.is_zero() {
+    loop {
         // SAFETY: a one-byte peek into a local buffer on an open socket; nothing is consumed.
         let n = unsafe {
             libc::recv(
@@ -260,12 +271,61 @@ fn read_frame_spinning<T: DeserializeOwned>(
             )
         };
         let again = n < 0 && std::io::Error::last_os_error().kind() == ErrorKind::WouldBlock;
-        if !again || Instant::now() >= until {
-            break;
+        if !again {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
         }
         std::thread::yield_now();
     }
-    read_frame(s)
+}
+
+/// [`arrives_within`] `spin`, then waits (sleeping in `poll`) at most `wait` more.
+fn arrives_waiting(s: &UnixStream, spin: Duration, wait: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    if arrives_within(s, spin) {
+        return true;
+    }
+    if wait.is_zero() {
+        return false;
+    }
+    let mut pfd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(wait.as_millis().max(1)).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd for an open socket, for the duration of the call.
+    let n = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    n != 0
+}
+
+/// Waits until `fd`, a socket its caller keeps open while this runs, is readable; false
+/// when it cannot be watched (the caller then reads blocking). Call it on the node's I/O
+/// runtime. The registration ends before this returns, so the socket may be read and
+/// closed anywhere afterwards.
+pub(crate) async fn readable(fd: std::os::fd::RawFd) -> bool {
+    struct Fd(std::os::fd::RawFd);
+    impl std::os::fd::AsRawFd for Fd {
+        fn as_raw_fd(&self) -> std::os::fd::RawFd {
+            self.0
+        }
+    }
+    // SAFETY: the caller keeps the socket open while this runs (its owner is held across
+    // the await), and `watched` is dropped (deregistered) when this returns.
+    let Ok(watched) = (unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(Fd(fd), tokio::io::Interest::READABLE)
+    }) else {
+        return false;
+    };
+    match watched.readable().await {
+        Ok(mut ready) => {
+            ready.clear_ready();
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// Reads one frame.
@@ -382,7 +442,6 @@ pub(crate) struct WorkerProc {
     /// Calls [`WorkerProc::send`] took whose outcome was not received yet.
     ahead: Mutex<SendAhead>,
     pub(crate) shared: Arc<WorkerShared>,
-    client: Option<JoinHandle<()>>,
     live: Arc<Mutex<HashMap<u64, u32>>>,
 }
 
@@ -555,38 +614,128 @@ impl WorkerProc {
         spin: bool,
         emit: Option<Emit<'_>>,
     ) -> std::result::Result<Ran<bool>, UserError> {
-        let died = |e: std::io::Error| self.died(name, e);
         let spin = if spin { READ_SPIN } else { Duration::ZERO };
         loop {
-            match read_frame_spinning::<FromWorker>(ch, spin).map_err(died)? {
-                FromWorker::Done {
-                    sync,
-                    outcome,
-                    arena_kept,
-                } => {
-                    self.shared.acquire(node, &sync.acquired);
-                    let later = ReleaseLater {
-                        shared: self.shared.clone(),
-                        ids: sync.released,
-                    };
-                    return Ok((outcome, later, arena_kept));
-                }
-                FromWorker::Request { sync, req } => {
-                    self.shared.apply(node, sync);
-                    let reply = match (req, emit) {
-                        (Request::Emit(v), Some(emit)) => emit(v).map(|()| Reply::Unit),
-                        (req, _) => serve_request(node, &self.shared, req),
-                    };
-                    write_frame(ch, &ToWorker::Reply(reply)).map_err(died)?;
-                }
-                FromWorker::Hello { .. } => {
-                    return Err(UserError::worker_died(format!(
-                        "the worker process (pid {}) broke the protocol",
-                        self.shared.pid
-                    )));
-                }
+            let frame =
+                read_frame_spinning::<FromWorker>(ch, spin).map_err(|e| self.died(name, e))?;
+            if let Some(ran) = self.on_frame(node, ch, name, frame, emit)? {
+                return Ok(ran);
             }
         }
+    }
+
+    /// Handles one frame of the running call `name`: its outcome, or a request of the
+    /// worker's, served and answered (`None`).
+    fn on_frame(
+        &self,
+        node: &Arc<NodeInner>,
+        ch: &mut UnixStream,
+        name: &str,
+        frame: FromWorker,
+        emit: Option<Emit<'_>>,
+    ) -> std::result::Result<Option<Ran<bool>>, UserError> {
+        match frame {
+            FromWorker::Done {
+                sync,
+                outcome,
+                arena_kept,
+            } => {
+                self.shared.acquire(node, &sync.acquired);
+                let later = ReleaseLater {
+                    shared: self.shared.clone(),
+                    ids: sync.released,
+                };
+                Ok(Some((outcome, later, arena_kept)))
+            }
+            FromWorker::Request { sync, req } => {
+                self.shared.apply(node, sync);
+                let reply = match (req, emit) {
+                    (Request::Emit(v), Some(emit)) => emit(v).map(|()| Reply::Unit),
+                    (req, _) => serve_request(node, &self.shared, req),
+                };
+                write_frame(ch, &ToWorker::Reply(reply)).map_err(|e| self.died(name, e))?;
+                Ok(None)
+            }
+            FromWorker::Hello { .. } => Err(UserError::worker_died(format!(
+                "the worker process (pid {}) broke the protocol",
+                self.shared.pid
+            ))),
+        }
+    }
+}
+
+/// A task's call written to a worker process whose outcome has not been read yet: what
+/// reading it takes, off any thread's stack. The thread that wrote it need not wait for
+/// it: whichever thread sees the socket readable reads the next frames
+/// ([`CallInFlight::advance`]), serving the worker's requests, until the outcome.
+pub(crate) struct CallInFlight {
+    worker: WorkerProc,
+    ch: Option<CallChannel>,
+    name: String,
+}
+
+impl CallInFlight {
+    /// Writes `call` on a free channel of `worker` (a leased task worker). An error means
+    /// the worker died; it is dropped (killed and reaped).
+    pub(crate) fn start(worker: WorkerProc, call: Call) -> std::result::Result<Self, UserError> {
+        let mut ch = worker.calls.lock().pop().ok_or_else(|| {
+            UserError::msg("internal: no free channel to the worker process (a bug)")
+        })?;
+        let name = worker.write_call(&mut ch.stream, call)?;
+        Ok(CallInFlight {
+            worker,
+            ch: Some(ch),
+            name,
+        })
+    }
+
+    /// The socket the call's frames come on (to wait for it to be readable).
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.ch.as_ref().map_or(-1, |ch| ch.stream.as_raw_fd())
+    }
+
+    /// Reads and serves the worker's frames until the call's outcome (`Some`), or until
+    /// no frame has come after spinning `spin` and then sleeping `wait` (`None`; `wait`
+    /// `None`: as long as it takes). Keep the [`ReleaseLater`] until the outcome's values
+    /// are stored. `Err`: the worker died.
+    pub(crate) fn advance(
+        &mut self,
+        node: &Arc<NodeInner>,
+        spin: Duration,
+        wait: Option<Duration>,
+        emit: Option<Emit<'_>>,
+    ) -> std::result::Result<Option<(CallOutcome, ReleaseLater)>, UserError> {
+        let ch = self
+            .ch
+            .as_mut()
+            .ok_or_else(|| UserError::msg("internal: a finished call read again (a bug)"))?;
+        loop {
+            if let Some(wait) = wait
+                && !arrives_waiting(&ch.stream, spin, wait)
+            {
+                return Ok(None);
+            }
+            let frame = read_frame::<FromWorker>(&mut ch.stream)
+                .map_err(|e| self.worker.died(&self.name, e))?;
+            if let Some((outcome, later, kept)) =
+                self.worker
+                    .on_frame(node, &mut ch.stream, &self.name, frame, emit)?
+            {
+                if kept {
+                    ch.arena = None;
+                }
+                return Ok(Some((outcome, later)));
+            }
+        }
+    }
+
+    /// The worker, its channel free again: after the outcome, to give it back.
+    pub(crate) fn into_worker(mut self) -> WorkerProc {
+        if let Some(ch) = self.ch.take() {
+            self.worker.calls.lock().push(ch);
+        }
+        self.worker
     }
 }
 
@@ -600,8 +749,8 @@ impl Drop for WorkerProc {
             let _ = self.child.wait();
         }
         self.calls.lock().clear();
-        if let Some(h) = self.client.take() {
-            let _ = h.join();
-        }
+        // The refs it held go now (its client channel's server notices the end later).
+        let held = std::mem::take(&mut *self.shared.held.lock());
+        drop(held);
     }
 }

@@ -4,12 +4,13 @@
 //! `idle_worker_killing_time_threshold_ms`).
 
 use std::collections::{HashMap, HashSet};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,20 +25,42 @@ use crate::core::foreign::serve_request;
 use crate::core::node::NodeInner;
 use crate::error::{Error, Result};
 
-/// Serves a worker's client channel until it closes.
-fn serve_client(node: std::sync::Weak<NodeInner>, shared: Arc<WorkerShared>, mut ch: UnixStream) {
-    while let Ok(msg) = read_frame::<FromWorker>(&mut ch) {
-        let FromWorker::Request { sync, req } = msg else {
-            break;
-        };
-        let Some(node) = node.upgrade() else { break };
-        shared.apply(&node, sync);
-        let reply = serve_request(&node, &shared, req);
-        drop(node);
-        if write_frame(&mut ch, &ToWorker::Reply(reply)).is_err() {
-            break;
+/// Serves a worker's client channel until it closes. No thread waits on it: the node's
+/// I/O runtime watches the socket, and each request is read and served on a blocking
+/// thread (bound to the node).
+async fn serve_client(node: Weak<NodeInner>, shared: Arc<WorkerShared>, mut ch: UnixStream) {
+    loop {
+        // Not watchable: read (blocking) on the blocking thread.
+        let watched = super::readable(ch.as_raw_fd()).await;
+        let (node, shared) = (node.clone(), shared.clone());
+        let served = tokio::task::spawn_blocking(move || {
+            let arrived = !watched || super::arrives_within(&ch, Duration::ZERO);
+            let open = !arrived || serve_one(&node, &shared, &mut ch);
+            open.then_some(ch)
+        })
+        .await;
+        match served {
+            Ok(Some(open)) => ch = open,
+            _ => return,
         }
     }
+}
+
+/// Reads one request from a worker's client channel and answers it; false when the
+/// channel is done (closed, broken, or the node is gone).
+fn serve_one(node: &Weak<NodeInner>, shared: &WorkerShared, ch: &mut UnixStream) -> bool {
+    let Ok(FromWorker::Request { sync, req }) = read_frame::<FromWorker>(ch) else {
+        return false;
+    };
+    let Some(node) = node.upgrade() else {
+        return false;
+    };
+    let reply = crate::core::node::enter(&node, || {
+        shared.apply(&node, sync);
+        serve_request(&node, shared, req)
+    });
+    drop(node);
+    write_frame(ch, &ToWorker::Reply(reply)).is_ok()
 }
 
 type Arrivals = Sender<(u32, UnixStream)>;
@@ -197,14 +220,11 @@ impl WorkerPool {
         let client_ch = conns
             .pop()
             .ok_or_else(|| Error::Internal("no client channel".into()))?;
-        let (weak, sh) = (Arc::downgrade(node), shared.clone());
-        let client = std::thread::Builder::new()
-            .name("volley-worker-client".into())
-            .spawn(move || {
-                crate::core::node::bind_thread(&weak);
-                serve_client(weak, sh, client_ch)
-            })
-            .map_err(|e| Error::io("starting a worker client thread", e))?;
+        node.io_runtime()?.spawn(serve_client(
+            Arc::downgrade(node),
+            shared.clone(),
+            client_ch,
+        ));
         Ok(WorkerProc {
             token,
             child,
@@ -219,7 +239,6 @@ impl WorkerPool {
             ),
             ahead: Mutex::new(SendAhead::default()),
             shared,
-            client: Some(client),
             live: self.live.clone(),
         })
     }
@@ -272,10 +291,15 @@ impl WorkerPool {
 
     /// An idle task worker (the one idle for the shortest time), or a new one.
     pub(crate) fn lease(&self, node: &Arc<NodeInner>) -> Result<WorkerProc> {
-        if let Some((w, _)) = self.idle.list.lock().pop() {
-            return Ok(w);
+        match self.idle() {
+            Some(w) => Ok(w),
+            None => self.spawn(node, 1),
         }
-        self.spawn(node, 1)
+    }
+
+    /// An idle task worker (the one idle for the shortest time), if any.
+    pub(crate) fn idle(&self) -> Option<WorkerProc> {
+        self.idle.list.lock().pop().map(|(w, _)| w)
     }
 
     /// Takes a task worker back for reuse.
