@@ -537,6 +537,22 @@ fn node_and_job(py: Python<'_>) -> Res<(String, String)> {
     py.detach(|| eng(foreign::node_and_job()))
 }
 
+/// Where the objects' copies are, in order: (node ids holding it in memory, size in bytes,
+/// spilled), or `None` for an object its owner knows nothing of.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn object_copies(
+    py: Python<'_>,
+    refs: Vec<PyRef<'_, PyObjectRef>>,
+) -> Res<Vec<Option<(Vec<String>, u64, bool)>>> {
+    let refs: Vec<ForeignRef> = refs.iter().map(|r| r.inner.clone()).collect();
+    let copies = py.detach(|| eng(foreign::object_copies(&refs)))?;
+    Ok(copies
+        .into_iter()
+        .map(|c| c.map(|c| (c.node_ids, c.size, c.spilled)))
+        .collect())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Placement groups
 // ---------------------------------------------------------------------------------------------
@@ -854,6 +870,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(resources, m)?)?;
     m.add_function(wrap_pyfunction!(node_and_job, m)?)?;
+    m.add_function(wrap_pyfunction!(object_copies, m)?)?;
     m.add_function(wrap_pyfunction!(max_inline_object_size, m)?)?;
     m.add_function(wrap_pyfunction!(lend_batches, m)?)?;
     m.add_function(wrap_pyfunction!(next_lent, m)?)?;

@@ -186,3 +186,81 @@ def test_await_an_object_ref(rt):
 
     assert asyncio.run(main()) == 7
     assert seven.remote().future().result(timeout=30) == 7
+
+
+def test_get_object_locations_reports_copies_as_ray(tmp_path):
+    """``ray.experimental.get_object_locations``: an object's owner says which nodes hold it
+    in memory, its size and whether it spilled — in the driver and from a task; a pending
+    output has no copy yet, a failed one is left out, and before ``init`` it is an error."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import json, time
+        import numpy as np
+        import volley
+        from volley.experimental import get_local_object_locations, get_object_locations
+
+        try:
+            get_object_locations([])
+            print("no error before init")
+        except RuntimeError as e:
+            before_init = str(e)
+        volley.init(num_cpus=2, object_store_memory=48 << 20)
+        node = volley.get_runtime_context().get_node_id()
+
+        @volley.remote
+        def slow():
+            time.sleep(2)
+            return 1
+
+        @volley.remote
+        def fails():
+            raise ValueError("no")
+
+        @volley.remote
+        def where(refs):
+            from volley.experimental import get_object_locations
+            found = get_object_locations(refs)
+            return [found.get(r) for r in refs]
+
+        a = volley.put(np.ones(2 << 20, dtype=np.int64))  # 16 MiB
+        pending, bad = slow.remote(), fails.remote()
+        volley.wait([bad])
+        first = get_object_locations([a, pending, bad])
+        local = get_local_object_locations([a])
+        from_task = volley.get(where.remote([a]))
+        keep = [volley.put(np.zeros(2 << 20, dtype=np.int64)) for _ in range(3)]  # a spills
+        spilled = get_object_locations([a])[a]
+        assert int(volley.get(a)[0]) == 1
+        print(json.dumps({
+            "node": node, "before_init": before_init, "a": first[a], "local": local[a],
+            "pending": first[pending], "bad_left_out": bad not in first,
+            "from_task": from_task[0], "spilled": spilled,
+        }))
+        volley.shutdown()
+        """
+    )
+    path = tmp_path / "driver.py"
+    path.write_text(script)
+    out = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    import json
+
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    node = r["node"]
+    assert r["before_init"] == "Ray hasn't been initialized."
+    assert r["a"]["node_ids"] == [node] and r["a"]["did_spill"] is False
+    assert (2 << 20) * 8 <= r["a"]["object_size"] < (2 << 20) * 8 + 4096
+    assert r["local"] == r["a"] and r["from_task"] == r["a"]
+    assert r["pending"] == {"node_ids": [], "object_size": 0, "did_spill": False}
+    assert r["bad_left_out"] is True
+    assert r["spilled"] == {
+        "node_ids": [],
+        "object_size": r["a"]["object_size"],
+        "did_spill": True,
+    }

@@ -4,6 +4,9 @@
 //! - **Owner.** An object's id names the worker that created it (its task's owner), and so
 //!   its node: an object this node does not hold and does not own is *elsewhere*
 //!   ([`Location::Elsewhere`]), which is not the same as *lost*.
+//! - **Copies.** Where an object's bytes are ([`OwnerTable::copies`], Ray's
+//!   `get_object_locations`): in this node's memory, in its spill file. One node holds the
+//!   only copy today; the cluster adds the copies other nodes fetched.
 //! - **Lineage.** For every retryable task with fixed outputs, the node keeps the task's
 //!   spec (function, arguments, options) while any of its outputs lives: when the task
 //!   finishes, [`OwnerTable::keep`] turns its spec into the lineage and the store keeps it
@@ -18,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::core::ids::{NodeId, ObjectId};
 use crate::core::resources::ResourceSet;
-use crate::core::store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::core::store::{Store, StoreCopy};
 use crate::core::task::{Arg, Func, Returns, SchedulingStrategy, TaskSpec};
 
 /// What it takes to run a task again. Its bytes count against the owner's budget until
@@ -83,6 +88,17 @@ pub(crate) enum Location {
     Elsewhere(NodeId),
 }
 
+/// Where an object's copies are, as its owner answers (Ray's `get_object_locations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCopies {
+    /// The nodes holding it in memory (ids, hex).
+    pub node_ids: Vec<String>,
+    /// Its size in bytes (0 while its task runs).
+    pub size: u64,
+    /// Whether it was spilled (a copy lives in its spill file).
+    pub spilled: bool,
+}
+
 /// The node's owner table.
 pub(crate) struct OwnerTable {
     node: NodeId,
@@ -140,6 +156,31 @@ impl OwnerTable {
         } else {
             Location::Here
         }
+    }
+
+    /// Where the copies of the object `id` are; `None` when this node knows nothing of it
+    /// (freed, failed, or another node's).
+    pub(crate) fn copies(&self, id: ObjectId, store: &Store) -> Option<ObjectCopies> {
+        Some(match store.copy_of(id)? {
+            StoreCopy::Pending => ObjectCopies {
+                node_ids: Vec::new(),
+                size: 0,
+                spilled: false,
+            },
+            StoreCopy::Ready {
+                in_memory,
+                spilled,
+                size,
+            } => ObjectCopies {
+                node_ids: if in_memory {
+                    vec![self.node.to_string()]
+                } else {
+                    Vec::new()
+                },
+                size,
+                spilled,
+            },
+        })
     }
 
     /// The lineage of the task that made `id`, as the store keeps it.

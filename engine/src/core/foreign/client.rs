@@ -13,6 +13,7 @@ use arrow::buffer::Buffer;
 use memmap2::Mmap;
 use parking_lot::Mutex;
 
+use super::ObjectCopies;
 use super::actors::{ForeignActor, actor_wire};
 use super::node_api::ForeignGenerator;
 use super::serve::{Reply, Request, unexpected};
@@ -346,6 +347,15 @@ impl CoreApi for WorkerClient {
     fn resources(&self, available: bool) -> Result<Vec<(String, f64)>> {
         match self.request(Request::Resources { available })? {
             Reply::Resources(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn copies(&self, ids: &[ObjectId]) -> Result<Vec<Option<ObjectCopies>>> {
+        match self.request(Request::Copies {
+            ids: to_wire_ids(ids.iter().copied()),
+        })? {
+            Reply::Copies(c) => Ok(c),
             other => Err(unexpected(&other)),
         }
     }

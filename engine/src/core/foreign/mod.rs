@@ -47,6 +47,7 @@ use crate::core::node::current;
 use crate::error::{Error, Result};
 
 pub use crate::core::options::{ForeignActorOptions, ForeignTaskOptions};
+pub use crate::core::owners::ObjectCopies;
 pub use actors::ForeignActor;
 pub(crate) use actors::ForeignActors;
 pub use client::{
@@ -155,6 +156,8 @@ pub trait CoreApi {
     fn resources(&self, available: bool) -> Result<Vec<(String, f64)>>;
     /// The ids (hex) of the node this process belongs to and of its job.
     fn node_and_job(&self) -> Result<(String, String)>;
+    /// Where the objects' copies are, in order (`None`: unknown to their owner).
+    fn copies(&self, ids: &[ObjectId]) -> Result<Vec<Option<ObjectCopies>>>;
     /// The next batch of the dataset iterator lent under `anchor` ([`lend_batches`]), as an
     /// object; `None` once it is exhausted.
     fn next_lent(&self, anchor: ObjectId) -> Result<Option<ForeignRef>>;
@@ -375,4 +378,11 @@ fn node_side(what: &str) -> Result<NodeApi> {
 /// The ids (hex) of the node this process belongs to and of its job.
 pub fn node_and_job() -> Result<(String, String)> {
     api(|a| a.node_and_job())
+}
+
+/// Where the objects' copies are (Ray's `get_object_locations`), in order; `None` for an
+/// object its owner knows nothing of (freed, failed).
+pub fn object_copies(refs: &[ForeignRef]) -> Result<Vec<Option<ObjectCopies>>> {
+    let ids: Vec<ObjectId> = refs.iter().map(ForeignRef::id).collect();
+    api(|a| a.copies(&ids))
 }

@@ -11,7 +11,7 @@ use super::actors::{ActorEntry, ForeignActor, anchor_holding, call_actor, create
 use super::value::{ArgSegment, ArgSegments, ForeignObject, ids_from_wire};
 use super::{
     CoreApi, DatasetCall, DatasetReply, ForeignActorOptions, ForeignArgs, ForeignRef, ForeignTask,
-    ForeignValue, FunctionId, PutValue, function_bytes,
+    ForeignValue, FunctionId, ObjectCopies, PutValue, function_bytes,
 };
 use crate::core::api::{ObjectRef, RawRef};
 use crate::core::generator::ObjectRefGenerator;
@@ -247,6 +247,14 @@ impl CoreApi for NodeApi {
 
     fn node_and_job(&self) -> Result<(String, String)> {
         Ok((self.node.id.to_string(), self.node.job.to_string()))
+    }
+
+    fn copies(&self, ids: &[ObjectId]) -> Result<Vec<Option<ObjectCopies>>> {
+        let node = &self.node;
+        Ok(ids
+            .iter()
+            .map(|id| node.owners.copies(*id, &node.store))
+            .collect())
     }
 
     fn next_lent(&self, anchor: ObjectId) -> Result<Option<ForeignRef>> {

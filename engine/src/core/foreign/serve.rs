@@ -15,6 +15,7 @@ use super::{
     PutValue, register_function,
 };
 use crate::core::node::NodeInner;
+use crate::core::owners::ObjectCopies;
 use crate::core::worker::{WireData, WireId, WireValue, WorkerShared};
 use crate::error::{Error, Result};
 
@@ -113,6 +114,11 @@ pub enum Request {
         /// Free now, or all.
         available: bool,
     },
+    /// [`CoreApi::copies`].
+    Copies {
+        /// The objects.
+        ids: Vec<WireId>,
+    },
     /// [`CoreApi::run_dataset`].
     Dataset {
         /// The operation, as the data layer encoded it.
@@ -151,6 +157,8 @@ pub enum Reply {
     },
     /// Resources by name.
     Resources(Vec<(String, f64)>),
+    /// Where objects' copies are, in the order asked.
+    Copies(Vec<Option<ObjectCopies>>),
     /// A dataset operation's outcome, and new refs (counted for the worker).
     Dataset {
         /// As the data layer encoded it.
@@ -298,6 +306,7 @@ pub(crate) fn serve_request(
             hand_out(shared, api.next_lent(anchor)?.into_iter().collect())
         }
         Request::Resources { available } => Ok(Reply::Resources(api.resources(available)?)),
+        Request::Copies { ids } => Ok(Reply::Copies(api.copies(&ids_from_wire(&ids)?)?)),
         Request::Dataset {
             op,
             refs,

@@ -184,6 +184,19 @@ pub struct StoreStats {
     pub segments_created_total: u64,
 }
 
+/// The copy of an object a store holds ([`Store::copy_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreCopy {
+    /// Its task has not finished.
+    Pending,
+    /// Sealed: in memory, in its spill file, or both; `size` bytes.
+    Ready {
+        in_memory: bool,
+        spilled: bool,
+        size: u64,
+    },
+}
+
 /// Keeps an object pinned while alive.
 pub(crate) struct PinGuard {
     store: Weak<Store>,
@@ -393,6 +406,21 @@ impl Store {
     pub(crate) fn status(&self, id: ObjectId) -> Option<Result<()>> {
         let g = self.inner.lock();
         status_of(&g, id)
+    }
+
+    /// The copy of the object this store holds: `None` when it holds none (unknown, freed or
+    /// failed).
+    pub(crate) fn copy_of(&self, id: ObjectId) -> Option<StoreCopy> {
+        let g = self.inner.lock();
+        match &g.entries.get(&id)?.state {
+            State::Pending => Some(StoreCopy::Pending),
+            State::Ready(r) => Some(StoreCopy::Ready {
+                in_memory: r.data.is_some() || r.segment.is_some(),
+                spilled: r.spill.is_some(),
+                size: r.size,
+            }),
+            State::Failed(_) => None,
+        }
     }
 
     /// Calls `waiter` when the object is sealed or failed — now, if it already is.
