@@ -55,7 +55,8 @@ pub struct Config {
     /// `ObjectStoreFull` (`VOLLEY_OBJECT_STORE_FULL_TIMEOUT_MS`). Default 10 s.
     pub object_store_full_timeout: Duration,
     /// Upper bound of worker threads for tasks, counting threads blocked in `get`
-    /// (`VOLLEY_MAX_WORKER_THREADS`). Default 1024.
+    /// (`VOLLEY_MAX_WORKER_THREADS`), and of the I/O runtime's blocking threads (which
+    /// serve parked Python tasks' requests). Default 1024.
     pub max_worker_threads: usize,
     /// Default `max_retries` of tasks (`VOLLEY_TASK_MAX_RETRIES`; Ray default 3).
     pub task_max_retries: i32,

@@ -270,8 +270,11 @@ pub(crate) fn start(config: Config) -> Result<Arc<NodeInner>> {
         let _ = std::fs::remove_dir_all(&session_dir);
         e
     };
+    // Its blocking threads serve parked Python tasks' requests (a nested `get` waits on
+    // one): bounded like the worker threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .max_blocking_threads(config.max_worker_threads)
         .thread_name("volley-io")
         .enable_all()
         .build()
