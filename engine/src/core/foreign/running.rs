@@ -238,7 +238,14 @@ impl Running {
             ..
         } = self;
         let task = task.as_deref()?;
-        let running = call.as_mut()?;
+        let Some(running) = call.as_mut() else {
+            // A task with no call in flight cannot go on: end it rather than wait forever.
+            let bug = Error::Internal(format!(
+                "{}: no call in flight (a bug)",
+                task.display_name()
+            ));
+            return Some(Err((bug, false)));
+        };
         let name = || task.display_name();
         let sink = match &task.returns {
             Returns::Streaming(g) => Some(GenSink {
