@@ -19,10 +19,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::core::ids::{NodeId, ObjectId};
-use crate::core::resources::ResourceSet;
 use serde::{Deserialize, Serialize};
 
+use crate::core::ids::{NodeId, ObjectId};
+use crate::core::resources::ResourceSet;
 use crate::core::store::{Store, StoreCopy};
 use crate::core::task::{Arg, Func, Returns, SchedulingStrategy, TaskSpec};
 

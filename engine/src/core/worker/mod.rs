@@ -250,7 +250,9 @@ fn read_frame_spinning<T: DeserializeOwned>(
     s: &mut UnixStream,
     spin: Duration,
 ) -> std::io::Result<T> {
-    arrives_within(s, spin);
+    if !spin.is_zero() {
+        arrives_within(s, spin);
+    }
     read_frame(s)
 }
 
@@ -486,9 +488,7 @@ impl WorkerProc {
         prepare: impl FnOnce(&mut Option<Arena>) -> std::result::Result<(Call, T), UserError>,
         emit: Option<Emit<'_>>,
     ) -> std::result::Result<Ran<T>, UserError> {
-        let mut ch = self.calls.lock().pop().ok_or_else(|| {
-            UserError::msg("internal: no free channel to the worker process (a bug)")
-        })?;
+        let mut ch = self.free_channel()?;
         let (call, prepared) = match prepare(&mut ch.arena) {
             Ok(p) => p,
             Err(e) => {
@@ -570,6 +570,13 @@ impl WorkerProc {
         }
         // Pipelined calls send no arena arguments.
         out.map(|(outcome, later, _)| (outcome, later))
+    }
+
+    /// A call channel no call is using (give it back to `calls` after the call).
+    fn free_channel(&self) -> std::result::Result<CallChannel, UserError> {
+        self.calls.lock().pop().ok_or_else(|| {
+            UserError::msg("internal: no free channel to the worker process (a bug)")
+        })
     }
 
     fn died(&self, name: &str, e: std::io::Error) -> UserError {
@@ -678,9 +685,7 @@ impl CallInFlight {
     /// Writes `call` on a free channel of `worker` (a leased task worker). An error means
     /// the worker died; it is dropped (killed and reaped).
     pub(crate) fn start(worker: WorkerProc, call: Call) -> std::result::Result<Self, UserError> {
-        let mut ch = worker.calls.lock().pop().ok_or_else(|| {
-            UserError::msg("internal: no free channel to the worker process (a bug)")
-        })?;
+        let mut ch = worker.free_channel()?;
         let name = worker.write_call(&mut ch.stream, call)?;
         Ok(CallInFlight {
             worker,
