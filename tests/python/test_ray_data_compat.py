@@ -644,3 +644,73 @@ def test_whole_dataset_aggregates_name_their_values_as_ray_does(rt):
     assert ds.sum("b", ignore_nulls=False) is None
     assert ds.max("b") == 7.5
     assert rt.data.range(10).filter(expr="id > 50").sum("id") is None
+
+
+def _jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_json_lines_with_lists_nested_objects_and_mixed_numbers_read_as_pyarrow(rt, tmp_path):
+    import pyarrow.json as pj
+
+    # Integers for 200,000 rows, then one float: pyarrow reads the column as double
+    # (the engine's first sample said int64 and truncated 0.5 to 0).
+    _jsonl(tmp_path / "late.jsonl", [{"v": i} for i in range(200_000)] + [{"v": 0.5}])
+    ds = rt.data.read_json(str(tmp_path / "late.jsonl"))
+    assert ds.schema().types == [pa.float64()]
+    assert ds.take_all()[-1] == {"v": 0.5}
+    assert ds.sum("v") == pytest.approx(sum(range(200_000)) + 0.5)
+    rows = [
+        {"z": 1, "tags": ["a", "b"], "pt": {"y": 2, "x": 1}, "m": [1, 2.5]},
+        {"z": 2, "tags": [], "pt": {"y": 3}, "m": None, "late": True},
+        {"z": 3, "tags": None, "m": [3]},
+    ]
+    _jsonl(tmp_path / "mixed.jsonl", rows)
+    want = pj.read_json(str(tmp_path / "mixed.jsonl"))
+    got = rt.data.read_json(str(tmp_path / "mixed.jsonl"))
+    # Columns (and struct fields) in the order their keys first appear, as pyarrow's.
+    assert got.schema().names == want.schema.names == ["z", "tags", "pt", "m", "late"]
+    assert got.schema().types == want.schema.types
+    assert got.take_all() == want.to_pylist()
+
+
+def test_json_files_with_different_columns_and_types_widen_or_fail_naming_the_file(
+    rt, tmp_path
+):
+    d = tmp_path / "multi"
+    d.mkdir()
+    _jsonl(d / "a.jsonl", [{"a": 1, "s": {"x": 1}}, {"a": 2}])
+    _jsonl(d / "b.jsonl", [{"a": 1.5, "c": "z", "s": {"y": "q"}}])
+    ds = rt.data.read_json(str(d))
+    assert ds.columns() == ["a", "s", "c"]
+    assert sorted(ds.take_all(), key=lambda r: r["a"]) == [
+        {"a": 1.0, "s": {"x": 1, "y": None}, "c": None},
+        {"a": 1.5, "s": {"x": None, "y": "q"}, "c": "z"},
+        {"a": 2.0, "s": None, "c": None},
+    ]
+    _jsonl(d / "b.jsonl", [{"a": "text"}])
+    with pytest.raises(Exception, match=r"b\.jsonl.*column \"a\" holds Utf8"):
+        rt.data.read_json(str(d)).take_all()
+
+
+def test_union_of_schemas_that_differ_only_in_nullability(rt, tmp_path):
+    strict = pa.schema([pa.field("id", pa.int64(), nullable=False)])
+    pq.write_table(pa.table({"id": [1, 2]}, schema=strict), tmp_path / "strict.parquet")
+    (tmp_path / "loose.csv").write_text("id\n3\n\n")  # a blank line: no row
+    (tmp_path / "nulls.jsonl").write_text('{"id": 4}\n{"id": null}\n')
+    parquet = rt.data.read_parquet(str(tmp_path / "strict.parquet"))
+    assert not parquet.schema().base_schema.field("id").nullable
+    both = parquet.union(rt.data.read_json(str(tmp_path / "nulls.jsonl")))
+    assert both.schema().base_schema.field("id").nullable
+    assert sorted(both.take_all(), key=lambda r: (r["id"] is None, r["id"])) == [
+        {"id": 1},
+        {"id": 2},
+        {"id": 4},
+        {"id": None},
+    ]
+    assert both.materialize().count() == 4
+    assert parquet.union(rt.data.read_csv(str(tmp_path / "loose.csv"))).sum("id") == 6
+    with pytest.raises(Exception, match="union of different schemas"):
+        parquet.union(rt.data.from_items([{"id": "x"}])).take_all()

@@ -327,7 +327,10 @@ fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
                 Ok(expr::schema_of(fields))
             })
         }
-        LogicalPlan::Union { inputs } => return static_schema(inputs.first()?),
+        LogicalPlan::Union { inputs, schema } => match schema {
+            Some(s) => Ok(s.clone()),
+            None => return static_schema(inputs.first()?),
+        },
     })
 }
 
@@ -671,16 +674,39 @@ impl Dataset {
         })
     }
 
-    /// This dataset's rows followed by `other`'s (same schema).
+    /// This dataset's rows followed by `other`'s: the same column names and types; a
+    /// column nullable in either is nullable in the union.
     pub fn union(&self, other: &Dataset) -> Result<Dataset> {
         let (a, b) = (self.schema()?, other.schema()?);
-        if a.fields() != b.fields() {
+        let same_columns = a.fields().len() == b.fields().len()
+            && a.fields()
+                .iter()
+                .zip(b.fields())
+                .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type());
+        if !same_columns {
             return Err(Error::InvalidArgument(format!(
                 "union of different schemas: {a:?} and {b:?}"
             )));
         }
+        let schema = (a.fields() != b.fields()).then(|| {
+            let fields: Vec<_> = a
+                .fields()
+                .iter()
+                .zip(b.fields())
+                .map(|(x, y)| {
+                    x.as_ref()
+                        .clone()
+                        .with_nullable(x.is_nullable() || y.is_nullable())
+                })
+                .collect();
+            Arc::new(arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                a.metadata().clone(),
+            ))
+        });
         Ok(self.with(LogicalPlan::Union {
             inputs: vec![self.plan.clone(), other.plan.clone()],
+            schema,
         }))
     }
 

@@ -156,8 +156,11 @@ pub enum LogicalPlan {
     },
     /// Inputs one after another.
     Union {
-        /// Inputs (same schema).
+        /// Inputs (same column names and types).
         inputs: Vec<Arc<LogicalPlan>>,
+        /// Where the inputs differ in nullability only: the schema every input's blocks
+        /// take (a column nullable where any input's is).
+        schema: Option<SchemaRef>,
     },
 }
 
@@ -182,7 +185,7 @@ impl LogicalPlan {
             LogicalPlan::Zip { left, right } | LogicalPlan::Join { left, right, .. } => {
                 vec![left, right]
             }
-            LogicalPlan::Union { inputs } => inputs.iter().collect(),
+            LogicalPlan::Union { inputs, .. } => inputs.iter().collect(),
         }
     }
 
@@ -261,7 +264,7 @@ impl LogicalPlan {
             }
             LogicalPlan::Repartition { n, .. } => format!("Repartition: {n}"),
             LogicalPlan::RandomShuffle { seed, .. } => format!("RandomShuffle: seed={seed}"),
-            LogicalPlan::Union { inputs } => format!("Union: {} inputs", inputs.len()),
+            LogicalPlan::Union { inputs, .. } => format!("Union: {} inputs", inputs.len()),
         }
     }
 

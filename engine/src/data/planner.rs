@@ -7,9 +7,10 @@ use std::sync::Arc;
 use crate::data::context::DataContext;
 use crate::data::logical::{LogicalPlan, MapKind};
 use crate::data::physical::{
-    AggregateExchange, ExchangeOp, FilterOp, FromBatchesOp, FromRefsOp, JoinOp, LimitBarrierOp,
-    MapBatchesOp, MapGroupsExchange, PhysicalPlan, Pipeline, ProjectOp, RandomShuffleExchange,
-    RangeOp, ReadParquetOp, ReadTextOp, RepartitionExchange, RowOp, SortExchange, SourceOp, ZipOp,
+    AggregateExchange, ConformOp, ExchangeOp, FilterOp, FromBatchesOp, FromRefsOp, JoinOp,
+    LimitBarrierOp, MapBatchesOp, MapGroupsExchange, PhysicalPlan, Pipeline, ProjectOp,
+    RandomShuffleExchange, RangeOp, ReadParquetOp, ReadTextOp, RepartitionExchange, RowOp,
+    SortExchange, SourceOp, ZipOp,
 };
 use crate::error::Result;
 
@@ -173,10 +174,13 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
         LogicalPlan::RandomShuffle { input, seed } => {
             exchange(input, Arc::new(RandomShuffleExchange::new(*seed)), env)
         }
-        LogicalPlan::Union { inputs } => {
+        LogicalPlan::Union { inputs, schema } => {
             let mut out = Vec::new();
             for i in inputs {
-                out.extend(pipelines(i, env)?);
+                out.extend(match schema {
+                    Some(s) => with_op(i, Arc::new(ConformOp::new(s.clone())))?,
+                    None => pipelines(i, env)?,
+                });
             }
             Ok(out)
         }

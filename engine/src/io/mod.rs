@@ -6,6 +6,7 @@
 //! parquet source reads footers in parallel and packs files and row groups into read tasks
 //! by bytes.
 
+mod json_schema;
 pub(crate) mod local;
 pub mod location;
 pub mod parquet;

@@ -1,6 +1,10 @@
 //! Line-oriented text files over `object_store`: CSV (with a header) and newline-delimited
-//! JSON. The schema is inferred from the first file; files are packed into read fragments by
-//! size; sinks write `part-<task>-<n>.<ext>` files of a target size.
+//! JSON. The schema is inferred from the first file (CSV: its first 1,000 rows, as pyarrow
+//! infers from a first block; JSON: from whole files, the first ones up to
+//! [`JSON_INFER_BYTES`] together, widened over them as pyarrow and Ray widen blocks; the
+//! rows of files not inferred whole are checked against it when read, so a value the schema
+//! cannot hold is an error naming the file and column, never a silent truncation); files are packed into read
+//! fragments by size; sinks write `part-<task>-<n>.<ext>` files of a target size.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
 use crate::io::Upload;
+use crate::io::json_schema::{infer_json, json_fits, widen};
 use crate::io::location::{FileRef, Location, parse, resolve};
 use crate::io::parquet::WrittenFile;
 
@@ -35,6 +40,10 @@ impl TextFormat {
     }
 }
 
+/// How many bytes of JSON files the schema is inferred from (whole files, the first ones),
+/// so a column's mixed values (integers, then a float) get one type, as pyarrow gives them.
+const JSON_INFER_BYTES: u64 = 16 << 20;
+
 /// A set of text files with one schema.
 #[derive(Debug)]
 pub struct TextSource {
@@ -45,6 +54,9 @@ pub struct TextSource {
     /// The files' columns.
     file_schema: SchemaRef,
     format: TextFormat,
+    /// JSON: how many of the first files the schema was inferred from whole (their reads
+    /// need no check).
+    inferred_whole: usize,
     bytes_read: Arc<AtomicU64>,
 }
 
@@ -61,9 +73,13 @@ impl TextSource {
                 })
                 .collect();
             let (first, display) = &files[0];
+            let sample_bytes = match format {
+                TextFormat::Csv => 1 << 20,
+                TextFormat::Json => JSON_INFER_BYTES,
+            };
             let head = location
                 .store
-                .get_range(&first.path, 0..first.size.min(1 << 20))
+                .get_range(&first.path, 0..first.size.min(sample_bytes))
                 .await
                 .map_err(|e| Error::io(format!("reading {display}"), e))?;
             // Infer from whole lines only.
@@ -87,12 +103,30 @@ impl TextSource {
                         .map_err(bad)?
                         .0
                 }
-                TextFormat::Json => {
-                    arrow::json::reader::infer_json_schema(Cursor::new(sample), Some(1000))
-                        .map_err(bad)?
-                        .0
-                }
+                TextFormat::Json => infer_json(sample).map_err(bad)?,
             };
+            let mut inferred_whole = usize::from(first.size <= sample_bytes);
+            let mut schema = schema;
+            if format == TextFormat::Json && inferred_whole == 1 {
+                let mut total = first.size;
+                for (f, display) in &files[1..] {
+                    total += f.size;
+                    if total > JSON_INFER_BYTES {
+                        break;
+                    }
+                    let bytes = async { location.store.get(&f.path).await?.bytes().await }
+                        .await
+                        .map_err(|e| Error::io(format!("reading {display}"), e))?;
+                    let bad = |message: String| Error::InvalidData {
+                        location: display.clone(),
+                        message,
+                    };
+                    let own = infer_json(&bytes)
+                        .map_err(|e| bad(format!("cannot infer a schema: {e}")))?;
+                    schema = widen(&schema, &own).map_err(bad)?;
+                    inferred_whole += 1;
+                }
+            }
             let schema = Arc::new(schema);
             Ok(TextSource {
                 location,
@@ -100,6 +134,7 @@ impl TextSource {
                 schema: schema.clone(),
                 file_schema: schema,
                 format,
+                inferred_whole,
                 bytes_read: Arc::new(AtomicU64::new(0)),
             })
         })
@@ -190,12 +225,26 @@ impl TextSource {
                         .build(Cursor::new(bytes))
                         .map_err(bad)?,
                 ),
-                TextFormat::Json => Box::new(
-                    arrow::json::ReaderBuilder::new(self.file_schema.clone())
-                        .with_batch_size(batch_rows)
-                        .build(Cursor::new(bytes))
-                        .map_err(bad)?,
-                ),
+                TextFormat::Json => {
+                    if i >= self.inferred_whole {
+                        let own = infer_json(&bytes).map_err(bad)?;
+                        json_fits(&own, &self.file_schema).map_err(|message| {
+                            Error::InvalidData {
+                                location: display.clone(),
+                                message: format!(
+                                    "{message} (the dataset's schema was inferred from {})",
+                                    self.files[0].1
+                                ),
+                            }
+                        })?;
+                    }
+                    Box::new(
+                        arrow::json::ReaderBuilder::new(self.file_schema.clone())
+                            .with_batch_size(batch_rows)
+                            .build(Cursor::new(bytes))
+                            .map_err(bad)?,
+                    )
+                }
             };
             let with_path = self.schema.fields().len() > self.file_schema.fields().len();
             for b in batches {

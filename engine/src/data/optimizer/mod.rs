@@ -113,8 +113,9 @@ pub(crate) fn with_new_inputs(
             input: f(input),
             seed: *seed,
         },
-        LogicalPlan::Union { inputs } => LogicalPlan::Union {
+        LogicalPlan::Union { inputs, schema } => LogicalPlan::Union {
             inputs: inputs.iter().map(f).collect(),
+            schema: schema.clone(),
         },
     };
     Arc::new(node)

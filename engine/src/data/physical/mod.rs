@@ -42,7 +42,7 @@ pub use join::{JoinSpec, JoinType};
 pub(crate) use limit_barrier::LimitBarrierOp;
 pub(crate) use map_batches::MapBatchesOp;
 pub(crate) use map_groups::MapGroupsExchange;
-pub(crate) use project::ProjectOp;
+pub(crate) use project::{ConformOp, ProjectOp};
 pub(crate) use random_shuffle::{RandomShuffleExchange, mix, seed_or_now, shuffle};
 pub(crate) use range::RangeOp;
 pub(crate) use read_parquet::ReadParquetOp;

@@ -1,5 +1,6 @@
 //! `ProjectOp`: computes output columns from DataFusion expressions (select, drop, rename,
-//! with_column).
+//! with_column). `ConformOp`: gives blocks a schema that differs from theirs in nullability
+//! only (a union's inputs).
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use crate::data::expr;
 use crate::data::physical::{OpCounters, RowOp, RowOpState};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Projects columns.
 pub(crate) struct ProjectOp {
@@ -75,6 +76,51 @@ impl RowOp for ProjectOp {
             op: self,
             compiled: None,
         })
+    }
+
+    fn counters(&self) -> &OpCounters {
+        &self.counters
+    }
+}
+
+/// Gives each block `schema`: the same columns, nullable where the block's may not be.
+pub(crate) struct ConformOp {
+    schema: SchemaRef,
+    counters: OpCounters,
+}
+
+impl ConformOp {
+    pub(crate) fn new(schema: SchemaRef) -> Self {
+        ConformOp {
+            schema,
+            counters: OpCounters::default(),
+        }
+    }
+}
+
+impl fmt::Display for ConformOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConformOp")
+    }
+}
+
+impl RowOpState for &ConformOp {
+    fn push(&mut self, batch: RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let conformed = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+            .map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "a union input's block does not fit the union's schema {:?}: {e}",
+                    self.schema
+                ))
+            })?;
+        out.push(conformed);
+        Ok(())
+    }
+}
+
+impl RowOp for ConformOp {
+    fn start(&self) -> Box<dyn RowOpState + '_> {
+        Box::new(self)
     }
 
     fn counters(&self) -> &OpCounters {
