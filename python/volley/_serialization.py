@@ -226,6 +226,8 @@ def loads(payload: Any) -> Any:
         return pickle.loads(payload)
     import pyarrow as pa
 
+    import volley._arrow_types  # noqa: F401 (its types registered before a stream is read)
+
     table = pa.RecordBatchReader.from_stream(payload).read_all()
     meta = table.schema.metadata or {}
     kind = meta.get(_KIND)

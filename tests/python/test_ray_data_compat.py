@@ -76,7 +76,7 @@ def test_parquet_reads_keep_the_exact_column_names(rt, df, tmp_path):
     [
         ("B > 7", lambda d: d["B"] > 7),
         ("sepal.length > 2", lambda d: d["sepal.length"] > 2),  # a float column, an int
-        ("key == \"a\"", lambda d: d["key"] == "a"),  # a string, as in Python
+        ('key == "a"', lambda d: d["key"] == "a"),  # a string, as in Python
         ("key == 'b' and A != 0", lambda d: (d["key"] == "b") & (d["A"] != 0)),
         ("not B > 2 or UserID >= 110", lambda d: ~(d["B"] > 2) | (d["UserID"] >= 110)),
         ("A in [0, 2]", lambda d: d["A"].isin([0, 2])),
@@ -386,6 +386,7 @@ def test_schema_and_columns_without_fetching(rt):
 
 def test_local_shuffle_of_iter_batches(rt):
     ds = rt.data.range(100)
+
     def ids(**kw):
         return [list(b["id"]) for b in ds.iter_batches(batch_size=10, **kw)]
 
@@ -676,9 +677,7 @@ def test_json_lines_with_lists_nested_objects_and_mixed_numbers_read_as_pyarrow(
     assert got.take_all() == want.to_pylist()
 
 
-def test_json_files_with_different_columns_and_types_widen_or_fail_naming_the_file(
-    rt, tmp_path
-):
+def test_json_files_with_different_columns_and_types_widen_or_fail_naming_the_file(rt, tmp_path):
     d = tmp_path / "multi"
     d.mkdir()
     _jsonl(d / "a.jsonl", [{"a": 1, "s": {"x": 1}}, {"a": 2}])
@@ -714,3 +713,96 @@ def test_union_of_schemas_that_differ_only_in_nullability(rt, tmp_path):
     assert parquet.union(rt.data.read_csv(str(tmp_path / "loose.csv"))).sum("id") == 6
     with pytest.raises(Exception, match="union of different schemas"):
         parquet.union(rt.data.from_items([{"id": "x"}])).take_all()
+
+
+def test_numpy_tensor_columns_are_rays_tensor_types(rt):
+    import numpy as np
+
+    cube = np.arange(24, dtype=np.float32).reshape(3, 2, 4)
+    ds = rt.data.from_numpy(cube)
+    (field,) = ds.schema().base_schema
+    assert field.name == "data"
+    assert field.type.extension_name == "ray.data.arrow_tensor_v2"
+    assert field.type.storage_type == pa.large_list(pa.float32())
+    assert field.type.shape == (2, 4)
+    batch = ds.take_batch(3, batch_format="numpy")["data"]
+    assert batch.shape == (3, 2, 4) and batch.dtype == np.float32
+    np.testing.assert_array_equal(batch, cube)
+    np.testing.assert_array_equal(ds.take(2)[1]["data"], cube[1])
+    # A function sees the tensor in its worker, and its arrays of ndim > 1 become tensors.
+    out = ds.map_batches(lambda b: {"twice": b["data"] * 2, "sum": b["data"].sum(axis=(1, 2))})
+    rows = out.take_all()
+    np.testing.assert_array_equal(rows[2]["twice"], cube[2] * 2)
+    assert [r["sum"] for r in rows] == [float(c.sum()) for c in cube]
+    assert out.schema().base_schema.field("twice").type.shape == (2, 4)
+    seen = ds.map_batches(
+        lambda t: {"t": [t.schema.types[0].extension_name]}, batch_format="pyarrow"
+    )
+    assert seen.take_all() == [{"t": "ray.data.arrow_tensor_v2"}]
+    df = ds.map_batches(lambda df: df.assign(n=[a.size for a in df["data"]]), batch_format="pandas")
+    assert [r["n"] for r in df.take_all()] == [8, 8, 8]
+    assert df.schema().base_schema.field("data").type.shape == (2, 4)
+    np.testing.assert_array_equal(ds.to_pandas()["data"][1], cube[1])
+    row_fn = ds.map(lambda r: {"x": r["data"] + 1}).take_all()
+    np.testing.assert_array_equal(row_fn[0]["x"], cube[0] + 1)
+    # from_items of arrays, and range_tensor, as Ray makes them.
+    items = rt.data.from_items([{"a": np.zeros((2, 2))}, {"a": np.ones((2, 2))}])
+    assert items.schema().base_schema.field("a").type.shape == (2, 2)
+    tensor = rt.data.range_tensor(4, shape=(2, 3)).take_batch(4, batch_format="numpy")["data"]
+    assert tensor.shape == (4, 2, 3) and (tensor[3] == 3).all()
+
+
+def test_variable_shaped_tensors(rt):
+    import numpy as np
+
+    arrays = [np.ones((2, 2)), np.zeros((3, 1)), None]
+    ds = rt.data.from_items([{"v": a} for a in arrays])
+    t = ds.schema().base_schema.field("v").type
+    assert t.extension_name == "ray.data.arrow_variable_shaped_tensor" and t.ndim == 2
+    got = [r["v"] for r in ds.take_all()]
+    np.testing.assert_array_equal(got[0], arrays[0])
+    np.testing.assert_array_equal(got[1], arrays[1])
+    assert got[2] is None
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = np.ones((2, 2)), np.ones((2, 3))
+    sizes = rt.data.from_numpy(ragged).map_batches(
+        lambda b: {"size": np.array([a.size for a in b["data"]])}
+    )
+    assert [r["size"] for r in sizes.take_all()] == [4, 6]
+    # Arrays of different numbers of dimensions: no tensor type holds them (objects).
+    mixed = rt.data.from_items([{"m": np.ones(2)}, {"m": np.ones((2, 2))}])
+    assert mixed.schema().base_schema.field("m").type.extension_name == "volley.python_object"
+    shapes = mixed.map_batches(lambda b: {"s": [str(a.shape) for a in b["m"]]}).take_all()
+    assert shapes == [{"s": "(2,)"}, {"s": "(2, 2)"}]
+
+
+def test_tensor_columns_round_trip_through_parquet_as_ray_writes_them(rt, tmp_path):
+    import numpy as np
+
+    cube = np.arange(12, dtype=np.int32).reshape(3, 2, 2)
+    rt.data.from_numpy(cube).write_parquet(str(tmp_path / "fixed"))
+    rt.data.from_items([{"v": np.ones((1, 2))}, {"v": np.zeros((3, 1))}]).write_parquet(
+        str(tmp_path / "var")
+    )
+    # The files carry Ray's extension names and metadata: Ray reads them as its tensors.
+    (f,) = pq.read_schema(next((tmp_path / "fixed").iterdir()))
+    assert f.type.extension_name == "ray.data.arrow_tensor_v2"
+    assert f.type.__arrow_ext_serialize__() == b"[2, 2]"
+    (v,) = pq.read_schema(next((tmp_path / "var").iterdir()))
+    assert v.type.extension_name == "ray.data.arrow_variable_shaped_tensor"
+    assert v.type.__arrow_ext_serialize__() == b"2"
+    back = rt.data.read_parquet(str(tmp_path / "fixed")).take_batch(3, batch_format="numpy")
+    np.testing.assert_array_equal(back["data"], cube)
+    var = [r["v"] for r in rt.data.read_parquet(str(tmp_path / "var")).take_all()]
+    assert sorted(a.shape for a in var) == [(1, 2), (3, 1)]
+    # A file as Ray 2.x's first tensor type wrote it (list<T>, 32-bit offsets).
+    storage = pa.array([[1, 2, 3, 4], [5, 6, 7, 8]], pa.list_(pa.int64()))
+    meta = {
+        b"ARROW:extension:name": b"ray.data.arrow_tensor",
+        b"ARROW:extension:metadata": b"[2, 2]",
+    }
+    field = pa.field("t", storage.type, metadata=meta)
+    raw = pa.Table.from_arrays([storage], schema=pa.schema([field]))
+    pq.write_table(raw, tmp_path / "v1.parquet")
+    old = rt.data.read_parquet(str(tmp_path / "v1.parquet")).take_batch(2, batch_format="numpy")
+    np.testing.assert_array_equal(old["t"], np.arange(1, 9).reshape(2, 2, 2))

@@ -14,9 +14,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import pyarrow as pa
 
+from volley import _arrow_types as _types
 from volley import _native
 from volley._api import _auto_init, _Slot
-from volley._serialization import dumps, loads, register_function
+from volley._arrow_types import PythonObjectType
+from volley._serialization import dumps, register_function
 from volley.data import _expr
 from volley.data import aggregate as _aggregate
 
@@ -68,12 +70,23 @@ def _to_format(table: pa.Table, fmt: str, writable: bool = False) -> Any:
         return table
     if fmt == "pandas":
         return _to_pandas(table)
-    arrays = {name: table.column(name).to_numpy() for name in table.column_names}
+    arrays = {name: _numpy_column(table.column(name)) for name in table.column_names}
     if writable:
         for name, a in arrays.items():
             if not a.flags.writeable:
                 arrays[name] = a.copy()
     return arrays
+
+
+def _numpy_column(column: pa.ChunkedArray) -> Any:
+    """A column as numpy; a tensor column as one array of shape ``(rows, *shape)`` (an
+    object array of each row's array where shapes differ); Python objects as an object
+    array of them."""
+    if _types.is_tensor(column.type):
+        return _types.to_numpy(column)
+    if isinstance(column.type, PythonObjectType):
+        return _types.object_rows(column.to_pylist())
+    return column.to_numpy()
 
 
 def _refuse(call: str, options: Dict[str, Any]) -> None:
@@ -215,14 +228,21 @@ def _to_pandas(table: pa.Table) -> Any:
     Conversions in a worker run on its own thread (see :func:`_from_format`)."""
     import pandas as pd
 
+    tensors = [n for n, t in zip(table.column_names, table.schema.types) if _types.is_tensor(t)]
+    plain = table.drop_columns(tensors) if tensors else table
     if int(pd.__version__.split(".")[0]) >= 3:
-        return table.to_pandas(use_threads=False)
-    strings = pd.StringDtype("pyarrow")
+        df = plain.to_pandas(use_threads=False)
+    else:
+        strings = pd.StringDtype("pyarrow")
 
-    def mapper(t: pa.DataType) -> Any:
-        return strings if t in (pa.string(), pa.large_string()) else None
+        def mapper(t: pa.DataType) -> Any:
+            return strings if t in (pa.string(), pa.large_string()) else None
 
-    return table.to_pandas(types_mapper=mapper, use_threads=False)
+        df = plain.to_pandas(types_mapper=mapper, use_threads=False)
+    for name in tensors:  # a column of each row's array, in the table's order
+        rows = _types.to_numpy(table.column(name))
+        df.insert(table.column_names.index(name), name, list(rows) if rows.ndim > 1 else rows)
+    return df
 
 
 def _keep_string_types(out: pa.Table, given: pa.Schema) -> pa.Table:
@@ -236,6 +256,31 @@ def _keep_string_types(out: pa.Table, given: pa.Schema) -> pa.Table:
     return out
 
 
+def _from_pandas(df: Any) -> pa.Table:
+    """A DataFrame as a table; a column of numpy arrays as a tensor column."""
+    tensors = {}
+    for name in df.columns:
+        col = df[name]
+        if col.dtype == object and len(col) and isinstance(col.iloc[0], _np_ndarray()):
+            column = _types.from_arrays(list(col))
+            if column is not None:
+                tensors[name] = column
+    if not tensors:
+        return pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
+    rest = [c for c in df.columns if c not in tensors]
+    base: Any = pa.Table.from_pandas(df[rest], preserve_index=False, nthreads=1) if rest else None
+    columns: Dict[str, Any] = {
+        str(c): tensors[c] if c in tensors else base.column(str(c)) for c in df.columns
+    }
+    return pa.table(columns)
+
+
+def _np_ndarray() -> type:
+    import numpy as np
+
+    return np.ndarray
+
+
 def _from_format(batch: Any) -> pa.Table:
     """The function's result as a table. A DataFrame converts on this thread: pyarrow would
     otherwise start a thread pool for each batch of more than a few hundred rows, which
@@ -245,12 +290,12 @@ def _from_format(batch: Any) -> pa.Table:
     if isinstance(batch, pa.RecordBatch):
         return pa.Table.from_batches([batch])
     if isinstance(batch, dict):
-        return pa.table(batch)
+        return pa.table({k: _types.as_column(v) for k, v in batch.items()})
     try:
         import pandas as pd
 
         if isinstance(batch, pd.DataFrame):
-            return pa.Table.from_pandas(batch, preserve_index=False, nthreads=1)
+            return _from_pandas(batch)
     except ImportError:  # pandas is optional
         pass
     raise TypeError(
@@ -622,7 +667,7 @@ class Dataset:
         """Applies ``fn`` to each row (a dict)."""
 
         def rows(t: pa.Table) -> pa.Table:
-            return pa.Table.from_pylist([fn(r) for r in t.to_pylist()])
+            return _rows_table([fn(r) for r in t.to_pylist()])
 
         rows.__name__ = getattr(fn, "__name__", "map")
         return self.map_batches(rows, batch_format="pyarrow", **kwargs)
@@ -633,7 +678,7 @@ class Dataset:
         """Applies ``fn`` to each row; every row it returns is output."""
 
         def rows(t: pa.Table) -> pa.Table:
-            return pa.Table.from_pylist([o for r in t.to_pylist() for o in fn(r)])
+            return _rows_table([o for r in t.to_pylist() for o in fn(r)])
 
         rows.__name__ = getattr(fn, "__name__", "flat_map")
         return self.map_batches(rows, batch_format="pyarrow", **kwargs)
@@ -1071,8 +1116,11 @@ class Dataset:
 
     def to_pandas(self, limit: Optional[int] = None) -> Any:
         """The rows as a pandas DataFrame; with ``limit``, a ``ValueError`` when there are
-        more (as in Ray)."""
-        return self._at_most(limit, "rows").to_pandas()
+        more (as in Ray). A tensor column is a column of each row's array."""
+        table = self._at_most(limit, "rows")
+        if any(_types.is_tensor(t) for t in table.schema.types):
+            return _to_pandas(table)
+        return table.to_pandas()
 
     def to_arrow_refs(self) -> List[Any]:
         from volley import put
@@ -1452,32 +1500,6 @@ def from_arrow(tables: Union[pa.Table, Sequence[pa.Table]]) -> Dataset:
     return Dataset(_native.data_from_arrow(tables or [pa.table({})]))
 
 
-class _PythonObjectScalar(pa.ExtensionScalar):
-    def as_py(self, **kwargs: Any) -> Any:
-        return None if self.value is None else loads(self.value.as_py())
-
-
-class PythonObjectType(pa.ExtensionType):
-    """A column of Python objects Arrow has no type for (numpy arrays of any shape, a
-    user's classes, mixed values), each stored as Volley's serialization of it: rows read
-    back (``take``, ``iter_rows``) as the objects themselves (Ray's object columns)."""
-
-    def __init__(self) -> None:
-        super().__init__(pa.large_binary(), "volley.python_object")
-
-    def __arrow_ext_serialize__(self) -> bytes:
-        return b""
-
-    @classmethod
-    def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> "PythonObjectType":
-        return cls()
-
-    def __arrow_ext_scalar_class__(self) -> type:
-        return _PythonObjectScalar
-
-
-pa.register_extension_type(PythonObjectType())  # type: ignore[arg-type]
-
 _SCALARS = (bool, int, float, str, bytes, datetime.datetime, datetime.date, decimal.Decimal)
 
 
@@ -1493,9 +1515,26 @@ def _is_plain(v: Any, depth: int = 0) -> bool:
     return False
 
 
+def _rows_table(rows: List[Dict[str, Any]]) -> pa.Table:
+    """Rows a function returned as a table: as pyarrow builds it, or column by column as
+    :func:`from_items` does where it cannot (arrays of more than one dimension, objects)."""
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+        names: Dict[str, None] = {}
+        for r in rows:
+            names.update(dict.fromkeys(r))
+        return pa.table({n: _column([r.get(n) for r in rows]) for n in names})
+
+
 def _column(values: List[Any]) -> Any:
     """An item column as Arrow: a native type where its values have one that holds them
-    faithfully, Python objects otherwise."""
+    faithfully, a tensor column for numpy arrays of one dtype and number of dimensions
+    (Ray's tensor types), Python objects otherwise."""
+    if any(type(v).__name__ == "ndarray" for v in values):
+        tensor = _types.from_arrays(values)
+        if tensor is not None:
+            return tensor
     kinds = {type(v) for v in values if v is not None}
     keys = {tuple(v) for v in values if isinstance(v, dict)}
     if len(kinds) <= 1 and len(keys) <= 1 and all(_is_plain(v) for v in values):
@@ -1601,4 +1640,14 @@ def from_pandas(dfs: Any) -> Dataset:
 @_auto_init
 def from_numpy(arrs: Any) -> Dataset:
     arrs = arrs if isinstance(arrs, list) else [arrs]
-    return from_arrow([pa.table({"data": list(a) if a.ndim > 1 else a}) for a in arrs])
+    return from_arrow([pa.table({"data": _numpy_data(a)}) for a in arrs])
+
+
+def _numpy_data(a: Any) -> Any:
+    """``from_numpy``'s column of an array's rows: its values for one dimension, a tensor
+    column for more (variable-shaped for an object array of arrays of different shapes),
+    Python objects where no tensor type holds them."""
+    if a.ndim == 1 and a.dtype != object:
+        return a
+    column = _types.as_column(a)
+    return column if isinstance(column, pa.Array) else _object_column(list(a))
