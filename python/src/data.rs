@@ -294,9 +294,16 @@ impl PyDataset {
         self.then(py, Step::Shuffle(seed))
     }
 
-    /// Sorts by `(column, descending)` keys.
-    fn sort(&self, py: Python<'_>, keys: Vec<(String, bool)>) -> Res<PyDataset> {
-        self.then(py, Step::Sort(keys))
+    /// Sorts by `(column, descending)` keys, split into blocks at `boundaries` (values of
+    /// the first key; empty: sampled).
+    #[pyo3(signature = (keys, boundaries=Vec::new()))]
+    fn sort(
+        &self,
+        py: Python<'_>,
+        keys: Vec<(String, bool)>,
+        boundaries: Vec<f64>,
+    ) -> Res<PyDataset> {
+        self.then(py, Step::Sort(keys, boundaries))
     }
 
     /// One row per group: `aggs` are `(kind, column)` with kind one of count, sum, min, max,

@@ -806,3 +806,37 @@ def test_tensor_columns_round_trip_through_parquet_as_ray_writes_them(rt, tmp_pa
     pq.write_table(raw, tmp_path / "v1.parquet")
     old = rt.data.read_parquet(str(tmp_path / "v1.parquet")).take_batch(2, batch_format="numpy")
     np.testing.assert_array_equal(old["t"], np.arange(1, 9).reshape(2, 2, 2))
+
+
+def test_sort_boundaries_split_the_blocks_by_the_first_key(rt):
+    def blocks(ds):
+        return [[int(x) for x in b["id"]] for b in ds.iter_batches(batch_size=None)]
+
+    ds = rt.data.range(15, override_num_blocks=4)
+    # Deduplicated and ordered, as Ray does.
+    assert blocks(ds.sort("id", boundaries=[10, 5, 5])) == [
+        list(range(5)),
+        list(range(5, 10)),
+        list(range(10, 15)),
+    ]
+    assert blocks(ds.sort("id", descending=True, boundaries=[5, 10])) == [
+        list(range(14, 9, -1)),
+        list(range(9, 4, -1)),
+        list(range(4, -1, -1)),
+    ]
+    assert ds.sort("id", boundaries=[2.5, 7]).materialize().num_blocks() == 3
+    two = rt.data.from_items([{"k": i % 3, "j": -i} for i in range(9)])
+    by_k = two.sort(["k", "j"], boundaries=[1]).select_columns(["j"])
+    got = blocks(by_k.rename_columns({"j": "id"}))
+    assert got == [[-6, -3, 0], [-7, -4, -1, -8, -5, -2]]
+    with pytest.raises(ValueError, match="must be int or float"):
+        ds.sort("id", boundaries=["x"])
+    with pytest.raises(ValueError, match="numeric first key"):
+        rt.data.from_items([{"s": "a"}]).sort("s", boundaries=[1]).take_all()
+
+
+def test_a_dataset_is_not_iterable_as_in_ray(rt):
+    ds = rt.data.range(3)
+    with pytest.raises(TypeError, match="aren't iterable.*iter_rows"):
+        list(ds)
+    assert [r["id"] for r in ds.iter_rows()] == [0, 1, 2]

@@ -334,6 +334,19 @@ fn static_schema(plan: &LogicalPlan) -> Option<Result<SchemaRef>> {
     })
 }
 
+/// Sort boundaries deduplicated and ascending; NaN refused.
+fn sorted_boundaries(boundaries: &[f64]) -> Result<Vec<f64>> {
+    if boundaries.iter().any(|b| b.is_nan()) {
+        return Err(Error::InvalidArgument(
+            "sort boundaries must be numbers, not NaN".into(),
+        ));
+    }
+    let mut out = boundaries.to_vec();
+    out.sort_by(f64::total_cmp);
+    out.dedup();
+    Ok(out)
+}
+
 fn no_column(name: &str, schema: &SchemaRef) -> Error {
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     Error::InvalidArgument(format!(
@@ -718,6 +731,14 @@ impl Dataset {
 
     /// Sorts by `(column, descending)` keys.
     pub fn sort_by(&self, keys: &[(&str, bool)]) -> Result<Dataset> {
+        self.sort_split_at(keys, &[])
+    }
+
+    /// Sorts by `(column, descending)` keys, the output split into blocks at `boundaries`,
+    /// values of the first key (which must be numeric), as Ray's `sort(boundaries=)`: with
+    /// `[10, 20]`, rows under 10, then rows from 10 to under 20, then the rest (reversed
+    /// when descending). Empty: blocks of about the target size, split at sampled keys.
+    pub fn sort_split_at(&self, keys: &[(&str, bool)], boundaries: &[f64]) -> Result<Dataset> {
         if keys.is_empty() {
             return Err(Error::InvalidArgument("sort needs at least one key".into()));
         }
@@ -726,11 +747,20 @@ impl Dataset {
             for (k, _) in keys {
                 s.index_of(k).map_err(|_| no_column(k, &s))?;
             }
+            let first = s.field_with_name(keys[0].0)?;
+            if !boundaries.is_empty() && !first.data_type().is_numeric() {
+                return Err(Error::InvalidArgument(format!(
+                    "sort boundaries split a numeric first key; {:?} is {}",
+                    keys[0].0,
+                    first.data_type()
+                )));
+            }
         }
         let keys = keys.iter().map(|(k, d)| (k.to_string(), *d)).collect();
         Ok(self.with(LogicalPlan::Sort {
             input: self.plan.clone(),
             keys,
+            boundaries: sorted_boundaries(boundaries)?,
         }))
     }
 

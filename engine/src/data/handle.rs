@@ -166,8 +166,9 @@ pub enum Step {
     Repartition(usize),
     /// Rows in random order.
     Shuffle(Option<u64>),
-    /// Sorted by `(column, descending)` keys.
-    Sort(Vec<(String, bool)>),
+    /// Sorted by `(column, descending)` keys, split into blocks at values of the first key
+    /// (empty: sampled).
+    Sort(Vec<(String, bool)>, Vec<f64>),
     /// One row per group of equal `keys`: `(kind, column)` aggregates, kind one of count,
     /// sum, min, max, mean, std.
     Aggregate {
@@ -297,9 +298,9 @@ impl Step {
             ),
             Step::Repartition(n) => ds.repartition(*n),
             Step::Shuffle(seed) => Ok(ds.random_shuffle(*seed)),
-            Step::Sort(keys) => {
+            Step::Sort(keys, boundaries) => {
                 let k: Vec<(&str, bool)> = keys.iter().map(|(c, d)| (c.as_str(), *d)).collect();
-                ds.sort_by(&k)
+                ds.sort_split_at(&k, boundaries)
             }
             Step::Aggregate { keys, aggs } => {
                 let aggs = aggs

@@ -130,6 +130,9 @@ pub enum LogicalPlan {
         input: Arc<LogicalPlan>,
         /// Keys.
         keys: Vec<(String, bool)>,
+        /// Values of the first key that split the rows into blocks (ascending, numeric;
+        /// empty: boundaries sampled from the keys).
+        boundaries: Vec<f64>,
     },
     /// Groups by key columns, one row per group with the aggregates.
     Aggregate {

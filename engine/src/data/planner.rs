@@ -156,9 +156,15 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
             let ds = crate::data::Dataset::from_plan(input.clone(), env.ctx.clone());
             Ok(vec![(Arc::new(LimitBarrierOp::new(ds, *n)), Vec::new())])
         }
-        LogicalPlan::Sort { input, keys } => {
-            exchange(input, Arc::new(SortExchange::new(keys.clone())), env)
-        }
+        LogicalPlan::Sort {
+            input,
+            keys,
+            boundaries,
+        } => exchange(
+            input,
+            Arc::new(SortExchange::new(keys.clone(), boundaries.clone())),
+            env,
+        ),
         LogicalPlan::Aggregate { input, keys, aggs } => exchange(
             input,
             Arc::new(AggregateExchange::new(

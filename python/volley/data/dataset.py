@@ -812,15 +812,17 @@ class Dataset:
         descending: Union[bool, List[bool]] = False,
         boundaries: Optional[List[Any]] = None,
     ) -> "Dataset":
-        """Rows ordered by ``key`` (range-partitioned on sampled boundaries)."""
-        if boundaries is not None:
-            raise NotImplementedError(
-                "sort(boundaries=...) is not supported by Volley yet: the range partitions are "
-                "chosen from a sample of the keys"
-            )
+        """Rows ordered by ``key`` (range-partitioned on sampled boundaries). ``boundaries``
+        (numbers) split the output into blocks by the first key, as in Ray: with ``[10, 20]``,
+        rows under 10, from 10 to under 20, then the rest (in reverse when descending)."""
+        splits: List[float] = []
+        for b in boundaries or []:
+            if not isinstance(b, (int, float)):
+                raise ValueError("The type of items in boundaries must be int or float.")
+            splits.append(float(b))
         keys = _paths(key)
         desc = descending if isinstance(descending, list) else [descending] * len(keys)
-        return Dataset(self._ds.sort(list(zip(keys, desc))))
+        return Dataset(self._ds.sort(list(zip(keys, desc)), splits))
 
     def groupby(self, key: Union[str, List[str]]) -> "GroupedData":
         return GroupedData(self, _paths(key))
@@ -1184,7 +1186,11 @@ class Dataset:
         self._exec().write(fmt, str(path), compression, min_rows, cols)
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
-        return self.iter_rows()
+        raise TypeError(
+            "`Dataset` objects aren't iterable. To iterate records, call "
+            "`ds.iter_rows()` or `ds.iter_batches()`. For more information, read "
+            "https://docs.ray.io/en/latest/data/iterating-over-data.html."
+        )
 
     def __repr__(self) -> str:
         try:

@@ -96,9 +96,14 @@ pub(crate) fn with_new_inputs(
             input: f(input),
             n: *n,
         },
-        LogicalPlan::Sort { input, keys } => LogicalPlan::Sort {
+        LogicalPlan::Sort {
+            input,
+            keys,
+            boundaries,
+        } => LogicalPlan::Sort {
             input: f(input),
             keys: keys.clone(),
+            boundaries: boundaries.clone(),
         },
         LogicalPlan::Aggregate { input, keys, aggs } => LogicalPlan::Aggregate {
             input: f(input),

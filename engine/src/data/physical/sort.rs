@@ -1,6 +1,8 @@
 //! `SortExchange`: a range-partitioned sort. Map tasks sample their keys; boundaries split
 //! the key space into partitions of about a block each; each reducer sorts its partition
-//! (arrow's lexicographic sort), so partition order is the global order.
+//! (arrow's lexicographic sort), so partition order is the global order. Boundaries the user
+//! gives (values of a numeric first key, Ray's `sort(boundaries=)`) replace the sampled
+//! ones: one partition, so one block or more, between each two.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -22,14 +24,47 @@ pub(crate) struct SortExchange {
     /// `(column, descending)`.
     keys: Vec<(String, bool)>,
     boundaries: Mutex<Vec<OwnedRow>>,
+    /// The user's boundaries on the first key (ascending; empty: sampled).
+    split_at: Vec<f64>,
 }
 
 impl SortExchange {
-    pub(crate) fn new(keys: Vec<(String, bool)>) -> Self {
+    pub(crate) fn new(keys: Vec<(String, bool)>, split_at: Vec<f64>) -> Self {
         SortExchange {
             keys,
             boundaries: Mutex::new(Vec::new()),
+            split_at,
         }
+    }
+
+    /// Each row's partition by the user's boundaries: ascending, the number of boundaries
+    /// at or under its first key; descending, the number above it (the partitions in
+    /// reverse); a null sorts last ascending and first descending, as the sort puts it.
+    fn partition_at_boundaries(&self, batch: &RecordBatch) -> Result<Vec<u32>> {
+        let first = &self.key_columns(batch)?[0];
+        let values =
+            arrow::compute::cast(first, &arrow::datatypes::DataType::Float64).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "sort boundaries split a numeric first key; {:?} is {}: {e}",
+                    self.keys[0].0,
+                    first.data_type()
+                ))
+            })?;
+        let values = values
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .ok_or_else(|| Error::Internal("a cast to Float64 gave another type".into()))?;
+        let (n, desc) = (self.split_at.len(), self.keys[0].1);
+        Ok(values
+            .iter()
+            .map(|v| {
+                let at_or_under = match v {
+                    Some(v) => self.split_at.partition_point(|b| *b <= v),
+                    None => n,
+                };
+                (if desc { n - at_or_under } else { at_or_under }) as u32
+            })
+            .collect())
     }
 
     fn options(&self, desc: bool) -> SortOptions {
@@ -85,7 +120,11 @@ impl fmt::Display for SortExchange {
             .iter()
             .map(|(k, d)| format!("{k} {}", if *d { "DESC" } else { "ASC" }))
             .collect();
-        write!(f, "SortOp({})", keys.join(", "))
+        write!(f, "SortOp({})", keys.join(", "))?;
+        if !self.split_at.is_empty() {
+            write!(f, " split at {:?}", self.split_at)?;
+        }
+        Ok(())
     }
 }
 
@@ -97,6 +136,9 @@ impl Exchange for SortExchange {
         ctx: &DataContext,
         _cpus: usize,
     ) -> usize {
+        if !self.split_at.is_empty() {
+            return self.split_at.len() + 1;
+        }
         // A reducer holds its partition twice (input and sorted output): keep it well under
         // the store budget as well as near the block size. A partition that comes out
         // larger (many equal keys) is sorted in runs and merged (`reduce_pieces`).
@@ -105,7 +147,7 @@ impl Exchange for SortExchange {
     }
 
     fn needs_samples(&self) -> bool {
-        true
+        self.split_at.is_empty()
     }
 
     fn sample(&self, batches: &[RecordBatch]) -> Result<Option<RecordBatch>> {
@@ -140,6 +182,9 @@ impl Exchange for SortExchange {
     }
 
     fn partition(&self, batch: &RecordBatch, n: usize, _fragment: u64) -> Result<Vec<u32>> {
+        if !self.split_at.is_empty() {
+            return self.partition_at_boundaries(batch);
+        }
         let bounds = self.boundaries.lock();
         if n <= 1 || bounds.is_empty() {
             return Ok(vec![0; batch.num_rows()]);
