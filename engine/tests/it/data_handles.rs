@@ -28,7 +28,7 @@ fn steps_sent_as_data_give_the_rows_of_the_direct_api() {
             name: "twice".into(),
             value: "id * 2".into(),
         },
-        Step::Sort(vec![("id".into(), true)]),
+        Step::Sort(vec![("id".into(), true)], Vec::new()),
         Step::Limit(5),
     ];
     // Each step goes through its wire form, as a worker's request would.
