@@ -840,3 +840,9 @@ def test_a_dataset_is_not_iterable_as_in_ray(rt):
     with pytest.raises(TypeError, match="aren't iterable.*iter_rows"):
         list(ds)
     assert [r["id"] for r in ds.iter_rows()] == [0, 1, 2]
+
+
+def test_a_materialized_datasets_stats_are_the_run_that_made_it(rt):
+    ds = rt.data.range(100).map_batches(lambda b: b).materialize()
+    assert "MapBatchesOp(<lambda>): 100 rows" in ds.stats()
+    assert rt.data.range(3).stats() == "(not executed yet)"

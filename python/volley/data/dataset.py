@@ -561,6 +561,7 @@ class Dataset:
 
     def __init__(self, native: Any) -> None:
         self._ds = native
+        self._run_stats: Optional[str] = None
 
     def __reduce__(self) -> Any:
         # Lent to the node: a task or actor that gets it asks the node to run it.
@@ -1104,14 +1105,18 @@ class Dataset:
         raise AttributeError(f"'Dataset' object has no attribute {name!r}")
 
     def stats(self) -> str:
-        return self._ds.stats() or "(not executed yet)"
+        """The last run's operators and figures (a ``materialize()``d dataset: the run that
+        materialized it, until it runs again)."""
+        return self._ds.stats() or self._run_stats or "(not executed yet)"
 
     def explain(self) -> str:
         return self._ds.explain()
 
     def materialize(self) -> "MaterializedDataset":
         """The dataset run once, its blocks kept in the object store."""
-        return MaterializedDataset(self._exec().materialize())
+        out = MaterializedDataset(self._exec().materialize())
+        out._run_stats = self._ds.stats()
+        return out
 
     def to_arrow(self) -> pa.Table:
         return _table(self._exec().take(None))
