@@ -55,7 +55,7 @@ class _TensorScalar(pa.ExtensionScalar):
     def as_py(self, **kwargs: Any) -> Any:
         if not self.is_valid:
             return None
-        return _to_numpy(pa.ExtensionArray.from_storage(self.type, pa.array([self.value])))[0]
+        return to_numpy(pa.ExtensionArray.from_storage(self.type, pa.array([self.value])))[0]
 
 
 class _FixedShapeTensorType(pa.ExtensionType):
@@ -162,6 +162,11 @@ def is_tensor(t: pa.DataType) -> bool:
     )
 
 
+def is_ndarray(value: Any) -> bool:
+    """Whether ``value`` is a numpy array (without importing numpy where it is absent)."""
+    return np is not None and isinstance(value, np.ndarray)
+
+
 def _values(flat: np.ndarray) -> Optional[pa.Array]:
     """Arrow values of a 1-D numpy array, or ``None`` for dtypes a tensor does not give
     back as they were (objects, strings, complex numbers, dates and times, non-native byte
@@ -225,7 +230,7 @@ def from_arrays(items: Sequence[Any]) -> Optional[pa.Array]:
     return pa.ExtensionArray.from_storage(ArrowVariableShapedTensorType(values.type, ndim), storage)
 
 
-def _to_numpy(column: Any) -> np.ndarray:
+def to_numpy(column: Any) -> np.ndarray:
     """A tensor column as numpy: one array of shape ``(rows, *shape)`` for a fixed shape
     without nulls, else an object array of each row's array (``None`` for a null)."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
@@ -281,21 +286,16 @@ def _variable_rows(storage: Any) -> np.ndarray:
     return object_rows(rows)
 
 
-def to_numpy(column: Any) -> np.ndarray:
-    """A tensor column (array or chunked) as numpy (see :func:`_to_numpy`)."""
-    return _to_numpy(column)
-
-
 def as_column(value: Any) -> Any:
     """A batch column a function returned, as Arrow where it holds arrays of more than one
     dimension (a numpy array of ``ndim > 1``, an object array or a list of arrays): a tensor
     column; anything else as it was."""
-    if isinstance(value, np.ndarray):
+    column = None
+    if is_ndarray(value):
         if value.ndim > 1 and value.dtype != object:
-            return from_ndarray(value) if _values(value.reshape(-1)[:0]) is not None else value
-        if value.dtype == object and len(value) and isinstance(value[0], np.ndarray):
-            return from_arrays(list(value)) or value
-        return value
-    if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
-        return from_arrays(value) or value
-    return value
+            column = from_ndarray(value)
+        elif value.dtype == object and len(value) and is_ndarray(value[0]):
+            column = from_arrays(list(value))
+    elif isinstance(value, list) and value and is_ndarray(value[0]):
+        column = from_arrays(value)
+    return value if column is None else column

@@ -12,13 +12,19 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 /// The schema of every JSON line in `bytes`, columns (and struct fields) in the order their
 /// keys first appear.
 pub(crate) fn infer_json(bytes: &[u8]) -> Result<Schema, arrow::error::ArrowError> {
-    let schema = arrow::json::reader::infer_json_schema(Cursor::new(bytes), None)?.0;
+    let schema = infer_json_types(bytes)?;
     let mut order = KeyOrder::default();
     for line in bytes.split(|b| *b == b'\n') {
         // A line that does not parse made the inference fail already.
         let _ = Visit(&mut order).deserialize(&mut serde_json::Deserializer::from_slice(line));
     }
     Ok(Schema::new(order.arrange(schema.fields())))
+}
+
+/// The types of every JSON line in `bytes`, columns in no particular order (enough to check
+/// rows against a schema: [`json_fits`]).
+pub(crate) fn infer_json_types(bytes: &[u8]) -> Result<Schema, arrow::error::ArrowError> {
+    Ok(arrow::json::reader::infer_json_schema(Cursor::new(bytes), None)?.0)
 }
 
 /// `schema` widened by a file's own schema `own` (see [`widen_type`]); the error names the

@@ -3,8 +3,9 @@
 //! infers from a first block; JSON: from whole files, the first ones up to
 //! [`JSON_INFER_BYTES`] together, widened over them as pyarrow and Ray widen blocks; the
 //! rows of files not inferred whole are checked against it when read, so a value the schema
-//! cannot hold is an error naming the file and column, never a silent truncation); files are packed into read
-//! fragments by size; sinks write `part-<task>-<n>.<ext>` files of a target size.
+//! cannot hold is an error naming the file and column, never a silent truncation); files are
+//! packed into read fragments by size; sinks write `part-<task>-<n>.<ext>` files of a target
+//! size.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
 use crate::io::Upload;
-use crate::io::json_schema::{infer_json, json_fits, widen};
+use crate::io::json_schema::{infer_json, infer_json_types, json_fits, widen};
 use crate::io::location::{FileRef, Location, parse, resolve};
 use crate::io::parquet::WrittenFile;
 
@@ -227,7 +228,7 @@ impl TextSource {
                 ),
                 TextFormat::Json => {
                     if i >= self.inferred_whole {
-                        let own = infer_json(&bytes).map_err(bad)?;
+                        let own = infer_json_types(&bytes).map_err(bad)?;
                         json_fits(&own, &self.file_schema).map_err(|message| {
                             Error::InvalidData {
                                 location: display.clone(),

@@ -261,7 +261,7 @@ def _from_pandas(df: Any) -> pa.Table:
     tensors = {}
     for name in df.columns:
         col = df[name]
-        if col.dtype == object and len(col) and isinstance(col.iloc[0], _np_ndarray()):
+        if col.dtype == object and len(col) and _types.is_ndarray(col.iloc[0]):
             column = _types.from_arrays(list(col))
             if column is not None:
                 tensors[name] = column
@@ -273,12 +273,6 @@ def _from_pandas(df: Any) -> pa.Table:
         str(c): tensors[c] if c in tensors else base.column(str(c)) for c in df.columns
     }
     return pa.table(columns)
-
-
-def _np_ndarray() -> type:
-    import numpy as np
-
-    return np.ndarray
 
 
 def _from_format(batch: Any) -> pa.Table:
@@ -1532,17 +1526,25 @@ def _rows_table(rows: List[Dict[str, Any]]) -> pa.Table:
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-        names: Dict[str, None] = {}
-        for r in rows:
-            names.update(dict.fromkeys(r))
-        return pa.table({n: _column([r.get(n) for r in rows]) for n in names})
+        return _items_table(rows)
+
+
+def _items_table(rows: List[Dict[str, Any]]) -> pa.Table:
+    """Rows (dicts) as a table, each column as :func:`_column` makes it; the columns in the
+    order their names first appear."""
+    names: Dict[str, None] = {}
+    for r in rows:
+        names.update(dict.fromkeys(r))
+    if not names:
+        return pa.Table.from_pylist(rows)
+    return pa.table({n: _column([r.get(n) for r in rows]) for n in names})
 
 
 def _column(values: List[Any]) -> Any:
     """An item column as Arrow: a native type where its values have one that holds them
     faithfully, a tensor column for numpy arrays of one dtype and number of dimensions
     (Ray's tensor types), Python objects otherwise."""
-    if any(type(v).__name__ == "ndarray" for v in values):
+    if any(_types.is_ndarray(v) for v in values):
         tensor = _types.from_arrays(values)
         if tensor is not None:
             return tensor
@@ -1580,15 +1582,10 @@ def _object_column(values: List[Any]) -> Any:
 @_auto_init
 def from_items(items: List[Any], *, override_num_blocks: Optional[int] = None) -> Dataset:
     """Rows from dicts (other values become ``{"item": value}``). A column of values Arrow
-    has no faithful type for (numpy arrays, objects) is kept as Python objects."""
+    has no faithful type for (objects) is kept as Python objects; numpy arrays are tensor
+    columns where a tensor type holds them."""
     rows = [i if isinstance(i, dict) else {"item": i} for i in items]
-    names: Dict[str, None] = {}
-    for r in rows:
-        names.update(dict.fromkeys(r))
-    if not names:
-        return _with_blocks(from_arrow(pa.Table.from_pylist(rows)), override_num_blocks)
-    table = pa.table({n: _column([r.get(n) for r in rows]) for n in names})
-    return _with_blocks(from_arrow(table), override_num_blocks)
+    return _with_blocks(from_arrow(_items_table(rows)), override_num_blocks)
 
 
 @_auto_init
