@@ -1,30 +1,35 @@
-//! The schema of newline-delimited JSON as pyarrow reads it: every row's types (arrow-json's
-//! inference), columns in the order their keys first appear (arrow-json's come in hash
-//! order), and the widening that gives files with mixed values one schema.
+//! The schema of newline-delimited JSON as pyarrow reads it: every row's types in one pass
+//! over the text (no parsed values are built), columns and struct fields in the order their
+//! keys first appear, a column of integers and floats as floats, a scalar beside lists as a
+//! list of it (as arrow-json infers), numbers beside strings an error naming the column (as
+//! pyarrow's); and the widening that gives files with mixed values one schema.
 
 use std::fmt;
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, Schema};
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// The schema of every JSON line in `bytes`, columns (and struct fields) in the order their
-/// keys first appear.
-pub(crate) fn infer_json(bytes: &[u8]) -> Result<Schema, arrow::error::ArrowError> {
-    let schema = infer_json_types(bytes)?;
-    let mut order = KeyOrder::default();
-    for line in bytes.split(|b| *b == b'\n') {
-        // A line that does not parse made the inference fail already.
-        let _ = Visit(&mut order).deserialize(&mut serde_json::Deserializer::from_slice(line));
+/// The schema of every JSON line in `bytes`; the error names the line or the column.
+pub(crate) fn infer_json(bytes: &[u8]) -> Result<Schema, String> {
+    let mut root = Node::default();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let mut de = serde_json::Deserializer::from_slice(line);
+        Visit(&mut root)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| format!("line {}: {e}", i + 1))?;
+        if !matches!(root.ty, Ty::Object(_)) {
+            return Err(format!("line {}: not a JSON object", i + 1));
+        }
     }
-    Ok(Schema::new(order.arrange(schema.fields())))
-}
-
-/// The types of every JSON line in `bytes`, columns in no particular order (enough to check
-/// rows against a schema: [`json_fits`]).
-pub(crate) fn infer_json_types(bytes: &[u8]) -> Result<Schema, arrow::error::ArrowError> {
-    Ok(arrow::json::reader::infer_json_schema(Cursor::new(bytes), None)?.0)
+    match &root.ty {
+        Ty::Object(keys) => Ok(Schema::new(fields(keys, "")?)),
+        _ => Ok(Schema::empty()),
+    }
 }
 
 /// `schema` widened by a file's own schema `own` (see [`widen_type`]); the error names the
@@ -99,56 +104,120 @@ fn widen_fields(a: &Fields, b: &Fields) -> Result<Vec<Field>, String> {
     Ok(out)
 }
 
-/// Object keys in the order they first appear; each with the keys of the objects under it
-/// (in lists too: a list's objects share their list's entry).
+/// What the values seen at one place (a column, a struct field, a list's items) were.
 #[derive(Default)]
-struct KeyOrder(Vec<(String, KeyOrder)>);
+struct Node {
+    ty: Ty,
+}
 
-impl KeyOrder {
-    fn entry(&mut self, key: &str) -> &mut KeyOrder {
-        let i = match self.0.iter().position(|(k, _)| k == key) {
-            Some(i) => i,
-            None => {
-                self.0.push((key.to_string(), KeyOrder::default()));
-                self.0.len() - 1
-            }
-        };
-        &mut self.0[i].1
-    }
+#[derive(Default)]
+enum Ty {
+    /// Only nulls (or nothing).
+    #[default]
+    Any,
+    /// Scalars: a set of the `BOOL`, `INT`, `FLOAT`, `STR` bits.
+    Scalar(u8),
+    /// Lists (a scalar beside them is a list of it), their items.
+    List(Box<Node>),
+    /// Objects, their keys in the order first seen.
+    Object(Vec<(String, Node)>),
+    /// Objects beside other values: no type holds both.
+    Conflict,
+}
 
-    /// `fields` in this order (a name never seen goes last), nested structs too.
-    fn arrange(&self, fields: &Fields) -> Vec<Field> {
-        let rank = |f: &Field| self.0.iter().position(|(k, _)| k == f.name());
-        let mut out: Vec<Field> = fields
-            .iter()
-            .map(|f| {
-                let inner = self.0.iter().find(|(k, _)| k == f.name()).map(|(_, o)| o);
-                let t = match inner {
-                    Some(o) => o.arrange_type(f.data_type()),
-                    None => f.data_type().clone(),
-                };
-                f.as_ref().clone().with_data_type(t)
-            })
-            .collect();
-        out.sort_by_key(|f| rank(f).unwrap_or(usize::MAX));
-        out
-    }
+const BOOL: u8 = 1;
+const INT: u8 = 2;
+const FLOAT: u8 = 4;
+const STR: u8 = 8;
 
-    fn arrange_type(&self, t: &DataType) -> DataType {
-        match t {
-            DataType::Struct(fields) => DataType::Struct(self.arrange(fields).into()),
-            DataType::List(item) => DataType::List(Arc::new(
-                item.as_ref()
-                    .clone()
-                    .with_data_type(self.arrange_type(item.data_type())),
-            )),
-            other => other.clone(),
+impl Node {
+    fn scalar(&mut self, bit: u8) {
+        match &mut self.ty {
+            Ty::Any => self.ty = Ty::Scalar(bit),
+            Ty::Scalar(bits) => *bits |= bit,
+            Ty::List(item) => item.scalar(bit),
+            Ty::Object(_) | Ty::Conflict => self.ty = Ty::Conflict,
         }
+    }
+
+    /// The node a list's items go to (`None`: objects were seen here).
+    fn items(&mut self) -> Option<&mut Node> {
+        let ty = std::mem::take(&mut self.ty);
+        self.ty = match ty {
+            Ty::Any => Ty::List(Box::default()),
+            Ty::Scalar(bits) => Ty::List(Box::new(Node {
+                ty: Ty::Scalar(bits),
+            })),
+            list @ Ty::List(_) => list,
+            Ty::Object(_) | Ty::Conflict => Ty::Conflict,
+        };
+        match &mut self.ty {
+            Ty::List(item) => Some(item),
+            _ => None,
+        }
+    }
+
+    /// The keys an object's values go to (`None`: other values were seen here).
+    fn keys(&mut self) -> Option<&mut Vec<(String, Node)>> {
+        if matches!(self.ty, Ty::Any) {
+            self.ty = Ty::Object(Vec::new());
+        }
+        if !matches!(self.ty, Ty::Object(_)) {
+            self.ty = Ty::Conflict;
+        }
+        match &mut self.ty {
+            Ty::Object(keys) => Some(keys),
+            _ => None,
+        }
+    }
+
+    /// The Arrow type of what was seen; `path` names the place in an error.
+    fn data_type(&self, path: &str) -> Result<DataType, String> {
+        Ok(match &self.ty {
+            Ty::Any => DataType::Null,
+            Ty::Scalar(bits) => match *bits {
+                BOOL => DataType::Boolean,
+                INT => DataType::Int64,
+                FLOAT => DataType::Float64,
+                b if b == INT | FLOAT => DataType::Float64,
+                STR => DataType::Utf8,
+                _ => {
+                    let kinds: Vec<&str> = [(BOOL, "booleans"), (INT | FLOAT, "numbers")]
+                        .into_iter()
+                        .chain([(STR, "strings")])
+                        .filter(|(b, _)| bits & b != 0)
+                        .map(|(_, name)| name)
+                        .collect();
+                    return Err(format!("column {path:?} holds {}", kinds.join(" and ")));
+                }
+            },
+            Ty::List(item) => {
+                DataType::List(Arc::new(Field::new_list_field(item.data_type(path)?, true)))
+            }
+            Ty::Object(keys) => DataType::Struct(fields(keys, path)?.into()),
+            Ty::Conflict => {
+                return Err(format!("column {path:?} holds objects and other values"));
+            }
+        })
     }
 }
 
-/// Records the keys of one JSON value into a [`KeyOrder`].
-struct Visit<'a>(&'a mut KeyOrder);
+/// The fields of an object's keys, in the order first seen (`path`: the object's place).
+fn fields(keys: &[(String, Node)], path: &str) -> Result<Vec<Field>, String> {
+    keys.iter()
+        .map(|(k, node)| {
+            let path = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            Ok(Field::new(k, node.data_type(&path)?, true))
+        })
+        .collect()
+}
+
+/// Records one JSON value into a [`Node`].
+struct Visit<'a>(&'a mut Node);
 
 impl<'de> DeserializeSeed<'de> for Visit<'_> {
     type Value = ();
@@ -166,39 +235,93 @@ impl<'de> Visitor<'de> for Visit<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            map.next_value_seed(Visit(self.0.entry(&key)))?;
+        let Some(keys) = self.0.keys() else {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            return Ok(());
+        };
+        // Rows usually repeat their keys in one order: look at the next one first.
+        let mut next = 0;
+        while let Some(i) = map.next_key_seed(Key { keys, next })? {
+            next = i + 1;
+            map.next_value_seed(Visit(&mut keys[i].1))?;
         }
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Visit(&mut *self.0))?.is_some() {}
+        match self.0.items() {
+            Some(item) => while seq.next_element_seed(Visit(&mut *item))?.is_some() {},
+            None => while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {},
+        }
         Ok(())
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.scalar(BOOL);
         Ok(())
     }
 
     fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.0.scalar(INT);
         Ok(())
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        // Past i64 an integer is a float, as arrow-json reads it.
+        self.0
+            .scalar(if i64::try_from(v).is_ok() { INT } else { FLOAT });
         Ok(())
     }
 
     fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.0.scalar(FLOAT);
         Ok(())
     }
 
     fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.0.scalar(STR);
         Ok(())
     }
 
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
+    }
+}
+
+/// Finds (or adds) an object key's index among `keys`, trying `next` first; allocates only
+/// for a key not seen before.
+struct Key<'a> {
+    keys: &'a mut Vec<(String, Node)>,
+    next: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<usize, E> {
+        if self.keys.get(self.next).is_some_and(|(k, _)| k == key) {
+            return Ok(self.next);
+        }
+        if let Some(i) = self.keys.iter().position(|(k, _)| k == key) {
+            return Ok(i);
+        }
+        self.keys.push((key.to_string(), Node::default()));
+        Ok(self.keys.len() - 1)
     }
 }
 
@@ -242,5 +365,68 @@ mod tests {
         assert!(json_fits(&b, &a).unwrap_err().contains("\"v\""));
         let c = infer_json(b"{\"v\": \"x\"}\n").unwrap();
         assert!(widen(&a, &c).unwrap_err().contains("\"v\" holds Utf8"));
+    }
+
+    /// `t` with every struct's fields ordered by name (arrow-json orders them otherwise).
+    fn by_name(t: &DataType) -> DataType {
+        match t {
+            DataType::Struct(fs) => {
+                let mut fs: Vec<Field> = fs
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_data_type(by_name(f.data_type())))
+                    .collect();
+                fs.sort_by(|a, b| a.name().cmp(b.name()));
+                DataType::Struct(fs.into())
+            }
+            DataType::List(f) => DataType::List(Arc::new(
+                f.as_ref().clone().with_data_type(by_name(f.data_type())),
+            )),
+            t => t.clone(),
+        }
+    }
+
+    #[test]
+    fn the_types_are_arrow_jsons_where_it_does_not_fall_back_to_strings() {
+        let cases: [&[u8]; 7] = [
+            b"{\"a\": 1, \"b\": 2.5, \"c\": \"x\", \"d\": true, \"e\": null}\n",
+            b"{\"a\": 1}\n{\"a\": 2.5}\n\n{\"a\": null}\n",
+            b"{\"l\": [1, 2]}\n{\"l\": 3}\n{\"l\": []}\n{\"l\": [0.5]}\n",
+            b"{\"s\": {\"y\": 1, \"x\": [true]}}\n{\"s\": {\"z\": \"q\"}}\n{\"s\": null}\n",
+            b"{\"ls\": [{\"b\": 1}, {\"a\": [1.5]}]}\n{\"ls\": null}\n",
+            b"{\"n\": [[1], [2, 3]]}\n{\"n\": [[]]}\n",
+            b"{\"big\": 18446744073709551615, \"neg\": -9223372036854775808}\n",
+        ];
+        for rows in cases {
+            let ours = infer_json(rows).unwrap();
+            let theirs = arrow::json::reader::infer_json_schema(std::io::Cursor::new(rows), None)
+                .unwrap()
+                .0;
+            assert_eq!(ours.fields().len(), theirs.fields().len());
+            for f in theirs.fields() {
+                let o = ours.field_with_name(f.name()).unwrap();
+                assert_eq!(by_name(o.data_type()), by_name(f.data_type()), "{f:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn values_no_type_holds_are_errors_naming_the_column_or_line() {
+        let err = |rows: &[u8]| infer_json(rows).unwrap_err();
+        assert_eq!(
+            err(b"{\"m\": 1}\n{\"m\": \"x\"}\n"),
+            "column \"m\" holds numbers and strings"
+        );
+        assert_eq!(
+            err(b"{\"s\": {\"f\": true}}\n{\"s\": {\"f\": 2}}\n"),
+            "column \"s.f\" holds booleans and numbers"
+        );
+        assert_eq!(
+            err(b"{\"o\": {\"x\": 1}}\n{\"o\": 3}\n"),
+            "column \"o\" holds objects and other values"
+        );
+        assert!(err(b"{\"a\": 1}\n{\"a\": \n").starts_with("line 2: "));
+        assert_eq!(err(b"{\"a\": 1}\n[1, 2]\n"), "line 2: not a JSON object");
+        assert!(err(b"{\"a\": 1} {\"a\": 2}\n").starts_with("line 1: trailing characters"));
+        assert_eq!(infer_json(b"\n  \n").unwrap(), Schema::empty());
     }
 }

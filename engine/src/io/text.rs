@@ -19,7 +19,7 @@ use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
 use crate::io::Upload;
-use crate::io::json_schema::{infer_json, infer_json_types, json_fits, widen};
+use crate::io::json_schema::{infer_json, json_fits, widen};
 use crate::io::location::{FileRef, Location, parse, resolve};
 use crate::io::parquet::WrittenFile;
 
@@ -92,7 +92,7 @@ impl TextSource {
                 head.len()
             };
             let sample = &head[..cut];
-            let bad = |e: arrow::error::ArrowError| Error::InvalidData {
+            let bad = |e: &dyn std::fmt::Display| Error::InvalidData {
                 location: display.clone(),
                 message: format!("cannot infer a schema: {e}"),
             };
@@ -101,10 +101,10 @@ impl TextSource {
                     arrow::csv::reader::Format::default()
                         .with_header(true)
                         .infer_schema(Cursor::new(sample), Some(1000))
-                        .map_err(bad)?
+                        .map_err(|e| bad(&e))?
                         .0
                 }
-                TextFormat::Json => infer_json(sample).map_err(bad)?,
+                TextFormat::Json => infer_json(sample).map_err(|e| bad(&e))?,
             };
             let mut inferred_whole = usize::from(first.size <= sample_bytes);
             let mut schema = schema;
@@ -228,7 +228,10 @@ impl TextSource {
                 ),
                 TextFormat::Json => {
                     if i >= self.inferred_whole {
-                        let own = infer_json_types(&bytes).map_err(bad)?;
+                        let own = infer_json(&bytes).map_err(|message| Error::InvalidData {
+                            location: display.clone(),
+                            message,
+                        })?;
                         json_fits(&own, &self.file_schema).map_err(|message| {
                             Error::InvalidData {
                                 location: display.clone(),
