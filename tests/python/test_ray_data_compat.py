@@ -675,6 +675,14 @@ def test_json_lines_with_lists_nested_objects_and_mixed_numbers_read_as_pyarrow(
     assert got.schema().names == want.schema.names == ["z", "tags", "pt", "m", "late"]
     assert got.schema().types == want.schema.types
     assert got.take_all() == want.to_pylist()
+    # Mixed-case and dotted keys are columns as named; the integers and a float in
+    # "sepal.length" are floats.
+    rows = [{"UserID": 1, "sepal.length": 2.5}, {"UserID": 2, "sepal.length": 3}]
+    _jsonl(tmp_path / "names.jsonl", rows)
+    named = rt.data.read_json(str(tmp_path / "names.jsonl"))
+    assert named.columns() == ["UserID", "sepal.length"]
+    kept = named.filter(expr="sepal.length > 2.6").take_all()
+    assert kept == [{"UserID": 2, "sepal.length": 3.0}]
 
 
 def test_json_files_with_different_columns_and_types_widen_or_fail_naming_the_file(rt, tmp_path):
