@@ -237,8 +237,8 @@ impl PyDataset {
         self.then(py, Step::FilterSql(predicate))
     }
 
-    fn with_column_sql(&self, py: Python<'_>, name: String, value: String) -> Res<PyDataset> {
-        self.then(py, Step::WithColumnSql { name, value })
+    fn with_columns_sql(&self, py: Python<'_>, values: Vec<(String, String)>) -> Res<PyDataset> {
+        self.then(py, Step::WithColumnsSql(values))
     }
 
     fn select_columns(&self, py: Python<'_>, columns: Vec<String>) -> Res<PyDataset> {

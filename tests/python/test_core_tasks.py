@@ -245,9 +245,7 @@ def test_get_object_locations_reports_copies_as_ray(tmp_path):
     )
     path = tmp_path / "driver.py"
     path.write_text(script)
-    out = subprocess.run(
-        [sys.executable, str(path)], capture_output=True, text=True, timeout=120
-    )
+    out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     import json
 

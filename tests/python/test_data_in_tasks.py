@@ -95,9 +95,11 @@ def test_a_task_holding_every_cpu_runs_a_pipeline_that_needs_cpus(rt):
     def greedy():
         import volley.data
 
-        return volley.data.range(2000, override_num_blocks=8).map_batches(
-            lambda b: {"id": b["id"] * 3}
-        ).sum("id")
+        return (
+            volley.data.range(2000, override_num_blocks=8)
+            .map_batches(lambda b: {"id": b["id"] * 3})
+            .sum("id")
+        )
 
     assert volley.get(greedy.remote(), timeout=120) == 3 * sum(range(2000))
 
@@ -122,8 +124,9 @@ def test_datasets_combine_materialize_and_split_inside_a_task(rt):
             [p.count() for p in parts],
             (train.count(), test.count()),
             [r["sq"] for r in joined],
-            a.zip(volley.data.range(10).select_columns(["id"]).rename_columns({"id": "id2"}))
-            .take(2),
+            a.zip(volley.data.range(10).select_columns(["id"]).rename_columns({"id": "id2"})).take(
+                2
+            ),
             a.schema().names,
             "Range" in a.explain() or "range" in a.explain().lower(),
             (before, "MapBatches" in mapped.stats()),

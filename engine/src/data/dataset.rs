@@ -646,21 +646,27 @@ impl Dataset {
 
     /// Adds (or replaces) column `name` computed by `expr`.
     pub fn with_column(&self, name: &str, value: Expr) -> Result<Dataset> {
+        self.with_columns(vec![(name.to_string(), value)])
+    }
+
+    /// Adds (or replaces) columns in one projection: every value is computed from this
+    /// dataset's columns (a value naming a column that another entry replaces sees the
+    /// old one). A replaced column keeps its place; new ones follow, in the given order.
+    pub fn with_columns(&self, values: Vec<(String, Expr)>) -> Result<Dataset> {
         let schema = self.schema()?;
-        expr::field(&value, name, &schema)?;
+        for (name, value) in &values {
+            expr::field(value, name, &schema)?;
+        }
         let mut cols: Vec<(Expr, String)> = schema
             .fields()
             .iter()
-            .map(|f| {
-                if f.name() == name {
-                    (value.clone(), name.to_string())
-                } else {
-                    (ident(f.name()), f.name().clone())
-                }
-            })
+            .map(|f| (ident(f.name()), f.name().clone()))
             .collect();
-        if schema.index_of(name).is_err() {
-            cols.push((value, name.to_string()));
+        for (name, value) in values {
+            match cols.iter_mut().find(|(_, n)| *n == name) {
+                Some(slot) => slot.0 = value,
+                None => cols.push((value, name)),
+            }
         }
         Ok(self.project(cols))
     }
@@ -668,8 +674,17 @@ impl Dataset {
     /// [`Dataset::with_column`] with the value as a SQL expression over the columns
     /// (e.g. `"value * 2"`).
     pub fn with_column_sql(&self, name: &str, value: &str) -> Result<Dataset> {
+        self.with_columns_sql(&[(name, value)])
+    }
+
+    /// [`Dataset::with_columns`] with each value as a SQL expression over the columns.
+    pub fn with_columns_sql(&self, values: &[(&str, &str)]) -> Result<Dataset> {
         let schema = self.schema()?;
-        self.with_column(name, expr::parse_sql(value, &schema)?)
+        let values = values
+            .iter()
+            .map(|(name, sql)| Ok((name.to_string(), expr::parse_sql(sql, &schema)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.with_columns(values)
     }
 
     fn project(&self, columns: Vec<(Expr, String)>) -> Dataset {

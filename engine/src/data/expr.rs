@@ -19,14 +19,16 @@ fn df_schema(schema: &SchemaRef) -> Result<DFSchema> {
     DFSchema::try_from(schema.as_ref().clone()).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// `expr` with its operands cast where their types differ (`float_col > 2`), as DataFusion's
-/// planner would.
+/// `expr` with its operands cast where their types differ (`float_col > 2`) and simplified
+/// (functions such as `coalesce` have no physical form of their own), as DataFusion's planner
+/// would.
 fn coerced(expr: &Expr, dfs: DFSchema) -> Result<(Expr, DFSchema)> {
     let dfs = Arc::new(dfs);
     let simplifier =
         ExprSimplifier::new(SimplifyContext::builder().with_schema(dfs.clone()).build());
     let expr = simplifier
         .coerce(expr.clone(), &dfs)
+        .and_then(|e| simplifier.simplify(e))
         .map_err(|e| Error::InvalidArgument(format!("expression {expr}: {e}")))?;
     Ok((expr, Arc::unwrap_or_clone(dfs)))
 }
@@ -61,7 +63,7 @@ pub(crate) fn parse_sql(sql: &str, schema: &SchemaRef) -> Result<Expr> {
     config.options_mut().sql_parser.enable_ident_normalization = false;
     SessionContext::new_with_config(config)
         .parse_sql_expr(sql, &dfs)
-        .map_err(|e| Error::InvalidArgument(format!("predicate {sql:?}: {e}")))
+        .map_err(|e| Error::InvalidArgument(format!("expression {sql:?}: {e}")))
 }
 
 /// Rows of `batch` where `predicate` is true.

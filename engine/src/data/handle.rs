@@ -132,13 +132,8 @@ pub enum Step {
     Context(ContextSpec),
     /// Rows where a SQL predicate holds.
     FilterSql(String),
-    /// A column computed by a SQL expression.
-    WithColumnSql {
-        /// Its name.
-        name: String,
-        /// The expression.
-        value: String,
-    },
+    /// Columns computed by SQL expressions (`(name, expression)`), in one projection.
+    WithColumnsSql(Vec<(String, String)>),
     /// These columns only.
     Select(Vec<String>),
     /// Without these columns.
@@ -273,7 +268,13 @@ impl Step {
             }
             Step::Context(spec) => Ok(ds.clone().with_context(spec.apply(ds.context().clone())?)),
             Step::FilterSql(p) => ds.filter_sql(p),
-            Step::WithColumnSql { name, value } => ds.with_column_sql(name, value),
+            Step::WithColumnsSql(values) => {
+                let values: Vec<(&str, &str)> = values
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                ds.with_columns_sql(&values)
+            }
             Step::Select(c) => ds.select_columns(&strs(c)),
             Step::Drop(c) => ds.drop_columns(&strs(c)),
             Step::Rename(r) => {

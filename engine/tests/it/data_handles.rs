@@ -24,10 +24,7 @@ fn steps_sent_as_data_give_the_rows_of_the_direct_api() {
             ..ContextSpec::default()
         }),
         Step::FilterSql("id % 3 = 0".into()),
-        Step::WithColumnSql {
-            name: "twice".into(),
-            value: "id * 2".into(),
-        },
+        Step::WithColumnsSql(vec![("twice".into(), "id * 2".into())]),
         Step::Sort(vec![("id".into(), true)], Vec::new()),
         Step::Limit(5),
     ];

@@ -749,6 +749,9 @@ fn column_names_are_taken_exactly_on_every_path() {
     assert_eq!(f64s(&sums, "sum(sepal.length)"), [5.0, 2.5, 0.5]);
     let kept = concat(&ds.filter_sql("UserID > 1").unwrap().take_all().unwrap());
     assert_eq!(i64s(&kept, "UserID"), [3, 2]);
+    // A function DataFusion's simplifier rewrites (coalesce, into CASE) evaluates too.
+    let kept = ds.filter_sql("coalesce(UserID, 0) > 1").unwrap();
+    assert_eq!(kept.count().unwrap(), 2);
     let kept = ds.filter(data::ident("UserID").eq(lit(1i64))).unwrap();
     assert_eq!(kept.count().unwrap(), 2);
     let dotted = concat(
@@ -779,6 +782,14 @@ fn column_names_are_taken_exactly_on_every_path() {
         i64s(&concat(&doubled.take_all().unwrap()), "Twice"),
         [6, 2, 4, 2]
     );
+    // One projection: "Old" sees UserID before it is replaced, which keeps its place.
+    let both = ds
+        .with_columns_sql(&[("UserID", "\"UserID\" * 10"), ("Old", "\"UserID\"")])
+        .unwrap();
+    let both = concat(&both.take_all().unwrap());
+    assert_eq!(both.schema().field(0).name(), "UserID");
+    assert_eq!(i64s(&both, "UserID"), [30, 10, 20, 10]);
+    assert_eq!(i64s(&both, "Old"), [3, 1, 2, 1]);
 }
 
 #[test]

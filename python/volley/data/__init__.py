@@ -6,7 +6,7 @@ node's threads; Python functions (``map_batches``, ``map``, ``filter(fn)``, ...)
 processes, batches reaching them through shared memory without copies.
 """
 
-from volley.data import aggregate, context, exceptions
+from volley.data import aggregate, context, datatype, exceptions, expressions
 from volley.data.dataset import (
     ActorPoolStrategy,
     DataContext,
@@ -79,6 +79,8 @@ __all__ = [
     "ActorPoolStrategy",
     "aggregate",
     "context",
+    "datatype",
+    "expressions",
     "exceptions",
     "DataContext",
     "Dataset",

@@ -10,7 +10,18 @@ import inspect
 import operator
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import pyarrow as pa
 
@@ -19,7 +30,7 @@ from volley import _native
 from volley._api import _auto_init, _Slot
 from volley._arrow_types import PythonObjectType
 from volley._serialization import dumps, register_function
-from volley.data import _expr
+from volley.data import _expr, expressions
 from volley.data import aggregate as _aggregate
 
 _BATCH_FORMATS = ("default", "pyarrow", "pandas", "numpy")
@@ -679,17 +690,17 @@ class Dataset:
         return self.map_batches(rows, batch_format="pyarrow", **kwargs)
 
     def filter(
-        self, fn: Optional[Callable] = None, *, expr: Optional[str] = None, **kwargs: Any
+        self, fn: Optional[Callable] = None, expr: Optional[Any] = None, **kwargs: Any
     ) -> "Dataset":
-        """Keeps the rows where ``fn(row)`` is true, or where ``expr`` holds: Ray's
-        expression syntax (``"UserID > 7 and key == 'a'"``, names exact) or SQL, evaluated
-        natively and pushed into parquet reads (see ``volley.data._expr``)."""
+        """Keeps the rows where ``fn(row)`` is true, or where ``expr`` holds: a Ray
+        expression (``col("UserID") > 7``, ``volley.data.expressions``), Ray's string
+        syntax (``"UserID > 7 and key == 'a'"``, names exact) or SQL, evaluated natively
+        and pushed into parquet reads."""
         if (fn is None) == (expr is None):
             raise ValueError("Exactly one of 'fn' or 'expr' must be provided.")
         if expr is not None:
-            if not isinstance(expr, str):
-                raise TypeError(f"expr must be a string, not {type(expr).__name__}")
-            return Dataset(self._ds.filter_sql(_expr.to_sql(expr)))
+            _refuse("filter", kwargs)
+            return Dataset(self._ds.filter_sql(self._sql(expr, "expr")))
         if not callable(fn):
             raise ValueError(
                 f"fn must be a UserDefinedFunction (a function or a callable class), "
@@ -719,9 +730,41 @@ class Dataset:
         add.__name__ = f"add_column({col})"
         return self.map_batches(add, batch_format="pyarrow", **kwargs)
 
-    def with_column(self, name: str, expr: str) -> "Dataset":
-        """Adds (or replaces) column ``name`` with a SQL expression over the columns."""
-        return Dataset(self._ds.with_column_sql(name, expr))
+    def with_column(self, column_name: str, expr: Any, **kwargs: Any) -> "Dataset":
+        """Adds (or replaces) column ``column_name`` with ``expr``: a Ray expression
+        (``col("a") * 2``, ``volley.data.expressions``), Ray's string syntax or SQL."""
+        return self.with_columns({column_name: expr}, **kwargs)
+
+    def with_columns(
+        self, exprs: Optional[Mapping[str, Any]] = None, *more_exprs: Any, **kwargs: Any
+    ) -> "Dataset":
+        """Adds (or replaces) columns, ``{name: expression}``, in one projection: every
+        expression sees this dataset's columns (not another entry's result); a replaced
+        column keeps its place, new ones follow in the mappings' order."""
+        _refuse("with_columns", kwargs)
+        values: List[Tuple[str, str]] = []
+        for arg in ([] if exprs is None else [exprs]) + list(more_exprs):
+            if not isinstance(arg, Mapping):
+                raise TypeError(
+                    "`with_columns` arguments must be mappings from column name to "
+                    f"expression, got {type(arg).__name__}."
+                )
+            for name, e in arg.items():
+                if not isinstance(name, str):
+                    raise TypeError(f"a column name is a str, not {type(name).__name__}")
+                values.append((name, self._sql(e, f"the expression of column {name!r}")))
+        return Dataset(self._ds.with_columns_sql(values)) if values else self
+
+    def _sql(self, e: Any, what: str) -> str:
+        """The SQL of a Ray expression, or of an expression string (Ray's syntax or SQL)."""
+        if isinstance(e, str):
+            return _expr.to_sql(e)
+        if isinstance(e, expressions.Expr):
+            return expressions.to_sql(e, lambda: _table(self._ds.schema()).schema)
+        raise TypeError(
+            f"{what} must be an expression (volley.data.expressions) or a string, "
+            f"not {type(e).__name__}"
+        )
 
     def select_columns(self, cols: Union[str, List[str]]) -> "Dataset":
         return Dataset(self._ds.select_columns(_paths(cols)))
@@ -1306,7 +1349,7 @@ _REFUSED_METHODS = {
         "Ray's internals",
     ),
     **dict.fromkeys(
-        """with_columns summary mix streaming_train_test_split""".split(),
+        """summary mix streaming_train_test_split""".split(),
         "not implemented",
     ),
 }
