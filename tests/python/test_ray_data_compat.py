@@ -852,5 +852,39 @@ def test_a_dataset_is_not_iterable_as_in_ray(rt):
 
 def test_a_materialized_datasets_stats_are_the_run_that_made_it(rt):
     ds = rt.data.range(100).map_batches(lambda b: b).materialize()
-    assert "MapBatchesOp(<lambda>): 100 rows" in ds.stats()
+    assert "Operator 1 ReadRange->MapBatches(<lambda>): " in ds.stats()
+    assert "* Output num rows per block: " in ds.stats()
     assert rt.data.range(3).stats() == "(not executed yet)"
+
+
+def test_stats_name_the_executed_operators_in_rays_layout(rt):
+    import re
+
+    def double(b):
+        return {"id": b["id"] * 2}
+
+    ds = rt.data.range(1000).map_batches(double).filter(expr="id > 5").sort("id")
+    assert len(ds.take_all()) == 997
+    text = ds.stats()
+    heads = re.findall(
+        r"^Operator (\d+) (.+): (\d+) tasks executed, (\d+) blocks produced in ([\d.]+)s$",
+        text,
+        re.M,
+    )
+    assert [(n, name) for n, name, *_ in heads] == [
+        ("1", "ReadRange->MapBatches(double)->Filter(id > Int64(5))"),
+        ("2", "Sort"),
+    ]
+    first = text.split("Operator 2")[0]
+    # The fused pipeline's output: 997 rows, in as many blocks as it says it produced.
+    blocks = int(heads[0][3])
+    rows = re.search(
+        r"\* Output num rows per block: (\d+) min, (\d+) max, (\d+) mean, (\d+) total", first
+    )
+    assert rows is not None and int(rows.group(4)) == 997
+    assert int(rows.group(1)) <= 997 // blocks <= int(rows.group(2))
+    assert re.search(r"\* Output size bytes per block: .*, 7976 total", first)
+    assert "* Remote cpu time: " in first and "\t* Total output num rows: 997 rows" in first
+    assert re.search(
+        r"^Dataset throughput:\n\t\* Volley throughput: [\d.]+ rows/s \(997 rows", text, re.M
+    )

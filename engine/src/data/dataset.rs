@@ -18,7 +18,7 @@ use crate::data::logical::{BatchFn, LogicalPlan, MapKind};
 use crate::data::optimizer::optimize;
 use crate::data::physical::{self, PhysicalPlan};
 use crate::data::planner::{PlanEnv, plan};
-use crate::data::progress::{OperatorProgress, Reporter, snapshot};
+use crate::data::progress::{self, OperatorProgress, Reporter, snapshot};
 use crate::data::udf::{self, BatchFnMut, Compute, MapOptions, MapUdf};
 use crate::data::{Agg, AggKind, JoinType};
 use crate::error::{Error, Result, TaskResult};
@@ -53,33 +53,10 @@ pub struct ExecStats {
     pub store_peak_bytes: u64,
 }
 
+/// Ray's `Dataset.stats()` layout (see [`progress::ray_layout`]).
 impl fmt::Display for ExecStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        writeln!(
-            f,
-            "Execution: {:.3} s wall, object store peak {:.1} MiB",
-            self.wall.as_secs_f64(),
-            mib(self.store_peak_bytes)
-        )?;
-        for o in &self.operators {
-            write!(
-                f,
-                "  {}: {} rows, {} batches, {:.1} MiB, {} tasks, {:.3} s CPU, peak {:.1} MiB held",
-                o.name,
-                o.rows,
-                o.batches,
-                mib(o.bytes),
-                o.tasks_finished + o.tasks_active,
-                o.cpu_time.as_secs_f64(),
-                mib(o.peak_bytes)
-            )?;
-            match &o.note {
-                Some(n) => writeln!(f, ", {n}")?,
-                None => writeln!(f)?,
-            }
-        }
-        Ok(())
+        progress::ray_layout(&self.operators, self.wall, self.store_peak_bytes, f)
     }
 }
 

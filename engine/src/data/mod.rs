@@ -46,6 +46,7 @@ pub use dataset::{
 };
 pub use handle::{Batches, ContextSpec, DatasetHandle, ForeignMap, Source, Step, serve_in_node};
 pub use logical::{LogicalPlan, MapKind};
+pub use physical::OpSpread;
 pub use physical::{Agg, AggKind, JoinSpec, JoinType};
 pub use progress::{OperatorProgress, Progress, ProgressSink};
 pub use split::SplitIter;

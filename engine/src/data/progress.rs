@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::data::context::DataContext;
-use crate::data::physical::{OpCounters, PhysicalPlan, Pipeline};
+use crate::data::physical::{OpCounters, OpSpread, PhysicalPlan, Pipeline};
 
 /// One operator's figures at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,8 @@ pub struct OperatorProgress {
     pub backpressure: Option<String>,
     /// Extra state (e.g. actors in its pool).
     pub note: Option<String>,
+    /// Its wall time and the spread of its output batches.
+    pub spread: OpSpread,
 }
 
 /// A snapshot of a whole execution.
@@ -117,6 +119,157 @@ impl Progress {
         }
         s
     }
+}
+
+/// `("0.1", "MapBatchesOp(f)")` from `[0.1] MapBatchesOp(f)`.
+fn split_id(name: &str) -> (&str, &str) {
+    name.strip_prefix('[')
+        .and_then(|r| r.split_once("] "))
+        .unwrap_or(("", name))
+}
+
+/// The name Ray's `stats()` gives an operator (`ReadRange`, `MapBatches(f)`, `Filter(...)`).
+fn ray_name(name: &str) -> String {
+    let name = name.split(" <- ").next().unwrap_or(name);
+    let (kind, args) = match name.split_once('(') {
+        Some((k, rest)) => (k, rest.strip_suffix(')').unwrap_or(rest)),
+        None => (name, ""),
+    };
+    match kind {
+        "RangeOp" => "ReadRange".into(),
+        "ReadParquetOp" => "ReadParquet".into(),
+        "ReadTextOp" if args.to_lowercase().contains("json") => "ReadJSON".into(),
+        "ReadTextOp" => "ReadCSV".into(),
+        "FromBatchesOp" | "FromRefsOp" => "InputDataBuffer".into(),
+        "MapBatchesOp" => {
+            let f = args.rsplit_once(", batch_size=").map_or(args, |(f, _)| f);
+            format!("MapBatches({f})")
+        }
+        "FilterOp" => format!("Filter({args})"),
+        "ProjectOp" | "ConformOp" => "Project".into(),
+        "LimitBarrierOp" => format!("limit={args}"),
+        "AggregateOp" => "HashAggregate".into(),
+        other => other.strip_suffix("Op").unwrap_or(other).into(),
+    }
+}
+
+/// A duration as Ray prints one (`840.05us`, `4.34ms`, `1.2s`).
+fn ray_time(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1e-3 {
+        format!("{:.2}us", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2}ms", s * 1e3)
+    } else {
+        format!("{:.2}s", s)
+    }
+}
+
+/// Rows per second, or 0 when no time passed.
+fn per_sec(rows: u64, d: Duration) -> f64 {
+    let s = d.as_secs_f64();
+    if s > 0.0 { rows as f64 / s } else { 0.0 }
+}
+
+/// A finished execution in Ray's `Dataset.stats()` layout: an `Operator N` section per
+/// pipeline (its fused operators joined by `->`, as Ray fuses them) with its tasks, output
+/// blocks, time, rows and bytes per block, the most memory its tasks held and its
+/// throughput, then the dataset's throughput and the object store's peak.
+pub(crate) fn ray_layout(
+    ops: &[OperatorProgress],
+    wall: Duration,
+    store_peak: u64,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    let mut groups: Vec<(&str, Vec<&OperatorProgress>)> = Vec::new();
+    for o in ops {
+        let id = split_id(&o.name).0;
+        match groups.last_mut() {
+            Some((g, v)) if *g == id => v.push(o),
+            _ => groups.push((id, vec![o])),
+        }
+    }
+    let mut dataset_rows = 0;
+    for (k, (id, group)) in groups.iter().enumerate() {
+        let (source, last) = (group[0], group[group.len() - 1]);
+        let names: Vec<String> = group
+            .iter()
+            .map(|o| ray_name(split_id(&o.name).1))
+            .collect();
+        let tasks = source.tasks_finished + source.tasks_active;
+        let cpu: Duration = group.iter().map(|o| o.cpu_time).sum();
+        let op_wall = group
+            .iter()
+            .map(|o| o.spread.wall)
+            .max()
+            .unwrap_or_default();
+        let (rows, blocks, bytes) = (last.rows, last.batches, last.bytes);
+        if !id.contains('.') {
+            dataset_rows += rows;
+        }
+        writeln!(
+            f,
+            "Operator {} {}: {tasks} tasks executed, {blocks} blocks produced in {:.2}s",
+            k + 1,
+            names.join("->"),
+            op_wall.as_secs_f64()
+        )?;
+        let mean = |total: u64, n: u64| total.checked_div(n).unwrap_or(0);
+        writeln!(
+            f,
+            "* Remote cpu time: {} mean, {} total",
+            ray_time(cpu / tasks.max(1) as u32),
+            ray_time(cpu)
+        )?;
+        let OpSpread {
+            rows: (rmin, rmax),
+            bytes: (bmin, bmax),
+            ..
+        } = last.spread;
+        writeln!(
+            f,
+            "* Output num rows per block: {rmin} min, {rmax} max, {} mean, {rows} total",
+            mean(rows, blocks)
+        )?;
+        writeln!(
+            f,
+            "* Output size bytes per block: {bmin} min, {bmax} max, {} mean, {bytes} total",
+            mean(bytes, blocks)
+        )?;
+        writeln!(
+            f,
+            "* Output rows per task: {} mean, {tasks} tasks used",
+            mean(rows, tasks)
+        )?;
+        let peak = group.iter().map(|o| o.peak_bytes).max().unwrap_or(0);
+        writeln!(f, "* Peak memory held by its tasks: {:.2} MiB", mib(peak))?;
+        for (o, name) in group.iter().zip(&names) {
+            if let Some(note) = &o.note {
+                writeln!(f, "* {name}: {note}")?;
+            }
+        }
+        writeln!(f, "* Operator throughput:")?;
+        writeln!(f, "\t* Total output num rows: {rows} rows")?;
+        writeln!(
+            f,
+            "\t* Volley throughput: {:.1} rows/s",
+            per_sec(rows, op_wall)
+        )?;
+        writeln!(
+            f,
+            "\t* Estimated single task throughput: {:.1} rows/s",
+            per_sec(rows, cpu)
+        )?;
+        writeln!(f)?;
+    }
+    writeln!(f, "Dataset throughput:")?;
+    writeln!(
+        f,
+        "\t* Volley throughput: {:.1} rows/s ({dataset_rows} rows in {:.3}s)",
+        per_sec(dataset_rows, wall),
+        wall.as_secs_f64()
+    )?;
+    writeln!(f, "\t* Object store peak: {:.1} MiB", mib(store_peak))
 }
 
 /// `[0] MapBatchesOp` from `[0] MapBatchesOp(f, batch_size=8)`.
@@ -206,6 +359,7 @@ fn op_progress(
         peak_bytes: c.peak_bytes(),
         backpressure,
         note,
+        spread: c.spread(),
     }
 }
 

@@ -191,7 +191,7 @@ fn map_filter_write_matches_a_direct_computation() {
         ds.stats()
             .unwrap()
             .to_string()
-            .contains("MapBatchesOp(double)")
+            .contains("MapBatches(double)")
     );
 }
 

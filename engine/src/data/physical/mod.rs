@@ -27,7 +27,7 @@ mod zip;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 
@@ -68,6 +68,39 @@ pub(crate) struct OpCounters {
     held: AtomicU64,
     /// The most bytes held at once.
     peak: AtomicU64,
+    /// When its first task started, and when it last output a batch (ns since
+    /// [`clock_ns`]'s epoch; 0: not yet).
+    first_ns: AtomicU64,
+    last_ns: AtomicU64,
+    /// The fewest and most rows, and bytes, in one output batch (plus one; 0: none yet).
+    min_rows: AtomicU64,
+    max_rows: AtomicU64,
+    min_bytes: AtomicU64,
+    max_bytes: AtomicU64,
+}
+
+/// Nanoseconds since the first call in this process (never 0).
+pub(crate) fn clock_ns() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
+
+/// `slot` lowered to `v + 1` if it is unset (0) or higher.
+fn keep_min(slot: &AtomicU64, v: u64) {
+    let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+        (cur == 0 || v + 1 < cur).then_some(v + 1)
+    });
+}
+
+/// An operator's figures beyond its totals, for Ray's `stats()` layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OpSpread {
+    /// From its first task's start to its last output batch.
+    pub wall: Duration,
+    /// Rows in one output batch: fewest and most.
+    pub rows: (u64, u64),
+    /// Bytes in one output batch: fewest and most.
+    pub bytes: (u64, u64),
 }
 
 /// Bytes an operator holds until dropped (see [`OpCounters::hold`]).
@@ -138,6 +171,9 @@ impl OpCounters {
 
     /// Counts a task as started and running until the guard drops.
     pub(crate) fn start_task(&self) -> Active<'_> {
+        let _ = self
+            .first_ns
+            .compare_exchange(0, clock_ns(), Ordering::Relaxed, Ordering::Relaxed);
         self.tasks.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
         Active(self)
@@ -150,12 +186,40 @@ impl OpCounters {
 
     pub(crate) fn record(&self, out: &[RecordBatch], started: Instant) {
         for b in out {
-            self.rows.fetch_add(b.num_rows() as u64, Ordering::Relaxed);
-            self.bytes.fetch_add(batch_bytes(b), Ordering::Relaxed);
+            let (rows, bytes) = (b.num_rows() as u64, batch_bytes(b));
+            self.rows.fetch_add(rows, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            keep_min(&self.min_rows, rows);
+            keep_min(&self.min_bytes, bytes);
+            self.max_rows.fetch_max(rows + 1, Ordering::Relaxed);
+            self.max_bytes.fetch_max(bytes + 1, Ordering::Relaxed);
         }
         self.batches.fetch_add(out.len() as u64, Ordering::Relaxed);
         self.nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let now = clock_ns();
+        let _ = self
+            .first_ns
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.last_ns.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Its wall time and the spread of its output batches so far.
+    pub(crate) fn spread(&self) -> OpSpread {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed).saturating_sub(1);
+        let (first, last) = (
+            self.first_ns.load(Ordering::Relaxed),
+            self.last_ns.load(Ordering::Relaxed),
+        );
+        OpSpread {
+            wall: Duration::from_nanos(if first == 0 {
+                0
+            } else {
+                last.saturating_sub(first)
+            }),
+            rows: (get(&self.min_rows), get(&self.max_rows)),
+            bytes: (get(&self.min_bytes), get(&self.max_bytes)),
+        }
     }
 
     /// Wraps a source's batch callback so each batch is counted with the time spent producing
