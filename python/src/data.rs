@@ -77,8 +77,9 @@ pub(crate) fn data_read(
 }
 
 #[pyfunction]
-pub(crate) fn data_range(py: Python<'_>, n: u64) -> Res<PyDataset> {
-    open(py, Source::Range(n))
+#[pyo3(signature = (n, blocks=None))]
+pub(crate) fn data_range(py: Python<'_>, n: u64, blocks: Option<u64>) -> Res<PyDataset> {
+    open(py, Source::Range(n, blocks))
 }
 
 /// A dataset of Arrow tables (objects with `__arrow_c_stream__`), without copying.

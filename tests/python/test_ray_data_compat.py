@@ -594,10 +594,23 @@ def test_write_parquet_compression_and_hive_partitions_read_back(rt, tmp_path):
 def test_write_min_rows_per_file(rt, tmp_path):
     import glob
 
-    # One write task; the files still reach their target size first, so one file here.
+    # One write task of one block: a file of all its rows, as in Ray.
     rt.data.range(1000).repartition(1).write_csv(str(tmp_path / "csv"), min_rows_per_file=400)
     files = glob.glob(str(tmp_path / "csv" / "*.csv"))
-    assert sum(len(open(f).read().splitlines()) - 1 for f in files) == 1000
+    assert [len(open(f).read().splitlines()) - 1 for f in files] == [1000]
+    # Twenty blocks of 5 rows: Ray 2.60 writes files of 10, 30, 30 and 30 rows.
+    rt.data.range(100, override_num_blocks=20).write_parquet(
+        str(tmp_path / "pq"), min_rows_per_file=30
+    )
+    sizes = [pq.ParquetFile(f).metadata.num_rows for f in glob.glob(str(tmp_path / "pq" / "*"))]
+    assert sorted(sizes) == [10, 30, 30, 30]
+    got = rt.data.read_parquet(str(tmp_path / "pq")).sort("id").take_all()
+    assert [r["id"] for r in got] == list(range(100))
+    rt.data.range(100, override_num_blocks=20).write_json(
+        str(tmp_path / "js"), min_rows_per_file=45
+    )
+    lines = [len(open(f).read().splitlines()) for f in glob.glob(str(tmp_path / "js" / "*"))]
+    assert sorted(lines) == [10, 45, 45]
     with pytest.raises(ValueError, match="min_rows_per_file"):
         rt.data.range(10).write_json(str(tmp_path / "json"), min_rows_per_file=0)
     with pytest.raises(NotImplementedError, match="compression"):

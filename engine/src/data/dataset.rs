@@ -22,6 +22,7 @@ use crate::data::progress::{self, OperatorProgress, Reporter, snapshot};
 use crate::data::udf::{self, BatchFnMut, Compute, MapOptions, MapUdf};
 use crate::data::{Agg, AggKind, JoinType};
 use crate::error::{Error, Result, TaskResult};
+use crate::io::min_rows::sized;
 use crate::io::parquet::{ParquetSink, ParquetSource, WrittenFile};
 use crate::io::partitioned::PartitionedSink;
 use crate::io::text::{TextFormat, TextSink, TextSource};
@@ -182,7 +183,24 @@ pub fn read_files(paths: &[String], format: FileFormat, include_paths: bool) -> 
 /// The integers `0..n` in an `id` column (int64).
 pub fn range(n: u64) -> Result<Dataset> {
     Ok(Dataset::from_plan(
-        Arc::new(LogicalPlan::Range { n }),
+        Arc::new(LogicalPlan::Range { n, blocks: None }),
+        DataContext::default(),
+    ))
+}
+
+/// [`range`] read by `blocks` tasks of nearly equal rows, each making one block (Ray's
+/// `range(n, override_num_blocks=...)`).
+pub fn range_in_blocks(n: u64, blocks: u64) -> Result<Dataset> {
+    if blocks == 0 {
+        return Err(Error::InvalidArgument(
+            "override_num_blocks must be positive".into(),
+        ));
+    }
+    Ok(Dataset::from_plan(
+        Arc::new(LogicalPlan::Range {
+            n,
+            blocks: Some(blocks),
+        }),
         DataContext::default(),
     ))
 }
@@ -1119,7 +1137,7 @@ impl Dataset {
                 let n = source.num_rows();
                 return Ok(limit.map_or(n, |l| n.min(l as u64)));
             }
-            LogicalPlan::Range { n } => return Ok(*n),
+            LogicalPlan::Range { n, .. } => return Ok(*n),
             LogicalPlan::FromRefs { blocks, .. } => return Ok(blocks.iter().map(|b| b.1).sum()),
             _ => {}
         }
@@ -1156,7 +1174,9 @@ impl Dataset {
     pub fn write_parquet_with(&self, dir: &str, opts: &WriteOptions) -> Result<WriteResult> {
         let sink_opts = opts.clone();
         self.write_files(dir, "WriteParquet", opts, move |dir, task, target| {
-            Ok(Box::new(ParquetSink::new(dir, task, target, &sink_opts)?))
+            sized(sink_opts.min_rows_per_file, target, |target| {
+                ParquetSink::new(dir, task, target, &sink_opts)
+            })
         })
     }
 
@@ -1202,9 +1222,9 @@ impl Dataset {
         };
         let min_rows = opts.min_rows_per_file;
         self.write_files(dir, name, opts, move |dir, task, target| {
-            Ok(Box::new(TextSink::new(
-                dir, task, format, target, min_rows,
-            )?))
+            sized(min_rows, target, |target| {
+                TextSink::new(dir, task, format, target)
+            })
         })
     }
 
@@ -1245,16 +1265,39 @@ impl Dataset {
             }
             vec![sink.finish()?]
         } else {
-            let dir = dir.to_string();
-            run_per_fragment(&physical, name, move |p, frag, index| {
+            // The tasks' rests (see `io::min_rows`) gather in one sink, named after a task
+            // index no task has.
+            let tasks: usize = physical
+                .pipelines
+                .iter()
+                .map(|p| p.source.num_fragments())
+                .sum();
+            let rest: Arc<Mutex<Option<Box<dyn FileSink>>>> = Arc::new(Mutex::new(None));
+            let (dir, open, gather) = (dir.to_string(), open.clone(), rest.clone());
+            let mut parts = run_per_fragment(&physical, name, move |p, frag, index| {
                 let io = io_handle()?;
                 let mut sink = open(&dir, index as usize, target)?;
                 p.run(frag as usize, &mut |b| {
                     sink.write(&b, &io)?;
                     Ok(true)
                 })?;
+                let left = sink.take_rest();
+                if !left.is_empty() {
+                    let mut rest = gather.lock();
+                    let rest = match rest.as_mut() {
+                        Some(r) => r,
+                        None => rest.insert(open(&dir, tasks, target)?),
+                    };
+                    for b in &left {
+                        rest.write(b, &io)?;
+                    }
+                }
                 sink.finish()
-            })?
+            })?;
+            if let Some(r) = rest.lock().take() {
+                parts.push(r.finish()?);
+            }
+            parts
         };
         drop(reporter);
         self.record(&physical, started);

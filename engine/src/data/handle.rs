@@ -35,8 +35,8 @@ use crate::io::WriteOptions;
 /// Where a dataset's rows come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Source {
-    /// `0..n` in an `id` column.
-    Range(u64),
+    /// `0..n` in an `id` column, in this many blocks (read tasks) if given.
+    Range(u64, Option<u64>),
     /// Files of `format` (paths, directories, globs, `object_store` URLs); `include_paths`
     /// adds each row's file as a last column, `path`.
     Files {
@@ -445,7 +445,8 @@ impl DatasetHandle {
             return Self::remote(&Op::Open(source), Vec::new());
         }
         let ds = match &source {
-            Source::Range(n) => super::range(*n),
+            Source::Range(n, None) => super::range(*n),
+            Source::Range(n, Some(blocks)) => super::range_in_blocks(*n, *blocks),
             Source::Files {
                 format,
                 paths,

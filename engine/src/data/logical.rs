@@ -48,6 +48,8 @@ pub enum LogicalPlan {
     Range {
         /// How many.
         n: u64,
+        /// Read tasks, each one block (else chosen by size and CPUs).
+        blocks: Option<u64>,
     },
     /// Batches held in memory.
     FromBatches {
@@ -214,7 +216,8 @@ impl LogicalPlan {
             LogicalPlan::ReadText { source } => {
                 format!("Read{:?}: {} files", source.format(), source.num_files())
             }
-            LogicalPlan::Range { n } => format!("Range: {n}"),
+            LogicalPlan::Range { n, blocks: None } => format!("Range: {n}"),
+            LogicalPlan::Range { n, blocks: Some(b) } => format!("Range: {n} in {b} blocks"),
             LogicalPlan::FromBatches { batches, .. } => {
                 format!(
                     "FromBatches: {} batches, {} rows",

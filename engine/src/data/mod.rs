@@ -42,7 +42,7 @@ pub use datafusion::logical_expr::Expr;
 pub use datafusion::prelude::{col, ident, lit};
 pub use dataset::{
     Dataset, ExecStats, FileFormat, GroupedData, WriteResult, from_batches, from_items, range,
-    read_csv, read_files, read_json, read_parquet,
+    range_in_blocks, read_csv, read_files, read_json, read_parquet,
 };
 pub use handle::{Batches, ContextSpec, DatasetHandle, ForeignMap, Source, Step, serve_in_node};
 pub use logical::{LogicalPlan, MapKind};

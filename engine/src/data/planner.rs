@@ -80,9 +80,11 @@ fn pipelines(plan: &Arc<LogicalPlan>, env: &PlanEnv<'_>) -> Result<Vec<Part>> {
             );
             Ok(vec![(Arc::new(read), Vec::new())])
         }
-        LogicalPlan::Range { n } => {
-            let by_size = (n * 8).div_ceil(env.ctx.target_max_block_size.max(1));
-            let fragments = by_size.max((2 * env.cpus as u64).min(*n)).max(1);
+        LogicalPlan::Range { n, blocks } => {
+            let fragments = blocks.unwrap_or_else(|| {
+                let by_size = (n * 8).div_ceil(env.ctx.target_max_block_size.max(1));
+                by_size.max((2 * env.cpus as u64).min(*n)).max(1)
+            });
             Ok(vec![(
                 Arc::new(RangeOp::new(*n, fragments, env.ctx.read_batch_rows)),
                 Vec::new(),

@@ -9,6 +9,7 @@
 mod json_schema;
 pub(crate) mod local;
 pub mod location;
+pub mod min_rows;
 pub mod parquet;
 pub mod partitioned;
 pub mod text;
@@ -47,8 +48,9 @@ pub(crate) fn path_array(file: &str, rows: usize) -> ArrayRef {
 pub struct WriteOptions {
     /// Parquet's codec: `snappy` (the default), `zstd`, `lz4` or `none`.
     pub compression: Option<String>,
-    /// A file closes at the target size only once it holds this many rows (a hint, as in
-    /// Ray: a write task's last file may hold fewer).
+    /// Files of at least this many rows, each closed as soon as it holds them (Ray's
+    /// bundles; the target file size does not apply), all but one, the write's rest (see
+    /// [`min_rows`]). With `partition_cols`, per write task and directory.
     pub min_rows_per_file: Option<u64>,
     /// Hive-style directories, `col=value/` for each distinct value of these columns; the
     /// files leave the columns out (their values are in the path).
@@ -59,6 +61,11 @@ pub struct WriteOptions {
 pub trait FileSink: Send {
     /// Appends a batch.
     fn write(&mut self, batch: &RecordBatch, rt: &Handle) -> Result<()>;
+    /// Rows held back as too few for a file of their own (see [`min_rows`]): the caller
+    /// writes them elsewhere before [`FileSink::finish`]. None by default.
+    fn take_rest(&mut self) -> Vec<RecordBatch> {
+        Vec::new()
+    }
     /// Closes the last file and returns every file written.
     fn finish(self: Box<Self>) -> Result<Vec<WrittenFile>>;
 }

@@ -590,7 +590,6 @@ pub struct ParquetSink {
     dir: Path,
     task: usize,
     target_bytes: u64,
-    min_rows: Option<u64>,
     props: WriterProperties,
     current: Option<ArrowWriter<Upload>>,
     written: Vec<WrittenFile>,
@@ -618,7 +617,7 @@ impl std::fmt::Debug for ParquetSink {
 
 impl ParquetSink {
     /// A sink for task `task` writing under `dir` (a path or URL), with `opts`' codec; a
-    /// file closes at `target_bytes` once it holds `opts.min_rows_per_file` rows.
+    /// file closes at `target_bytes` (see [`crate::io::min_rows`] for `min_rows_per_file`).
     pub fn new(
         dir: &str,
         task: usize,
@@ -636,7 +635,6 @@ impl ParquetSink {
             dir: path,
             task,
             target_bytes: target_bytes.max(1),
-            min_rows: opts.min_rows_per_file,
             props,
             current: None,
             written: Vec::new(),
@@ -716,14 +714,11 @@ impl crate::io::FileSink for ParquetSink {
             let size = (w.bytes_written() + w.in_progress_size()) as u64;
             let row_bytes = (batch.get_array_memory_size() / batch.num_rows()).max(1) as u64;
             let room = self.target_bytes.saturating_sub(size) / row_bytes;
-            // Rows the file still needs before it may close.
-            let need = self.min_rows.map_or(0, |m| m.saturating_sub(file_rows(w)));
-            let n = (room.max(need).max(1) as usize).min(batch.num_rows() - offset);
+            let n = (room.max(1) as usize).min(batch.num_rows() - offset);
             w.write(&batch.slice(offset, n)).map_err(writer_error)?;
             offset += n;
             let size = (w.bytes_written() + w.in_progress_size()) as u64;
-            let rows = file_rows(w);
-            if size >= self.target_bytes && self.min_rows.is_none_or(|m| rows >= m) {
+            if size >= self.target_bytes {
                 self.close_file()?;
                 if offset < batch.num_rows() {
                     self.current = Some(self.open_file(batch.schema(), rt)?);
@@ -736,5 +731,11 @@ impl crate::io::FileSink for ParquetSink {
     fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>> {
         self.close_file()?;
         Ok(self.written)
+    }
+}
+
+impl crate::io::min_rows::RollingSink for ParquetSink {
+    fn roll(&mut self) -> Result<()> {
+        self.close_file()
     }
 }

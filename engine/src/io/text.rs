@@ -275,7 +275,6 @@ pub struct TextSink {
     task: usize,
     format: TextFormat,
     target_bytes: u64,
-    min_rows: Option<u64>,
     current: Option<Upload>,
     rows: u64,
     header_written: bool,
@@ -283,15 +282,9 @@ pub struct TextSink {
 }
 
 impl TextSink {
-    /// A sink for task `task` under `dir`; a file closes at `target_bytes` once it holds
-    /// `min_rows` rows.
-    pub fn new(
-        dir: &str,
-        task: usize,
-        format: TextFormat,
-        target_bytes: u64,
-        min_rows: Option<u64>,
-    ) -> Result<Self> {
+    /// A sink for task `task` under `dir`; a file closes at `target_bytes` (see
+    /// [`crate::io::min_rows`] for `min_rows_per_file`).
+    pub fn new(dir: &str, task: usize, format: TextFormat, target_bytes: u64) -> Result<Self> {
         let (location, path) = parse(dir)?;
         Ok(TextSink {
             location,
@@ -299,7 +292,6 @@ impl TextSink {
             task,
             format,
             target_bytes: target_bytes.max(1),
-            min_rows,
             current: None,
             rows: 0,
             header_written: false,
@@ -361,7 +353,7 @@ impl crate::io::FileSink for TextSink {
             }
         }
         self.rows += batch.num_rows() as u64;
-        if upload.bytes() >= self.target_bytes && self.min_rows.is_none_or(|m| self.rows >= m) {
+        if upload.bytes() >= self.target_bytes {
             self.close_file()?;
         }
         Ok(())
@@ -370,5 +362,11 @@ impl crate::io::FileSink for TextSink {
     fn finish(mut self: Box<Self>) -> Result<Vec<WrittenFile>> {
         self.close_file()?;
         Ok(self.written)
+    }
+}
+
+impl crate::io::min_rows::RollingSink for TextSink {
+    fn roll(&mut self) -> Result<()> {
+        self.close_file()
     }
 }

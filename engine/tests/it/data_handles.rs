@@ -29,7 +29,7 @@ fn steps_sent_as_data_give_the_rows_of_the_direct_api() {
         Step::Limit(5),
     ];
     // Each step goes through its wire form, as a worker's request would.
-    let mut h = DatasetHandle::open(Source::Range(100)).unwrap();
+    let mut h = DatasetHandle::open(Source::Range(100, None)).unwrap();
     for step in steps {
         let wire = serde_json::to_string(&step).unwrap();
         h = h.then(serde_json::from_str(&wire).unwrap(), None).unwrap();
@@ -54,7 +54,7 @@ fn steps_sent_as_data_give_the_rows_of_the_direct_api() {
     assert_eq!(twice, vec![198, 192, 186, 180, 174]);
 
     // Two-dataset steps take their second dataset; a wrong arity is an error, not a panic.
-    let a = DatasetHandle::open(Source::Range(3)).unwrap();
+    let a = DatasetHandle::open(Source::Range(3, None)).unwrap();
     let union = a.then(Step::Union, Some(&a)).unwrap();
     assert_eq!(ids(&union), vec![0, 0, 1, 1, 2, 2]);
     let err = a.then(Step::Union, None).unwrap_err().to_string();
@@ -69,7 +69,7 @@ fn steps_sent_as_data_give_the_rows_of_the_direct_api() {
 #[test]
 fn a_lent_dataset_lives_while_a_ref_to_its_anchor_does() {
     let _rt = start();
-    let h = DatasetHandle::open(Source::Range(10))
+    let h = DatasetHandle::open(Source::Range(10, None))
         .unwrap()
         .then(Step::FilterSql("id >= 7".into()), None)
         .unwrap();

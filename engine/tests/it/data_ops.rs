@@ -799,8 +799,8 @@ fn write_options_codec_min_rows_per_file_and_hive_partitions() {
     let dir = std::env::temp_dir().join(format!("volley-write-opts-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    // Files close as soon as they can (1-byte target): with min_rows_per_file each holds at
-    // least 300 rows but the write task's last (one task here: one block).
+    // Files close as soon as they can (1-byte target); with min_rows_per_file each holds at
+    // least 300 rows but the write's last.
     let ctx = DataContext {
         target_file_size: 1,
         ..DataContext::default()
@@ -829,6 +829,25 @@ fn write_options_codec_min_rows_per_file_and_hive_partitions() {
         ),
         (0..1000).collect::<Vec<_>>()
     );
+    // Twenty tasks of about 50 rows, each too few for a file: their rows gather into files
+    // of at least 120 rows, all but the last, each closed as soon as it has them.
+    let many = data::range(1000).unwrap().repartition(20).unwrap();
+    let opts = WriteOptions {
+        min_rows_per_file: Some(120),
+        ..WriteOptions::default()
+    };
+    let w = many.write_parquet_with(&path("gathered"), &opts).unwrap();
+    let mut rows: Vec<u64> = w.files.iter().map(|f| f.rows).collect();
+    rows.sort_unstable();
+    assert_eq!(rows.iter().sum::<u64>(), 1000);
+    assert!(
+        rows[1..].iter().all(|&r| (120..180).contains(&r)),
+        "{rows:?}"
+    );
+    assert!(rows[0] < 180 && rows.len() <= 1000 / 120 + 1, "{rows:?}");
+    let back = data::read_parquet(&[path("gathered")]).unwrap();
+    let ids = i64s(&concat(&back.take_all().unwrap()), "id");
+    assert_eq!(ids.iter().sum::<i64>(), (0..1000i64).sum::<i64>());
     let bad = WriteOptions {
         compression: Some("brotli".into()),
         ..WriteOptions::default()

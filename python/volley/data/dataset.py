@@ -1537,7 +1537,11 @@ def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
 @_auto_init
 def range(n: int, *, override_num_blocks: Optional[int] = None) -> Dataset:  # noqa: A001
     """Rows ``{"id": 0..n-1}``."""
-    return _with_blocks(Dataset(_native.data_range(int(n))), override_num_blocks)
+    if override_num_blocks is not None and (
+        not isinstance(override_num_blocks, int) or override_num_blocks <= 0
+    ):
+        raise ValueError(f"override_num_blocks must be a positive int, got {override_num_blocks!r}")
+    return Dataset(_native.data_range(int(n), override_num_blocks))
 
 
 @_auto_init
