@@ -829,6 +829,44 @@ def test_tensor_columns_round_trip_through_parquet_as_ray_writes_them(rt, tmp_pa
     np.testing.assert_array_equal(old["t"], np.arange(1, 9).reshape(2, 2, 2))
 
 
+def test_tensor_files_of_different_shapes_read_as_variable_shaped_as_ray_unifies(rt, tmp_path):
+    import numpy as np
+
+    squares = [np.arange(4.0).reshape(2, 2), np.ones((2, 2))]
+    rt.data.from_items([{"v": a, "k": i} for i, a in enumerate(squares)]).write_parquet(
+        str(tmp_path / "a")
+    )
+    rt.data.from_items([{"v": np.arange(3.0), "k": 2}]).write_parquet(str(tmp_path / "b"))
+    # A file as Ray's first tensor type wrote it: list<T> of shape (1, 2).
+    storage = pa.array([[7.0, 8.0]], pa.list_(pa.float64()))
+    meta = {
+        b"ARROW:extension:name": b"ray.data.arrow_tensor",
+        b"ARROW:extension:metadata": b"[1, 2]",
+    }
+    schema = pa.schema([pa.field("v", storage.type, metadata=meta), pa.field("k", pa.int64())])
+    pq.write_table(
+        pa.Table.from_arrays([storage, pa.array([3])], schema=schema), tmp_path / "c.parquet"
+    )
+
+    ds = rt.data.read_parquet(
+        [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c.parquet")]
+    )
+    t = ds.schema().base_schema.field("v").type
+    assert t.extension_name == "ray.data.arrow_variable_shaped_tensor" and t.ndim == 2
+    got = {r["k"]: r["v"] for r in ds.take_all()}
+    np.testing.assert_array_equal(got[0], squares[0])
+    np.testing.assert_array_equal(got[1], squares[1])
+    # A smaller shape gains a leading axis of 1, as Ray pads it.
+    np.testing.assert_array_equal(got[2], np.arange(3.0).reshape(1, 3))
+    np.testing.assert_array_equal(got[3], np.array([[7.0, 8.0]]))
+    # Tensors of another value type still conflict, naming the file.
+    rt.data.from_items([{"v": np.ones((2, 2), dtype=np.int32), "k": 4}]).write_parquet(
+        str(tmp_path / "d")
+    )
+    with pytest.raises(Exception, match="conflicts with"):
+        rt.data.read_parquet([str(tmp_path / "a"), str(tmp_path / "d")]).count()
+
+
 def test_sort_boundaries_split_the_blocks_by_the_first_key(rt):
     def blocks(ds):
         return [[int(x) for x in b["id"]] for b in ds.iter_batches(batch_size=None)]

@@ -12,6 +12,7 @@ pub mod location;
 pub mod min_rows;
 pub mod parquet;
 pub mod partitioned;
+pub(crate) mod tensor;
 pub mod text;
 
 use std::sync::Arc;

@@ -30,7 +30,7 @@ use tokio::runtime::Handle;
 use crate::error::{Error, Result};
 use crate::io::location::{FileRef, Location, parse, resolve};
 use crate::io::partitioned::HivePartitions;
-use crate::io::{Upload, local};
+use crate::io::{Upload, local, tensor};
 
 /// Reads byte ranges of one object, counting the bytes. A local file open in `local` is read
 /// directly ([`local::read_ranges`]) instead of through the store.
@@ -204,19 +204,37 @@ impl ParquetSource {
             .try_collect()
             .await?;
         let first = &files[0];
-        let schema = strip_metadata(first.metadata.schema());
+        let mut schema = strip_metadata(first.metadata.schema());
         for f in &files[1..] {
             let s = strip_metadata(f.metadata.schema());
-            if s.fields() != schema.fields() {
-                return Err(Error::InvalidData {
-                    location: f.display.clone(),
-                    message: format!(
-                        "its schema {} conflicts with {} of {}",
-                        fields_text(&s),
-                        fields_text(&schema),
-                        first.display
-                    ),
-                });
+            if s.fields() == schema.fields() {
+                continue;
+            }
+            // Tensors whose shapes differ unify (see `io::tensor`); any other difference is
+            // an error.
+            let unified = (s.fields().len() == schema.fields().len())
+                .then(|| {
+                    schema
+                        .fields()
+                        .iter()
+                        .zip(s.fields())
+                        .map(|(a, b)| tensor::unify(a, b))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .flatten();
+            match unified {
+                Some(fields) => schema = Arc::new(Schema::new(fields)),
+                None => {
+                    return Err(Error::InvalidData {
+                        location: f.display.clone(),
+                        message: format!(
+                            "its schema {} conflicts with {} of {}",
+                            fields_text(&s),
+                            fields_text(&schema),
+                            first.display
+                        ),
+                    });
+                }
             }
         }
         let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -340,6 +358,8 @@ impl ParquetSource {
                 location: f.display.clone(),
                 message: e.to_string(),
             };
+            // A file whose tensors the common schema unified (see `io::tensor`).
+            let unify = f.metadata.schema().fields() != self.file_schema.fields();
             let local = self
                 .location
                 .local_path(&f.file.path)
@@ -369,7 +389,11 @@ impl ParquetSource {
                 let Some(batch) = rt.block_on(stream.next()) else {
                     break;
                 };
-                let batch = self.shaped(&shape, piece.file, batch.map_err(bad)?)?;
+                let mut batch = batch.map_err(bad)?;
+                if unify {
+                    batch = self.unified(batch)?;
+                }
+                let batch = self.shaped(&shape, piece.file, batch)?;
                 if let Some(n) = left.as_mut() {
                     *n = n.saturating_sub(batch.num_rows());
                 }
@@ -455,6 +479,24 @@ impl ParquetSource {
             roots,
             made: Some((Arc::new(Schema::new(fields)), made)),
         })
+    }
+
+    /// `batch`, decoded from a file, with its columns as the common schema has them (tensors
+    /// of another shape as the variable-shaped type).
+    fn unified(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let mut fields = Vec::with_capacity(batch.num_columns());
+        let mut arrays = Vec::with_capacity(batch.num_columns());
+        for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+            let to = self.file_schema.field_with_name(field.name())?;
+            arrays.push(tensor::conform(array, field, to)?);
+            fields.push(to.clone());
+        }
+        let opts = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            arrays,
+            &opts,
+        )?)
     }
 
     /// A batch of file `file` in the read's `shape`: the decoded columns, partition values
