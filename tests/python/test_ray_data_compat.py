@@ -698,6 +698,21 @@ def test_json_lines_with_lists_nested_objects_and_mixed_numbers_read_as_pyarrow(
     assert kept == [{"UserID": 2, "sepal.length": 3.0}]
 
 
+def test_a_json_file_that_is_one_array_reads_as_ray_reads_it(rt, tmp_path):
+    import json
+
+    rows = [{"k": i, "tags": ["a", "]", "{"][: i % 4], "s": f'say "{i}"\n'} for i in range(50)]
+    (tmp_path / "rows.json").write_text(json.dumps(rows, indent=2))
+    (tmp_path / "more.json").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))
+    ds = rt.data.read_json(str(tmp_path))
+    assert ds.columns() == ["k", "tags", "s"]
+    got = sorted(ds.take_all(), key=lambda r: (r["k"], len(r["tags"])))
+    assert got == sorted(rows + rows[:3], key=lambda r: (r["k"], len(r["tags"])))
+    (tmp_path / "bad.json").write_text('[{"k": 1}] trailing')
+    with pytest.raises(Exception, match=r"bad\.json.*text after the JSON array"):
+        rt.data.read_json(str(tmp_path / "bad.json")).count()
+
+
 def test_json_files_with_different_columns_and_types_widen_or_fail_naming_the_file(rt, tmp_path):
     d = tmp_path / "multi"
     d.mkdir()

@@ -32,6 +32,69 @@ pub(crate) fn infer_json(bytes: &[u8]) -> Result<Schema, String> {
     }
 }
 
+/// Whether the text starts a JSON array (its first character that is not a space is `[`).
+pub(crate) fn is_json_array(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// A file that is one JSON array (a list of rows, as `json.dump` writes one) as JSON lines,
+/// an element per line, as Ray's fallback reads such a file; `None` for any other text. A
+/// line break inside an element becomes a space (JSON strings hold none); the elements are
+/// checked as JSON when the lines are read.
+pub(crate) fn json_array_lines(bytes: &[u8]) -> Option<Result<Vec<u8>, String>> {
+    if !is_json_array(bytes) {
+        return None;
+    }
+    let start = bytes.iter().position(|b| *b == b'[')?;
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    let mut element = false;
+    for (i, &b) in bytes.iter().enumerate().skip(start + 1) {
+        if in_str {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'}' if depth == 0 => {
+                return Some(Err(format!("an unmatched '}}' at byte {}", i + 1)));
+            }
+            b']' if depth == 0 => {
+                if !bytes[i + 1..].iter().all(u8::is_ascii_whitespace) {
+                    return Some(Err(format!("text after the JSON array at byte {}", i + 1)));
+                }
+                if element {
+                    out.push(b'\n');
+                }
+                return Some(Ok(out));
+            }
+            b',' if depth == 0 => {
+                out.push(b'\n');
+                element = false;
+            }
+            b'\n' | b'\r' | b'\t' | b' ' if depth == 0 => {}
+            b'\n' | b'\r' => out.push(b' '),
+            _ => {
+                match b {
+                    b'"' => in_str = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => depth -= 1,
+                    _ => {}
+                }
+                element = true;
+                out.push(b);
+            }
+        }
+    }
+    Some(Err("the JSON array is not closed".into()))
+}
+
 /// `schema` widened by a file's own schema `own` (see [`widen_type`]); the error names the
 /// first column whose types do not widen.
 pub(crate) fn widen(schema: &Schema, own: &Schema) -> Result<Schema, String> {
@@ -328,6 +391,27 @@ impl<'de> Visitor<'de> for Key<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_array_file_reads_as_a_line_per_element() {
+        let text = br#"  [
+  {"a": 1, "s": "x, ] } [ \" y"},
+  {"a": [2,
+         3], "n": {"b": null}}
+]
+"#;
+        let lines = json_array_lines(text).unwrap().unwrap();
+        assert_eq!(
+            String::from_utf8(lines).unwrap(),
+            "{\"a\": 1, \"s\": \"x, ] } [ \\\" y\"}\n{\"a\": [2,          3], \"n\": {\"b\": null}}\n"
+        );
+        assert_eq!(json_array_lines(b"[]").unwrap().unwrap(), b"");
+        assert!(json_array_lines(b"{\"a\": 1}\n").is_none());
+        let err = json_array_lines(b"[{\"a\": 1}] x").unwrap().unwrap_err();
+        assert!(err.contains("text after the JSON array"), "{err}");
+        let err = json_array_lines(b"[{\"a\": 1}").unwrap().unwrap_err();
+        assert!(err.contains("not closed"), "{err}");
+    }
 
     #[test]
     fn columns_come_in_the_order_their_keys_first_appear() {

@@ -13,13 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use tokio::runtime::Handle;
 
 use crate::error::{Error, Result};
 use crate::io::Upload;
-use crate::io::json_schema::{infer_json, json_fits, widen};
+use crate::io::json_schema::{infer_json, is_json_array, json_array_lines, json_fits, widen};
 use crate::io::location::{FileRef, Location, parse, resolve};
 use crate::io::parquet::WrittenFile;
 
@@ -78,13 +79,22 @@ impl TextSource {
                 TextFormat::Csv => 1 << 20,
                 TextFormat::Json => JSON_INFER_BYTES,
             };
-            let head = location
+            let mut head = location
                 .store
                 .get_range(&first.path, 0..first.size.min(sample_bytes))
                 .await
                 .map_err(|e| Error::io(format!("reading {display}"), e))?;
+            // A JSON file that is one array is read whole (see `json_text`).
+            if format == TextFormat::Json && is_json_array(&head) {
+                if first.size > head.len() as u64 {
+                    head = async { location.store.get(&first.path).await?.bytes().await }
+                        .await
+                        .map_err(|e| Error::io(format!("reading {display}"), e))?;
+                }
+                head = json_text(head, display)?;
+            }
             // Infer from whole lines only.
-            let cut = if first.size > head.len() as u64 {
+            let cut = if first.size > head.len() as u64 && head.len() as u64 >= sample_bytes {
                 head.iter()
                     .rposition(|b| *b == b'\n')
                     .map_or(head.len(), |p| p + 1)
@@ -118,6 +128,7 @@ impl TextSource {
                     let bytes = async { location.store.get(&f.path).await?.bytes().await }
                         .await
                         .map_err(|e| Error::io(format!("reading {display}"), e))?;
+                    let bytes = json_text(bytes, display)?;
                     let bad = |message: String| Error::InvalidData {
                         location: display.clone(),
                         message,
@@ -216,6 +227,10 @@ impl TextSource {
                 location: display.clone(),
                 message: e.to_string(),
             };
+            let bytes = match self.format {
+                TextFormat::Json => json_text(bytes, display)?,
+                TextFormat::Csv => bytes,
+            };
             let batches: Box<
                 dyn Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>,
             > = match self.format {
@@ -264,6 +279,19 @@ impl TextSource {
             }
         }
         Ok(())
+    }
+}
+
+/// A JSON file's text as lines: a file that is one JSON array becomes a line per element
+/// (see [`json_array_lines`]); other text is returned as it is.
+fn json_text(bytes: Bytes, display: &str) -> Result<Bytes> {
+    match json_array_lines(&bytes) {
+        None => Ok(bytes),
+        Some(Ok(lines)) => Ok(Bytes::from(lines)),
+        Some(Err(message)) => Err(Error::InvalidData {
+            location: display.to_string(),
+            message,
+        }),
     }
 }
 
