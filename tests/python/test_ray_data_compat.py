@@ -591,6 +591,25 @@ def test_write_parquet_compression_and_hive_partitions_read_back(rt, tmp_path):
         ds.write_parquet(str(tmp_path / "nope"), partition_cols=["nope"])
 
 
+def test_hive_partition_values_prune_the_files_a_filter_reads(rt, tmp_path):
+    import glob
+
+    ds = rt.data.range(300, override_num_blocks=3).map_batches(
+        lambda b: {"id": b["id"], "p": b["id"] % 3}
+    )
+    ds.write_parquet(str(tmp_path), partition_cols=["p"])
+    source = rt.data.read_parquet(str(tmp_path))  # the footers are read here
+    kept = source.filter(expr="p == 2")
+    wide = source.filter(expr="id >= 0")
+    # The other partitions' files are gone: a read that opened them would fail.
+    for f in glob.glob(str(tmp_path / "p=0" / "*")) + glob.glob(str(tmp_path / "p=1" / "*")):
+        os.remove(f)
+    assert kept.count() == 100
+    assert kept.sum("id") == sum(range(2, 300, 3))
+    with pytest.raises(Exception, match="p=0|p=1"):
+        wide.count()
+
+
 def test_write_min_rows_per_file(rt, tmp_path):
     import glob
 

@@ -303,14 +303,15 @@ impl ParquetSource {
     }
 
     /// Plans read fragments of about `target_bytes` uncompressed bytes each, skipping row
-    /// groups that `predicate` proves empty from their statistics.
+    /// groups that `predicate` proves empty from their statistics, and files that it proves
+    /// empty from their hive partition values.
     pub fn plan(&self, predicate: Option<&Expr>, target_bytes: u64) -> Vec<ReadFragment> {
         let mut out = Vec::new();
         let mut cur = ReadFragment::default();
         for (fi, f) in self.files.iter().enumerate() {
             let md = f.metadata.metadata();
             let keep = predicate
-                .and_then(|p| prune_row_groups(p, &self.schema, f).ok())
+                .and_then(|p| prune_row_groups(p, self, fi).ok())
                 .unwrap_or_else(|| vec![true; md.num_row_groups()]);
             for (rg, rgmd) in md.row_groups().iter().enumerate() {
                 if !keep[rg] {
@@ -539,10 +540,14 @@ fn fields_text(s: &Schema) -> String {
     format!("({})", f.join(", "))
 }
 
-/// Statistics of one file's row groups, for DataFusion's pruning predicate.
+/// Statistics of one file's row groups, for DataFusion's pruning predicate: a hive
+/// partition column's are the file's value of it (every row group's minimum and maximum).
 struct RowGroupStats<'a> {
     file: &'a ParquetFile,
     schema: &'a Schema,
+    /// The file's partition values, and its index among them.
+    partitions: &'a HivePartitions,
+    index: usize,
 }
 
 impl RowGroupStats<'_> {
@@ -554,16 +559,32 @@ impl RowGroupStats<'_> {
         )
         .ok()
     }
+
+    /// The file's value of partition column `column`, once per row group (`None`: not a
+    /// partition column, or the files hold a column of that name).
+    fn partition(&self, column: &Column) -> Option<ArrayRef> {
+        if self.file.metadata.schema().index_of(&column.name).is_ok() {
+            return None;
+        }
+        let groups = self.file.metadata.metadata().num_row_groups();
+        self.partitions.column(self.index, &column.name, groups)
+    }
 }
 
 impl PruningStatistics for RowGroupStats<'_> {
     fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        if let Some(values) = self.partition(column) {
+            return Some(values);
+        }
         self.converter(column)?
             .row_group_mins(self.file.metadata.metadata().row_groups())
             .ok()
     }
 
     fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        if let Some(values) = self.partition(column) {
+            return Some(values);
+        }
         self.converter(column)?
             .row_group_maxes(self.file.metadata.metadata().row_groups())
             .ok()
@@ -574,6 +595,19 @@ impl PruningStatistics for RowGroupStats<'_> {
     }
 
     fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        if let Some(values) = self.partition(column) {
+            let rows = self.file.metadata.metadata().row_groups().iter();
+            let nulls: UInt64Array = rows
+                .map(|r| {
+                    Some(if values.null_count() > 0 {
+                        r.num_rows() as u64
+                    } else {
+                        0
+                    })
+                })
+                .collect();
+            return Some(Arc::new(nulls));
+        }
         let c = self.converter(column)?;
         c.row_group_null_counts(self.file.metadata.metadata().row_groups())
             .ok()
@@ -601,7 +635,8 @@ impl PruningStatistics for RowGroupStats<'_> {
     }
 }
 
-fn prune_row_groups(predicate: &Expr, schema: &SchemaRef, file: &ParquetFile) -> Result<Vec<bool>> {
+fn prune_row_groups(predicate: &Expr, source: &ParquetSource, index: usize) -> Result<Vec<bool>> {
+    let (schema, file) = (&source.schema, &source.files[index]);
     let df_schema =
         DFSchema::try_from(schema.as_ref().clone()).map_err(|e| Error::Internal(e.to_string()))?;
     let phys = datafusion::physical_expr::create_physical_expr(
@@ -618,8 +653,13 @@ fn prune_row_groups(predicate: &Expr, schema: &SchemaRef, file: &ParquetFile) ->
         // Nothing to prune with (always true, or not expressible on statistics).
         return Ok(vec![true; file.metadata.metadata().num_row_groups()]);
     };
-    pp.prune(&RowGroupStats { file, schema })
-        .map_err(|e| Error::Internal(e.to_string()))
+    pp.prune(&RowGroupStats {
+        file,
+        schema,
+        partitions: &source.partitions,
+        index,
+    })
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Most bytes a written row group holds (encoded), and so a writer holds in memory.
