@@ -177,16 +177,31 @@ def _quantile(values, q):
 
 
 def test_builtin_aggregations_match_pandas_natively_and_in_python(rt, agg_df):
-    from volley.data.aggregate import AbsMax, Count, Max, Mean, Min, Quantile, Std, Sum, Unique
+    from volley.data.aggregate import (
+        AbsMax,
+        AggregateFn,
+        Count,
+        Max,
+        Mean,
+        Min,
+        Quantile,
+        Std,
+        Sum,
+        Unique,
+    )
 
     # Several blocks, so each group spans blocks.
     ds = rt.data.from_items(AGG_ROWS).repartition(5)
     x = agg_df.groupby("g")["x"]
     native = [Count(), Sum("x"), Min("x"), Max("x"), Mean("x"), Std("x"), AbsMax("x")]
     native += [Quantile("x", q=0.3), Unique("s", alias_name="letters")]
-    # A Count on a column counts its nulls by default (as Ray's): with Count() in the same
-    # call the engine cannot name both, and every aggregation runs in Python.
+    # A Count on a column counts its nulls by default (as Ray's); a custom aggregation in
+    # the call sends every aggregation of it to Python.
+    rows_fn = AggregateFn(
+        init=lambda k: 0, accumulate_row=lambda a, r: a + 1, merge=lambda a, b: a + b, name="n"
+    )
     python = [Count("x"), Count("x", ignore_nulls=True, alias_name="valid")] + native[1:]
+    python.append(rows_fn)
     for aggs in (native, python):
         rows = ds.groupby("g").aggregate(*aggs).sort("g").take_all()
         assert [r["g"] for r in rows] == [0, 1, 2]
@@ -205,6 +220,17 @@ def test_builtin_aggregations_match_pandas_natively_and_in_python(rt, agg_df):
         else:
             assert [r["count(x)"] for r in rows] == list(agg_df.groupby("g").size())
             assert [r["valid"] for r in rows] == list(x.count())
+            assert [r["n"] for r in rows] == list(agg_df.groupby("g").size())
+    # Count() beside Count("x") is one count in the engine, under both names.
+    both = ds.groupby("g").aggregate(Count(), Count("x"), Sum("x")).sort("g")
+    rows = both.take_all()
+    assert [(r["count()"], r["count(x)"]) for r in rows] == [
+        (n, n) for n in agg_df.groupby("g").size()
+    ]
+    assert list(rows[0]) == ["g", "count()", "count(x)", "sum(x)"]
+    assert "HashAggregate" in both.stats() and "MapGroups" not in both.stats()
+    n = len(AGG_ROWS)
+    assert ds.aggregate(Count(), Count("x")) == {"count()": n, "count(x)": n}
 
 
 def test_null_handling_and_ddof_as_ray_does(rt, agg_df):

@@ -875,7 +875,7 @@ class Dataset:
         if native is not None:
             out = Dataset(self._ds.aggregate([], native[0]))
             rows = _table(out._exec().take(None)).to_pylist()
-            return {native[1].get(k, k): v for k, v in rows[0].items()} if rows else None
+            return {name: rows[0][of] for name, of in native[1].items()} if rows else None
         accs = [a.init(None) for a in fns]
         seen = 0
         for batch in self.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -1443,7 +1443,10 @@ class GroupedData:
         native = _native_aggs(fns)
         if native is not None:
             out = Dataset(self._ds._ds.aggregate(self._keys, native[0]))
-            return out.rename_columns(native[1]) if native[1] else out
+            if all(name == of for name, of in native[1].items()):
+                return out
+            named = out.with_columns({n: expressions.col(of) for n, of in native[1].items()})
+            return named.select_columns(self._keys + list(native[1]))
         keys = self._keys
 
         def one_group(t: pa.Table) -> pa.Table:
@@ -1478,16 +1481,16 @@ class GroupedData:
 def _native_aggs(
     fns: List[_aggregate.AggregateFn],
 ) -> Optional[Tuple[List[Tuple[str, Optional[str]]], Dict[str, str]]]:
-    """The engine's form of ``fns`` — its ``(kind, column)`` pairs and the renames from its
-    output names to theirs — when it runs them all; else ``None``."""
+    """The engine's form of ``fns`` — its ``(kind, column)`` pairs, and each aggregation's
+    name mapped to the engine's output column it reads — when it runs them all; else
+    ``None``."""
     natives = [a._native() for a in fns]
-    if any(n is None for n in natives):
+    if any(n is None for n in natives) or len({a.name for a in fns}) != len(fns):
         return None
     given = [n for n in natives if n is not None]
-    if len({name for _, _, name in given}) != len(given):
-        return None
-    renames = {name: a.name for (_, _, name), a in zip(given, fns) if name != a.name}
-    return [(k, c) for k, c, _ in given], renames
+    # Each engine aggregation once (``Count()`` beside ``Count("x")`` is one count).
+    unique = list(dict.fromkeys(given))
+    return [(k, c) for k, c, _ in unique], {a.name: name for (_, _, name), a in zip(given, fns)}
 
 
 # ---- constructors -------------------------------------------------------------------------
