@@ -1513,11 +1513,16 @@ def read_parquet(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
 
 def _with_blocks(ds: Dataset, override_num_blocks: Optional[int]) -> Dataset:
     """``override_num_blocks``: the dataset in exactly that many blocks."""
-    if override_num_blocks is None:
-        return ds
-    if not isinstance(override_num_blocks, int) or override_num_blocks <= 0:
+    blocks = _check_blocks(override_num_blocks)
+    return ds if blocks is None else ds.repartition(blocks)
+
+
+def _check_blocks(override_num_blocks: Optional[int]) -> Optional[int]:
+    if override_num_blocks is not None and (
+        not isinstance(override_num_blocks, int) or override_num_blocks <= 0
+    ):
         raise ValueError(f"override_num_blocks must be a positive int, got {override_num_blocks!r}")
-    return ds.repartition(override_num_blocks)
+    return override_num_blocks
 
 
 @_auto_init
@@ -1540,11 +1545,7 @@ def read_json(paths: Union[str, Sequence[str]], **kwargs: Any) -> Dataset:
 @_auto_init
 def range(n: int, *, override_num_blocks: Optional[int] = None) -> Dataset:  # noqa: A001
     """Rows ``{"id": 0..n-1}``."""
-    if override_num_blocks is not None and (
-        not isinstance(override_num_blocks, int) or override_num_blocks <= 0
-    ):
-        raise ValueError(f"override_num_blocks must be a positive int, got {override_num_blocks!r}")
-    return Dataset(_native.data_range(int(n), override_num_blocks))
+    return Dataset(_native.data_range(int(n), _check_blocks(override_num_blocks)))
 
 
 @_auto_init
