@@ -85,7 +85,8 @@ impl TextSource {
                 .await
                 .map_err(|e| Error::io(format!("reading {display}"), e))?;
             // A JSON file that is one array is read whole (see `json_text`).
-            if format == TextFormat::Json && is_json_array(&head) {
+            let array = format == TextFormat::Json && is_json_array(&head);
+            if array {
                 if first.size > head.len() as u64 {
                     head = async { location.store.get(&first.path).await?.bytes().await }
                         .await
@@ -93,13 +94,14 @@ impl TextSource {
                 }
                 head = json_text(head, display)?;
             }
+            let whole = array || first.size <= sample_bytes;
             // Infer from whole lines only.
-            let cut = if first.size > head.len() as u64 && head.len() as u64 >= sample_bytes {
+            let cut = if whole {
+                head.len()
+            } else {
                 head.iter()
                     .rposition(|b| *b == b'\n')
                     .map_or(head.len(), |p| p + 1)
-            } else {
-                head.len()
             };
             let sample = &head[..cut];
             let bad = |e: &dyn std::fmt::Display| Error::InvalidData {
@@ -116,7 +118,7 @@ impl TextSource {
                 }
                 TextFormat::Json => infer_json(sample).map_err(|e| bad(&e))?,
             };
-            let mut inferred_whole = usize::from(first.size <= sample_bytes);
+            let mut inferred_whole = usize::from(whole);
             let mut schema = schema;
             if format == TextFormat::Json && inferred_whole == 1 {
                 let mut total = first.size;

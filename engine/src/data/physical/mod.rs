@@ -72,17 +72,19 @@ pub(crate) struct OpCounters {
     /// [`clock_ns`]'s epoch; 0: not yet).
     first_ns: AtomicU64,
     last_ns: AtomicU64,
-    /// The fewest and most rows, and bytes, in one output batch (plus one; 0: none yet).
+    /// The fewest rows and bytes in one output batch (plus one; 0: none yet), and the most.
     min_rows: AtomicU64,
-    max_rows: AtomicU64,
     min_bytes: AtomicU64,
+    max_rows: AtomicU64,
     max_bytes: AtomicU64,
 }
 
-/// Nanoseconds since the first call in this process (never 0).
-pub(crate) fn clock_ns() -> u64 {
+/// `at` in nanoseconds since the first call in this process (never 0).
+fn clock_ns(at: Instant) -> u64 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_nanos() as u64
+        + 1
 }
 
 /// `slot` lowered to `v + 1` if it is unset (0) or higher.
@@ -171,9 +173,12 @@ impl OpCounters {
 
     /// Counts a task as started and running until the guard drops.
     pub(crate) fn start_task(&self) -> Active<'_> {
-        let _ = self
-            .first_ns
-            .compare_exchange(0, clock_ns(), Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self.first_ns.compare_exchange(
+            0,
+            clock_ns(Instant::now()),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         self.tasks.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
         Active(self)
@@ -191,13 +196,16 @@ impl OpCounters {
             self.bytes.fetch_add(bytes, Ordering::Relaxed);
             keep_min(&self.min_rows, rows);
             keep_min(&self.min_bytes, bytes);
-            self.max_rows.fetch_max(rows + 1, Ordering::Relaxed);
-            self.max_bytes.fetch_max(bytes + 1, Ordering::Relaxed);
+            self.max_rows.fetch_max(rows, Ordering::Relaxed);
+            self.max_bytes.fetch_max(bytes, Ordering::Relaxed);
         }
         self.batches.fetch_add(out.len() as u64, Ordering::Relaxed);
-        self.nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let now = clock_ns();
+        let now = Instant::now();
+        self.nanos.fetch_add(
+            now.saturating_duration_since(started).as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        let now = clock_ns(now);
         let _ = self
             .first_ns
             .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
@@ -206,7 +214,8 @@ impl OpCounters {
 
     /// Its wall time and the spread of its output batches so far.
     pub(crate) fn spread(&self) -> OpSpread {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed).saturating_sub(1);
+        let min = |a: &AtomicU64| a.load(Ordering::Relaxed).saturating_sub(1);
+        let max = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (first, last) = (
             self.first_ns.load(Ordering::Relaxed),
             self.last_ns.load(Ordering::Relaxed),
@@ -217,8 +226,8 @@ impl OpCounters {
             } else {
                 last.saturating_sub(first)
             }),
-            rows: (get(&self.min_rows), get(&self.max_rows)),
-            bytes: (get(&self.min_bytes), get(&self.max_bytes)),
+            rows: (min(&self.min_rows), max(&self.max_rows)),
+            bytes: (min(&self.min_bytes), max(&self.max_bytes)),
         }
     }
 
