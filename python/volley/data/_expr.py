@@ -14,6 +14,7 @@ as Volley always accepted it: quote odd column names there (``"sepal.length" > 2
 from __future__ import annotations
 
 import ast
+import datetime
 from typing import Any
 
 __all__ = ["to_sql"]
@@ -33,16 +34,35 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(value: Any, expr: str) -> str:
-    if value is None:
+def literal(v: Any) -> str:
+    """The SQL of a constant (``TypeError`` for one no SQL literal holds)."""
+    if v is None:
         return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    raise ValueError(f"unsupported constant {value!r} in the expression {expr!r}")
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            return f"CAST('{v!r}' AS DOUBLE)"
+        return repr(v)
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    if isinstance(v, datetime.datetime):
+        return f"TIMESTAMP '{v.isoformat(sep=' ')}'"
+    if isinstance(v, datetime.date):
+        return f"DATE '{v.isoformat()}'"
+    raise TypeError(
+        f"a literal of type {type(v).__name__} ({v!r}) is not supported by Volley's "
+        "expressions (None, bool, int, float, str, date and datetime are)"
+    )
+
+
+def _literal(value: Any, expr: str) -> str:
+    try:
+        return literal(value)
+    except TypeError:
+        raise ValueError(f"unsupported constant {value!r} in the expression {expr!r}") from None
 
 
 def _dotted(node: ast.AST) -> str:

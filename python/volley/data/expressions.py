@@ -21,13 +21,12 @@ second comparison only); write ``&``.
 from __future__ import annotations
 
 import builtins
-import datetime
 from enum import Enum
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
 
-from volley.data._expr import _ident
+from volley.data._expr import _ident, literal
 from volley.data.datatype import ARROW_NAMES, DataType
 
 __all__ = [
@@ -420,30 +419,7 @@ class LiteralExpr(Expr):
         return f"LIT({self.value!r})", []
 
     def _to_sql(self, c: _Sql) -> str:
-        return _literal_sql(self.value)
-
-
-def _literal_sql(v: Any) -> str:
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if v != v or v in (float("inf"), float("-inf")):
-            return f"CAST('{v!r}' AS DOUBLE)"
-        return repr(v)
-    if isinstance(v, str):
-        return "'" + v.replace("'", "''") + "'"
-    if isinstance(v, datetime.datetime):
-        return f"TIMESTAMP '{v.isoformat(sep=' ')}'"
-    if isinstance(v, datetime.date):
-        return f"DATE '{v.isoformat()}'"
-    raise TypeError(
-        f"a literal of type {type(v).__name__} ({v!r}) is not supported by Volley's "
-        "expressions (None, bool, int, float, str, date and datetime are)"
-    )
+        return literal(self.value)
 
 
 class BinaryExpr(Expr):
@@ -467,7 +443,7 @@ class BinaryExpr(Expr):
             values = self.right.value
             known = [v for v in values if v is not None]
             inside = (
-                f"coalesce({left} IN ({', '.join(_literal_sql(v) for v in known)}), FALSE)"
+                f"coalesce({left} IN ({', '.join(literal(v) for v in known)}), FALSE)"
                 if known
                 else "FALSE"
             )
@@ -557,7 +533,7 @@ class UDFExpr(Expr):
 
     def _to_sql(self, c: _Sql) -> str:
         args = [c.sql(a) for a in self.args]
-        params = [_literal_sql(p) for p in self._params]
+        params = [literal(p) for p in self._params]
         return self._template.format(*args, *params)
 
 
@@ -774,7 +750,7 @@ def col(name: str) -> ColumnExpr:
 
 def lit(value: Any) -> LiteralExpr:
     """A constant (None, bool, int, float, str, date, datetime)."""
-    _literal_sql(value)
+    literal(value)
     return LiteralExpr(value)
 
 
